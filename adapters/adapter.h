@@ -1,0 +1,55 @@
+/*
+** adapters/adapter.h -- how a service or send task reaches the outside.
+**
+** The runtime writes a job to the outbox (jobs table) in the command's
+** transaction; after commit the scheduler hands it to the adapter named
+** by the task. invoke() must not block: it starts the work on the
+** libevent loop and calls done() exactly once, later (possibly from a
+** zero-delay event), when it returns RV_OK. If invoke() returns an error,
+** done() is never called and the error counts as a failed attempt.
+**
+** job->key is the idempotency key: stable across retries and restarts
+** ("<instance>:<element-instance>:<element>"), so a receiver that
+** deduplicates on it sees every side effect once.
+*/
+#ifndef RV_ADAPTER_H
+#define RV_ADAPTER_H
+#include <stdint.h>
+#include <event2/event.h>
+#include <cjson/cJSON.h>
+#include "core/err.h"
+
+typedef struct rv_job_info {
+  int64_t      id;
+  int64_t      instance_id;
+  const char  *element_id;
+  const char  *key;          /* idempotency key */
+  const cJSON *input;        /* borrowed for the duration of invoke() */
+  int          attempt;      /* 1 for the first try */
+} rv_job_info;
+
+typedef enum rv_job_outcome {
+  RV_JOB_OK = 0,        /* result holds the answer (object or NULL) */
+  RV_JOB_FAILED,        /* technical failure: retried with backoff */
+  RV_JOB_BPMN_ERROR     /* business error: thrown as BPMN error `code` */
+} rv_job_outcome;
+
+/* Takes ownership of result (may be NULL). code/message are copied. */
+typedef void (*rv_adapter_done_fn)(void *arg, rv_job_outcome outcome,
+                                   cJSON *result, const char *code,
+                                   const char *message);
+
+typedef struct rv_adapter_ops {
+  const char *name;                     /* the task's rv:adapter value */
+  rv_status (*invoke)(void *self, struct event_base *base, const rv_job_info *job,
+                      rv_adapter_done_fn done, void *arg);
+  void       *self;
+} rv_adapter_ops;
+
+/* The registry of adapters compiled into this binary (adapters.c). */
+const rv_adapter_ops *rv_adapter_find(const char *name);
+/* Register an extra adapter at run time (tests); ops is borrowed. */
+void rv_adapter_register(const rv_adapter_ops *ops);
+void rv_adapter_reset_extra(void);
+
+#endif

@@ -1,0 +1,46 @@
+/* core/mem.c -- aborting allocators (see mem.h for why). */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include "core/mem.h"
+
+static void *oom(size_t n){
+  fprintf(stderr, "ravand: out of memory (%zu bytes)\n", n);
+  abort();
+}
+void *rv_malloc(size_t n){
+  void *p = malloc(n ? n : 1);
+  return p ? p : oom(n);
+}
+void *rv_calloc(size_t n, size_t sz){
+  void *p = calloc(n ? n : 1, sz ? sz : 1);
+  return p ? p : oom(n * sz);
+}
+void *rv_realloc(void *p, size_t n){
+  void *q = realloc(p, n ? n : 1);
+  return q ? q : oom(n);
+}
+char *rv_strdup(const char *s){
+  return s ? rv_strndup(s, strlen(s)) : NULL;
+}
+char *rv_strndup(const char *s, size_t n){
+  char *p;
+  if (s == NULL) return NULL;
+  p = rv_malloc(n + 1);
+  memcpy(p, s, n);
+  p[n] = 0;
+  return p;
+}
+char *rv_asprintf(const char *fmt, ...){
+  va_list ap, ap2;
+  int n;
+  char *p;
+  va_start(ap, fmt);
+  va_copy(ap2, ap);
+  n = vsnprintf(NULL, 0, fmt, ap);
+  va_end(ap);
+  p = rv_malloc((size_t)n + 1);
+  vsnprintf(p, (size_t)n + 1, fmt, ap2);
+  va_end(ap2);
+  return p;
+}

@@ -1,0 +1,578 @@
+/*
+** main.c -- the `ravand` command: argument parsing and wiring.
+**
+**   ravand lint [--scripts DIR] [--json] FILE...
+**   ravand deploy [--scripts DIR] FILE...
+**   ravand definitions
+**   ravand start PROCESS [VARS-JSON] [--version N] [--business-key K] [--request-key K]
+**   ravand instances [list] [--status S] [--process P] [--business-key K] [--limit N] [--offset N]
+**   ravand instances show ID
+**   ravand tasks [list] [--branch B] [--county C] [--group G] [--element E] [--instance ID] [--all]
+**   ravand tasks complete ID [DATA-JSON] [--actor NAME]
+**   ravand message NAME [PAYLOAD-JSON] [--key K] [--id MESSAGE-ID] [--ttl DURATION]
+**   ravand signal NAME [PAYLOAD-JSON]
+**   ravand cancel ID
+**   ravand incidents [list] [--all] | ravand incidents retry ID
+**   ravand tick            fire due timers and run due jobs, then exit
+**   ravand serve [--listen HOST:PORT]
+** Global: --db PATH (default ./ravand.db), --json, --now TIME (a fixed
+** virtual clock: ISO 8601 instant or epoch ms; for tests and replays).
+** Exit codes: 0 ok, 1 the command failed, 2 bad usage.
+*/
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/buffer.h>
+#include "runtime/engine.h"
+#include "lint/lint.h"
+#include "cal/cal.h"
+#include "core/json.h"
+#include "cli.h"
+
+typedef struct args {
+  int    n;
+  char **v;
+  const char *db;
+  bool   json;
+  const char *now;
+} args;
+
+static int usage(const char *msg){
+  if (msg) fprintf(stderr, "ravand: %s\n", msg);
+  fprintf(stderr,
+    "usage: ravand [--db PATH] [--json] COMMAND ...\n"
+    "commands:\n"
+    "  lint [--scripts DIR] FILE...          check process files\n"
+    "  deploy [--scripts DIR] FILE...        deploy process files with their Lua rules\n"
+    "  definitions                           list deployed versions\n"
+    "  start PROCESS [JSON] [--version N] [--business-key K] [--request-key K]\n"
+    "  instances [list|show ID] [--status S] [--process P] [--business-key K] [--limit N]\n"
+    "  tasks [list|complete ID [JSON]] [--branch B] [--county C] [--group G] [--actor A]\n"
+    "  message NAME [JSON] [--key K] [--id MESSAGE-ID] [--ttl DURATION]\n"
+    "  signal NAME [JSON]\n"
+    "  cancel ID\n"
+    "  incidents [list|retry ID] [--all]\n"
+    "  tick                                  fire due timers and run due jobs once\n"
+    "  serve [--listen HOST:PORT]            run timers and jobs (default 127.0.0.1:8080)\n");
+  return 2;
+}
+
+/* Remove "--name VALUE" from a and return VALUE (NULL when absent). */
+static const char *take_opt(args *a, const char *name, bool *bad){
+  for (int i = 0; i < a->n; i++) {
+    if (strcmp(a->v[i], name) != 0) continue;
+    if (i + 1 >= a->n) { fprintf(stderr, "ravand: %s needs a value\n", name); *bad = true; return NULL; }
+    {
+      const char *v = a->v[i + 1];
+      memmove(&a->v[i], &a->v[i + 2], sizeof(char *) * (size_t)(a->n - i - 2));
+      a->n -= 2;
+      return v;
+    }
+  }
+  return NULL;
+}
+static bool take_flag(args *a, const char *name){
+  for (int i = 0; i < a->n; i++) {
+    if (strcmp(a->v[i], name) == 0) {
+      memmove(&a->v[i], &a->v[i + 1], sizeof(char *) * (size_t)(a->n - i - 1));
+      a->n--;
+      return true;
+    }
+  }
+  return false;
+}
+static bool no_unknown_opts(args *a){
+  for (int i = 0; i < a->n; i++)
+    if (strncmp(a->v[i], "--", 2) == 0) { fprintf(stderr, "ravand: unknown option '%s'\n", a->v[i]); return false; }
+  return true;
+}
+static bool parse_id(const char *s, int64_t *out){
+  char *end;
+  long long v;
+  if (s == NULL) return false;
+  errno = 0;
+  v = strtoll(s, &end, 10);
+  if (errno || *end || v <= 0) { fprintf(stderr, "ravand: '%s' is not an id\n", s); return false; }
+  *out = v;
+  return true;
+}
+static cJSON *parse_obj(const char *s, const char *what, bool *bad){
+  cJSON *o;
+  if (s == NULL) return NULL;
+  o = rv_json_parse(s);
+  if (!cJSON_IsObject(o)) {
+    fprintf(stderr, "ravand: %s must be a JSON object, e.g. '{\"age\": 61}'\n", what);
+    cJSON_Delete(o);
+    *bad = true;
+    return NULL;
+  }
+  return o;
+}
+
+static rv_clock vclock;
+
+static int open_engine(const args *a, rv_engine **e){
+  rv_engine_cfg cfg = {0};
+  rv_err err;
+  cfg.db_path = a->db;
+  if (a->now) {
+    int64_t ms;
+    char *end;
+    long long v = strtoll(a->now, &end, 10);
+    if (*end == 0) ms = v;
+    else if (rv_datetime_parse(a->now, &ms, &err) != RV_OK) {
+      fprintf(stderr, "ravand: --now: %s\n", err.msg);
+      return 2;
+    }
+    rv_clock_init_virtual(&vclock, ms);
+    cfg.clock = &vclock;
+  }
+  if (rv_engine_open(&cfg, e, &err) != RV_OK) {
+    fprintf(stderr, "ravand: %s\n", err.msg);
+    return 1;
+  }
+  return 0;
+}
+
+static int fail(rv_engine *e, const rv_err *err){
+  fprintf(stderr, "ravand: %s\n", err->msg);
+  rv_engine_close(e);
+  return 1;
+}
+
+/*--- commands ---*/
+
+static int cmd_deploy(args *a){
+  bool bad = false;
+  const char *scripts = take_opt(a, "--scripts", &bad);
+  rv_engine *e;
+  rv_err err;
+  cJSON *rep = NULL;
+  int rc;
+  if (bad || !no_unknown_opts(a)) return 2;
+  if (a->n < 1) return usage("deploy needs at least one BPMN file");
+  if (scripts == NULL && access("scripts", F_OK) == 0) scripts = "scripts";
+  if ((rc = open_engine(a, &e)) != 0) return rc;
+  if (rv_engine_deploy(e, (const char *const *)a->v, a->n, scripts, &rep, &err) != RV_OK) {
+    if (a->json && rep) cli_json(rep);
+    cJSON_Delete(rep);
+    return fail(e, &err);
+  }
+  if (a->json) cli_json(rep);
+  else {
+    const cJSON *p;
+    cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(rep, "processes"))
+      printf("%s: version %d%s\n", rv_json_str(p, "id"), (int)rv_json_int(p, "version", 0),
+             rv_json_bool(p, "new", false) ? " (new)" : " (unchanged)");
+  }
+  cJSON_Delete(rep);
+  rv_engine_close(e);
+  return 0;
+}
+
+static int cmd_definitions(args *a){
+  rv_engine *e;
+  rv_err err;
+  cJSON *rows;
+  int rc;
+  if (!no_unknown_opts(a)) return 2;
+  if ((rc = open_engine(a, &e)) != 0) return rc;
+  if (rv_engine_definitions_json(e, &rows, &err) != RV_OK) return fail(e, &err);
+  if (a->json) cli_json(rows); else cli_table(rows, "id,process,version,name,file,created");
+  cJSON_Delete(rows);
+  rv_engine_close(e);
+  return 0;
+}
+
+static int cmd_start(args *a){
+  bool bad = false;
+  const char *ver = take_opt(a, "--version", &bad), *bkey = take_opt(a, "--business-key", &bad);
+  const char *rkey = take_opt(a, "--request-key", &bad);
+  cJSON *vars;
+  rv_engine *e;
+  rv_err err;
+  int64_t id;
+  int rc, version = 0;
+  if (bad || !no_unknown_opts(a)) return 2;
+  if (a->n < 1 || a->n > 2) return usage("start needs PROCESS and optionally a JSON object of variables");
+  if (ver) { version = atoi(ver); if (version <= 0) return usage("--version must be a positive number"); }
+  vars = parse_obj(a->n > 1 ? a->v[1] : NULL, "variables", &bad);
+  if (bad) return 2;
+  if ((rc = open_engine(a, &e)) != 0) { cJSON_Delete(vars); return rc; }
+  if (rv_engine_start_keyed(e, rkey, a->v[0], version, vars, bkey, &id, &err) != RV_OK) {
+    cJSON_Delete(vars);
+    return fail(e, &err);
+  }
+  cJSON_Delete(vars);
+  if (a->json) printf("{\"instance\": %lld}\n", (long long)id);
+  else printf("started instance %lld\n", (long long)id);
+  rv_engine_close(e);
+  return 0;
+}
+
+static void add_str(cJSON *f, const char *k, const char *v){ if (v) cJSON_AddStringToObject(f, k, v); }
+
+static int print_instance(const cJSON *o){
+  char t[40];
+  const cJSON *x;
+  printf("instance %lld  %s v%d  %s", (long long)rv_json_int(o, "id", 0), rv_json_str(o, "process"),
+         (int)rv_json_int(o, "version", 0), rv_json_str(o, "status"));
+  if (rv_json_str(o, "status_text")) printf("  «%s»", rv_json_str(o, "status_text"));
+  printf("\n  started %s", cli_time(rv_json_int(o, "started", 0), t, sizeof t));
+  if (rv_json_str(o, "business_key")) printf("  business key %s", rv_json_str(o, "business_key"));
+  printf("\n\nwaiting:\n");
+  cli_table(cJSON_GetObjectItemCaseSensitive(o, "tokens"), "element,name,type,state");
+  x = cJSON_GetObjectItemCaseSensitive(o, "tasks");
+  if (cJSON_GetArraySize(x)) { printf("\ntasks:\n"); cli_table(x, "id,element,state,assignee,branch,county,due"); }
+  x = cJSON_GetObjectItemCaseSensitive(o, "timers");
+  if (cJSON_GetArraySize(x)) { printf("\ntimers:\n"); cli_table(x, "id,element,due"); }
+  x = cJSON_GetObjectItemCaseSensitive(o, "jobs");
+  if (cJSON_GetArraySize(x)) { printf("\njobs:\n"); cli_table(x, "id,element,adapter,state,attempts,next_try,last_error"); }
+  x = cJSON_GetObjectItemCaseSensitive(o, "incidents");
+  if (cJSON_GetArraySize(x)) { printf("\nincidents:\n"); cli_table(x, "id,element,kind,state,message"); }
+  printf("\nvariables:\n");
+  {
+    char *s = cJSON_Print(cJSON_GetObjectItemCaseSensitive(o, "variables"));
+    printf("%s\n", s);
+    cJSON_free(s);
+  }
+  printf("\nhistory:\n");
+  cli_table(cJSON_GetObjectItemCaseSensitive(o, "history"), "at,event,element,detail");
+  return 0;
+}
+
+static int cmd_instances(args *a){
+  bool bad = false;
+  cJSON *f = cJSON_CreateObject(), *rows = NULL;
+  rv_engine *e;
+  rv_err err;
+  int rc;
+  const char *sub = a->n > 0 && strncmp(a->v[0], "--", 2) != 0 ? a->v[0] : "list";
+  if (strcmp(sub, "show") == 0) {
+    int64_t id;
+    cJSON_Delete(f);
+    if (!no_unknown_opts(a)) return 2;
+    if (a->n != 2 || !parse_id(a->v[1], &id)) return usage("instances show needs an instance id");
+    if ((rc = open_engine(a, &e)) != 0) return rc;
+    if (rv_engine_instance_json(e, id, &rows, &err) != RV_OK) return fail(e, &err);
+    if (a->json) cli_json(rows); else print_instance(rows);
+    cJSON_Delete(rows);
+    rv_engine_close(e);
+    return 0;
+  }
+  if (strcmp(sub, "list") != 0) { cJSON_Delete(f); return usage("instances: use 'list' or 'show ID'"); }
+  add_str(f, "status", take_opt(a, "--status", &bad));
+  add_str(f, "process", take_opt(a, "--process", &bad));
+  add_str(f, "business_key", take_opt(a, "--business-key", &bad));
+  {
+    const char *l = take_opt(a, "--limit", &bad), *o = take_opt(a, "--offset", &bad);
+    if (l) cJSON_AddNumberToObject(f, "limit", atoi(l));
+    if (o) cJSON_AddNumberToObject(f, "offset", atoi(o));
+  }
+  if (bad || !no_unknown_opts(a)) { cJSON_Delete(f); return 2; }
+  if ((rc = open_engine(a, &e)) != 0) { cJSON_Delete(f); return rc; }
+  if (rv_engine_instances_json(e, f, &rows, &err) != RV_OK) { cJSON_Delete(f); return fail(e, &err); }
+  if (a->json) cli_json(rows); else cli_table(rows, "id,process,version,status,status_text,business_key,started");
+  cJSON_Delete(rows);
+  cJSON_Delete(f);
+  rv_engine_close(e);
+  return 0;
+}
+
+static int cmd_tasks(args *a){
+  bool bad = false;
+  rv_engine *e;
+  rv_err err;
+  int rc;
+  const char *sub = a->n > 0 && strncmp(a->v[0], "--", 2) != 0 ? a->v[0] : "list";
+  if (strcmp(sub, "complete") == 0) {
+    const char *actor = take_opt(a, "--actor", &bad);
+    int64_t id;
+    cJSON *data;
+    if (bad || !no_unknown_opts(a)) return 2;
+    if (a->n < 2 || a->n > 3 || !parse_id(a->v[1], &id)) return usage("tasks complete needs a task id");
+    data = parse_obj(a->n > 2 ? a->v[2] : NULL, "task data", &bad);
+    if (bad) return 2;
+    if ((rc = open_engine(a, &e)) != 0) { cJSON_Delete(data); return rc; }
+    if (rv_engine_complete_task(e, id, data, actor ? actor : "cli", &err) != RV_OK) {
+      cJSON_Delete(data);
+      return fail(e, &err);
+    }
+    cJSON_Delete(data);
+    if (a->json) printf("{\"completed\": %lld}\n", (long long)id);
+    else printf("completed task %lld\n", (long long)id);
+    rv_engine_close(e);
+    return 0;
+  }
+  if (strcmp(sub, "list") == 0) {
+    cJSON *f = cJSON_CreateObject(), *rows;
+    const char *inst;
+    add_str(f, "branch", take_opt(a, "--branch", &bad));
+    add_str(f, "county", take_opt(a, "--county", &bad));
+    add_str(f, "group", take_opt(a, "--group", &bad));
+    add_str(f, "element", take_opt(a, "--element", &bad));
+    add_str(f, "process", take_opt(a, "--process", &bad));
+    add_str(f, "state", take_opt(a, "--state", &bad));
+    inst = take_opt(a, "--instance", &bad);
+    if (inst) cJSON_AddNumberToObject(f, "instance", atof(inst));
+    if (take_flag(a, "--all")) cJSON_AddBoolToObject(f, "all", true);
+    if (bad || !no_unknown_opts(a)) { cJSON_Delete(f); return 2; }
+    if ((rc = open_engine(a, &e)) != 0) { cJSON_Delete(f); return rc; }
+    if (rv_engine_tasks_json(e, f, &rows, &err) != RV_OK) { cJSON_Delete(f); return fail(e, &err); }
+    if (a->json) cli_json(rows);
+    else cli_table(rows, "id,instance,process,element,name,candidate_groups,branch,county,status_text,due");
+    cJSON_Delete(rows);
+    cJSON_Delete(f);
+    rv_engine_close(e);
+    return 0;
+  }
+  return usage("tasks: use 'list' or 'complete ID [JSON]'");
+}
+
+static int cmd_message(args *a){
+  bool bad = false;
+  const char *key = take_opt(a, "--key", &bad), *mid = take_opt(a, "--id", &bad);
+  const char *ttl = take_opt(a, "--ttl", &bad);
+  int64_t ttl_ms = -1;
+  cJSON *payload, *res = NULL;
+  rv_engine *e;
+  rv_err err;
+  int rc;
+  if (bad || !no_unknown_opts(a)) return 2;
+  if (a->n < 1 || a->n > 2) return usage("message needs NAME and optionally a JSON payload");
+  if (ttl) {
+    rv_duration d;
+    if (rv_duration_parse(ttl, &d, &err) != RV_OK) { fprintf(stderr, "ravand: --ttl: %s\n", err.msg); return 2; }
+    ttl_ms = rv_duration_ms(&d);
+  }
+  payload = parse_obj(a->n > 1 ? a->v[1] : NULL, "message payload", &bad);
+  if (bad) return 2;
+  if ((rc = open_engine(a, &e)) != 0) { cJSON_Delete(payload); return rc; }
+  if (rv_engine_correlate(e, a->v[0], key, payload, mid, ttl_ms, &res, &err) != RV_OK) {
+    cJSON_Delete(payload);
+    return fail(e, &err);
+  }
+  if (a->json) cli_json(res);
+  else {
+    printf("message %s: %s", a->v[0], rv_json_str(res, "result"));
+    if (rv_json_int(res, "instance", 0)) printf(" (instance %lld)", (long long)rv_json_int(res, "instance", 0));
+    printf("\n");
+  }
+  cJSON_Delete(res);
+  cJSON_Delete(payload);
+  rv_engine_close(e);
+  return 0;
+}
+
+static int cmd_signal(args *a){
+  bool bad = false;
+  cJSON *payload;
+  rv_engine *e;
+  rv_err err;
+  int rc, n = 0;
+  if (!no_unknown_opts(a)) return 2;
+  if (a->n < 1 || a->n > 2) return usage("signal needs NAME and optionally a JSON payload");
+  payload = parse_obj(a->n > 1 ? a->v[1] : NULL, "signal payload", &bad);
+  if (bad) return 2;
+  if ((rc = open_engine(a, &e)) != 0) { cJSON_Delete(payload); return rc; }
+  if (rv_engine_signal(e, a->v[0], payload, &n, &err) != RV_OK) { cJSON_Delete(payload); return fail(e, &err); }
+  cJSON_Delete(payload);
+  if (a->json) printf("{\"received\": %d}\n", n); else printf("signal %s received by %d\n", a->v[0], n);
+  rv_engine_close(e);
+  return 0;
+}
+
+static int cmd_cancel(args *a){
+  int64_t id;
+  rv_engine *e;
+  rv_err err;
+  int rc;
+  if (!no_unknown_opts(a)) return 2;
+  if (a->n != 1 || !parse_id(a->v[0], &id)) return usage("cancel needs an instance id");
+  if ((rc = open_engine(a, &e)) != 0) return rc;
+  if (rv_engine_cancel(e, id, &err) != RV_OK) return fail(e, &err);
+  printf(a->json ? "{\"canceled\": %lld}\n" : "canceled instance %lld\n", (long long)id);
+  rv_engine_close(e);
+  return 0;
+}
+
+static int cmd_incidents(args *a){
+  rv_engine *e;
+  rv_err err;
+  int rc;
+  const char *sub = a->n > 0 && strncmp(a->v[0], "--", 2) != 0 ? a->v[0] : "list";
+  if (strcmp(sub, "retry") == 0) {
+    int64_t id;
+    if (!no_unknown_opts(a)) return 2;
+    if (a->n != 2 || !parse_id(a->v[1], &id)) return usage("incidents retry needs an incident id");
+    if ((rc = open_engine(a, &e)) != 0) return rc;
+    if (rv_engine_retry_incident(e, id, &err) != RV_OK) return fail(e, &err);
+    printf(a->json ? "{\"retried\": %lld}\n" : "incident %lld resolved; the element runs again\n", (long long)id);
+    rv_engine_close(e);
+    return 0;
+  }
+  if (strcmp(sub, "list") == 0) {
+    cJSON *f = cJSON_CreateObject(), *rows;
+    if (take_flag(a, "--all")) cJSON_AddBoolToObject(f, "all", true);
+    if (!no_unknown_opts(a)) { cJSON_Delete(f); return 2; }
+    if ((rc = open_engine(a, &e)) != 0) { cJSON_Delete(f); return rc; }
+    if (rv_engine_incidents_json(e, f, &rows, &err) != RV_OK) { cJSON_Delete(f); return fail(e, &err); }
+    if (a->json) cli_json(rows); else cli_table(rows, "id,instance,element,kind,state,created,message");
+    cJSON_Delete(rows);
+    cJSON_Delete(f);
+    rv_engine_close(e);
+    return 0;
+  }
+  return usage("incidents: use 'list' or 'retry ID'");
+}
+
+static int cmd_tick(args *a){
+  rv_engine *e;
+  int rc;
+  const rv_engine_stats *s;
+  if (!no_unknown_opts(a)) return 2;
+  if ((rc = open_engine(a, &e)) != 0) return rc;
+  rv_engine_drain(e);
+  s = rv_engine_stats_get(e);
+  if (a->json) printf("{\"commands\": %lld, \"jobs\": %lld}\n", (long long)s->commands, (long long)s->jobs_dispatched);
+  else printf("applied %lld commands, dispatched %lld jobs\n", (long long)s->commands, (long long)s->jobs_dispatched);
+  rv_engine_close(e);
+  return 0;
+}
+
+/*--- serve ---*/
+
+static struct event_base *serve_base;
+static void on_signal(evutil_socket_t fd, short what, void *arg){
+  (void)fd; (void)what; (void)arg;
+  event_base_loopexit(serve_base, NULL);
+}
+static void on_tick(evutil_socket_t fd, short what, void *arg){
+  rv_engine *e = arg;
+  (void)fd; (void)what;
+  rv_engine_fire_due(e);
+  rv_engine_dispatch_jobs(e);
+}
+static void on_health(struct evhttp_request *req, void *arg){
+  struct evbuffer *b = evbuffer_new();
+  (void)arg;
+  evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
+  evbuffer_add_printf(b, "{\"status\":\"ok\"}\n");
+  evhttp_send_reply(req, 200, "OK", b);
+  evbuffer_free(b);
+}
+static void on_other(struct evhttp_request *req, void *arg){
+  struct evbuffer *b = evbuffer_new();
+  (void)arg;
+  evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/problem+json");
+  evbuffer_add_printf(b, "{\"status\":404,\"title\":\"no such resource\"}\n");
+  evhttp_send_reply(req, 404, "Not Found", b);
+  evbuffer_free(b);
+}
+
+static int cmd_serve(args *a){
+  bool bad = false;
+  const char *listen = take_opt(a, "--listen", &bad);
+  char host[256] = "127.0.0.1";
+  int port = 8080;
+  rv_engine_cfg cfg = {0};
+  rv_engine *e;
+  rv_err err;
+  struct evhttp *http;
+  struct event *tick, *sig_int, *sig_term;
+  struct timeval tv = {0, 200 * 1000};
+
+  if (bad || !no_unknown_opts(a) || a->n != 0) return usage(bad ? NULL : "serve takes no arguments");
+  if (listen) {
+    const char *colon = strrchr(listen, ':');
+    char *end;
+    long p;
+    if (colon == NULL || colon == listen || (size_t)(colon - listen) >= sizeof host)
+      return usage("--listen must be HOST:PORT");
+    memcpy(host, listen, (size_t)(colon - listen));
+    host[colon - listen] = 0;
+    p = strtol(colon + 1, &end, 10);
+    if (*end || p <= 0 || p > 65535) return usage("--listen port must be 1..65535");
+    port = (int)p;
+  }
+  serve_base = event_base_new();
+  cfg.db_path = a->db;
+  cfg.base = serve_base;
+  if (rv_engine_open(&cfg, &e, &err) != RV_OK) {
+    fprintf(stderr, "ravand: %s\n", err.msg);
+    event_base_free(serve_base);
+    return 1;
+  }
+  http = evhttp_new(serve_base);
+  evhttp_set_max_body_size(http, 1 << 20);
+  evhttp_set_max_headers_size(http, 16 << 10);
+  evhttp_set_timeout(http, 10);
+  evhttp_set_cb(http, "/healthz", on_health, NULL);
+  evhttp_set_gencb(http, on_other, NULL);
+  if (evhttp_bind_socket(http, host, (ev_uint16_t)port) != 0) {
+    fprintf(stderr, "ravand: cannot listen on %s:%d: %s\n", host, port, strerror(errno));
+    evhttp_free(http);
+    rv_engine_close(e);
+    event_base_free(serve_base);
+    return 1;
+  }
+  tick = event_new(serve_base, -1, EV_PERSIST, on_tick, e);
+  event_add(tick, &tv);
+  sig_int = evsignal_new(serve_base, SIGINT, on_signal, NULL);
+  sig_term = evsignal_new(serve_base, SIGTERM, on_signal, NULL);
+  event_add(sig_int, NULL);
+  event_add(sig_term, NULL);
+  fprintf(stderr, "ravand: serving on http://%s:%d (database %s)\n", host, port, a->db);
+  on_tick(-1, 0, e);       /* recovery: whatever fell due while we were down */
+  event_base_dispatch(serve_base);
+  fprintf(stderr, "ravand: stopping\n");
+  event_free(tick);
+  event_free(sig_int);
+  event_free(sig_term);
+  evhttp_free(http);
+  rv_engine_close(e);
+  event_base_free(serve_base);
+  return 0;
+}
+
+int main(int argc, char **argv){
+  args a = { 0, NULL, "ravand.db", false, NULL };
+  const char *cmd;
+  int rc;
+  bool bad = false;
+
+  if (argc < 2) return usage(NULL);
+  a.v = malloc(sizeof(char *) * (size_t)argc);
+  for (int i = 1; i < argc; i++) a.v[a.n++] = argv[i];
+  if (strcmp(a.v[0], "lint") == 0) { rc = rv_lint_main(argc - 1, argv + 1); free(a.v); return rc; }
+  {
+    const char *db = take_opt(&a, "--db", &bad), *now = take_opt(&a, "--now", &bad);
+    if (db) a.db = db;
+    a.now = now;
+    a.json = take_flag(&a, "--json");
+  }
+  if (bad || a.n < 1) { free(a.v); return usage(NULL); }
+  cmd = a.v[0];
+  a.v++; a.n--;
+  if      (strcmp(cmd, "deploy") == 0) rc = cmd_deploy(&a);
+  else if (strcmp(cmd, "definitions") == 0) rc = cmd_definitions(&a);
+  else if (strcmp(cmd, "start") == 0) rc = cmd_start(&a);
+  else if (strcmp(cmd, "instances") == 0) rc = cmd_instances(&a);
+  else if (strcmp(cmd, "tasks") == 0) rc = cmd_tasks(&a);
+  else if (strcmp(cmd, "message") == 0) rc = cmd_message(&a);
+  else if (strcmp(cmd, "signal") == 0) rc = cmd_signal(&a);
+  else if (strcmp(cmd, "cancel") == 0) rc = cmd_cancel(&a);
+  else if (strcmp(cmd, "incidents") == 0) rc = cmd_incidents(&a);
+  else if (strcmp(cmd, "tick") == 0) rc = cmd_tick(&a);
+  else if (strcmp(cmd, "serve") == 0) rc = cmd_serve(&a);
+  else if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0) { usage(NULL); rc = 0; }
+  else { fprintf(stderr, "ravand: unknown command '%s'\n", cmd); rc = usage(NULL); }
+  a.v--;
+  free(a.v);
+  return rc;
+}

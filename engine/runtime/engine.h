@@ -1,0 +1,113 @@
+/*
+** runtime/engine.h -- the public face of ravand's core: deploy definitions,
+** start instances and feed them commands; every command is applied in one
+** SQLite transaction and is acknowledged (returns RV_OK) only after commit.
+**
+** Commands: start, complete task, correlate message, broadcast signal,
+** fire timer, job result, cancel, retry incident. Each may touch several
+** instances (call activities, signals); all their effects share the
+** command's transaction. Between rv_engine_batch_begin() and
+** rv_engine_batch_end() commands share one transaction (group commit);
+** each runs in its own savepoint so a failing command rolls back alone.
+**
+** Loop thread only. The engine borrows the event_base and the clock.
+*/
+#ifndef RV_ENGINE_H
+#define RV_ENGINE_H
+#include <stdbool.h>
+#include <stdint.h>
+#include <event2/event.h>
+#include <cjson/cJSON.h>
+#include "core/err.h"
+#include "core/clock.h"
+#include "rules/rules.h"
+
+typedef struct rv_engine rv_engine;
+
+typedef struct rv_engine_cfg {
+  const char        *db_path;
+  rv_clock          *clock;        /* NULL: system clock */
+  struct event_base *base;         /* NULL: the engine makes its own */
+  rv_rules_limits    limits;       /* zeroes: defaults */
+  bool               relaxed_sync; /* synchronous=NORMAL (benchmarks only) */
+  int64_t            message_ttl_ms; /* default buffer TTL; 0: 1 hour */
+  int                def_cache;    /* definitions kept in memory; 0: 64 */
+} rv_engine_cfg;
+
+rv_status rv_engine_open(const rv_engine_cfg *cfg, rv_engine **out /* OUT */, rv_err *err);
+void      rv_engine_close(rv_engine *e);   /* NULL is a no-op */
+struct event_base *rv_engine_base(rv_engine *e);
+rv_clock          *rv_engine_clock(rv_engine *e);
+struct rv_store   *rv_engine_store(rv_engine *e);
+
+/* Deploy BPMN files with the Lua modules under scripts_dir (may be NULL).
+** Files that fail lint are refused as a whole (RV_INVALID; diagnostics in
+** err and, when out_report is given, as a JSON array there). A process
+** whose XML+Lua hash equals its latest version is left as it is.
+** Returns: new JSON report {deployment, processes:[{id,version,new}]}. */
+rv_status rv_engine_deploy(rv_engine *e, const char *const *files, int n_files,
+                           const char *scripts_dir, cJSON **out_report /* OUT */,
+                           rv_err *err);
+
+/* version 0 = latest. vars (borrowed) may be NULL. */
+rv_status rv_engine_start(rv_engine *e, const char *process_id, int version,
+                          const cJSON *vars, const char *business_key,
+                          int64_t *out_instance /* OUT */, rv_err *err);
+/* As rv_engine_start, made idempotent by request_key: a key that was
+** already applied returns the instance it started then, without a new
+** start (the key is recorded in the same transaction as the start). */
+rv_status rv_engine_start_keyed(rv_engine *e, const char *request_key,
+                                const char *process_id, int version,
+                                const cJSON *vars, const char *business_key,
+                                int64_t *out_instance /* OUT */, rv_err *err);
+/* data (borrowed) is checked against the task's form fields. */
+rv_status rv_engine_complete_task(rv_engine *e, int64_t task_id, const cJSON *data,
+                                  const char *actor, rv_err *err);
+/* Correlate a message. key may be NULL. message_id (may be NULL) makes the
+** call idempotent: a repeated id is not applied again (*out_result says
+** "duplicate"). ttl_ms < 0: engine default; 0: do not buffer.
+** Returns: new JSON {result: correlated|started|buffered|duplicate, instance}. */
+rv_status rv_engine_correlate(rv_engine *e, const char *name, const char *key,
+                              const cJSON *payload, const char *message_id,
+                              int64_t ttl_ms, cJSON **out_result /* OUT */, rv_err *err);
+rv_status rv_engine_signal(rv_engine *e, const char *name, const cJSON *payload,
+                           int *out_count /* OUT, may be NULL */, rv_err *err);
+rv_status rv_engine_cancel(rv_engine *e, int64_t instance, rv_err *err);
+rv_status rv_engine_retry_incident(rv_engine *e, int64_t incident, rv_err *err);
+rv_status rv_engine_fire_timer(rv_engine *e, int64_t timer_id, rv_err *err);
+
+/* Group commit. */
+rv_status rv_engine_batch_begin(rv_engine *e, rv_err *err);
+rv_status rv_engine_batch_end(rv_engine *e, rv_err *err);
+
+/* Scheduling. fire_due fires every timer due at the clock's now (one
+** command each, all in one batch) and returns how many fired.
+** dispatch_jobs hands every due pending job to its adapter (after
+** commit); results come back through the event loop as commands.
+** drain loops timers, jobs and the event loop until nothing is due or
+** in flight (tests, `ravand tick`). */
+int       rv_engine_fire_due(rv_engine *e);
+int       rv_engine_dispatch_jobs(rv_engine *e);
+int       rv_engine_inflight(const rv_engine *e);
+void      rv_engine_drain(rv_engine *e);
+/* Earliest due time of a timer or job retry, or -1. */
+int64_t   rv_engine_next_due(rv_engine *e);
+
+/* Queries (read-only). Each returns a new cJSON the caller frees. */
+rv_status rv_engine_instance_json(rv_engine *e, int64_t id, cJSON **out, rv_err *err);
+/* filter: {"status":..,"process":..,"business_key":..,"limit":n,"offset":n} */
+rv_status rv_engine_instances_json(rv_engine *e, const cJSON *filter, cJSON **out, rv_err *err);
+/* filter: {"state":"open","instance":id,"element":..,"branch":..,"county":..,
+**          "group":..,"assignee":..,"limit":n,"offset":n} */
+rv_status rv_engine_tasks_json(rv_engine *e, const cJSON *filter, cJSON **out, rv_err *err);
+rv_status rv_engine_incidents_json(rv_engine *e, const cJSON *filter, cJSON **out, rv_err *err);
+rv_status rv_engine_definitions_json(rv_engine *e, cJSON **out, rv_err *err);
+
+/* Counters for tests and metrics. */
+typedef struct rv_engine_stats {
+  int64_t commands, commits, batches, max_batch;
+  int64_t jobs_dispatched, jobs_failed, incidents;
+} rv_engine_stats;
+const rv_engine_stats *rv_engine_stats_get(const rv_engine *e);
+
+#endif

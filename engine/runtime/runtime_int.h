@@ -1,0 +1,210 @@
+/*
+** runtime/runtime_int.h -- types shared by the runtime's files.
+**
+** An instance is loaded from its row (state JSON) at the start of a
+** command, mutated in memory and written back before commit. Its state is
+** the tree of element instances (rv_ei): the root (node -1) holds the
+** process variables, subprocesses/MI bodies are scopes, and every token
+** that rests is an ei in a wait state. Side tables (tasks, timers, jobs,
+** subscriptions, incidents) are indexes over that state and always carry
+** (instance_id, ei): when an ei ends, every side row of it goes.
+**
+** Element-instance states:
+**   ACTIVE   -> WAITING    the element waits (task, timer, job, message, scope)
+**   ACTIVE   -> (removed)  completed or terminated; history records it
+**   any      -> INCIDENT   a rule, condition or adapter failed; retry -> ACTIVE
+*/
+#ifndef RV_RUNTIME_INT_H
+#define RV_RUNTIME_INT_H
+#include <stdbool.h>
+#include <stdint.h>
+#include <cjson/cJSON.h>
+#include "runtime/engine.h"
+#include "model/model.h"
+#include "store/store.h"
+#include "rules/rules.h"
+#include "adapter.h"
+
+typedef enum { EI_ACTIVE = 0, EI_WAITING = 1, EI_INCIDENT = 2 } rv_ei_state;
+
+typedef struct rv_ei {
+  int64_t key;
+  int     node;            /* -1: process root */
+  int64_t parent;          /* scope ei key; 0 for root */
+  int     state;
+  cJSON  *vars;            /* local variables (object) or NULL */
+  bool    mi_body;         /* multi-instance body */
+  bool    mi_inner;        /* one iteration of a multi-instance body */
+  int     mi_index;        /* inner: 0-based item index */
+  int     mi_total, mi_done, mi_next; /* body */
+  int64_t child_instance;  /* call activity */
+  cJSON  *mi_items;        /* body: the collection being iterated */
+} rv_ei;
+
+/* Tokens collected by a joining gateway (n_in > 1) in one scope. */
+typedef struct rv_join {
+  int64_t scope;
+  int     node;
+  int    *counts;          /* per incoming flow position */
+} rv_join;
+
+typedef struct rv_def {
+  int64_t    id;
+  char      *process_id;
+  int        version;
+  int64_t    deployment_id;
+  rv_model  *model;        /* owned by the deployment entry */
+  int        proc;         /* process index in model */
+  rv_rules  *rules;        /* owned by the deployment entry */
+} rv_def;
+
+typedef struct rv_inst {
+  int64_t id;
+  rv_def *def;
+  char   *status;          /* active, completed, terminated, canceled */
+  char   *status_text;
+  char   *business_key;
+  int64_t parent_instance, parent_ei;
+  int64_t next_key;
+  rv_ei  *eis; int n_eis, cap_eis;
+  rv_join *joins; int n_joins;
+  bool    dirty, is_new, ended;
+  int64_t started;
+} rv_inst;
+
+/* Actions queued inside one command. */
+typedef enum {
+  ACT_ACTIVATE,     /* run generic activation, then the element's handler */
+  ACT_RUN,          /* run the element's handler only (retry) */
+  ACT_COMPLETE,     /* the element is done: leave it, take flows */
+  ACT_SCOPE_CHECK,  /* a token in scope `key` ended: complete the scope if empty */
+  ACT_BUFFERED      /* a subscription opened: consume a buffered message `aux` */
+} rv_act_kind;
+
+typedef struct rv_act {
+  rv_act_kind kind;
+  int64_t     inst;
+  int64_t     key;
+  int         node;
+  int64_t     aux;
+} rv_act;
+
+struct rv_engine;
+typedef struct rv_ctx {
+  struct rv_engine *e;
+  rv_inst **insts; int n_insts, cap_insts;   /* loaded in this command */
+  rv_act   *q; int qh, qt, qcap;
+  rv_err   *err;
+  rv_err    local_err;   /* used when the caller passed no err */
+  int64_t   now;
+  int       depth;     /* signal/call recursion guard */
+} rv_ctx;
+
+typedef struct rv_deployment_entry rv_deployment_entry;
+
+struct rv_engine {
+  rv_store          *st;
+  rv_clock           sysclock;
+  rv_clock          *clock;
+  struct event_base *base;
+  bool               own_base;
+  rv_rules_limits    limits;
+  int64_t            message_ttl_ms;
+  rv_def           **defs; int n_defs, cap_defs;      /* cache */
+  rv_deployment_entry **deps; int n_deps, cap_deps;
+  int                def_cache;
+  int                inflight;
+  int64_t           *inflight_ids; int n_inflight_ids, cap_inflight_ids;
+  struct rv_result  *results; int n_results, cap_results; /* adapter answers */
+  struct event      *flush_ev;
+  int                batch;          /* open batch depth */
+  int                batch_count;
+  rv_engine_stats    stats;
+};
+
+/*--- engine.c ---*/
+rv_status rv__ctx_load(rv_ctx *c, int64_t id, rv_inst **out);
+void      rv__push(rv_ctx *c, rv_act_kind k, rv_inst *in, int64_t key);
+rv_ei    *rv__ei_find(rv_inst *in, int64_t key);
+rv_ei    *rv__ei_new(rv_inst *in, int node, int64_t parent);
+void      rv__ei_remove(rv_inst *in, int64_t key);
+const rv_node *rv__node(const rv_inst *in, int node);
+void      rv__history(rv_ctx *c, rv_inst *in, const char *event, int node,
+                      int64_t ei, const char *detail);
+rv_status rv__incident(rv_ctx *c, rv_inst *in, rv_ei *ei, const char *kind,
+                       int64_t job_id, const char *msg);
+rv_status rv__take_flow(rv_ctx *c, rv_inst *in, int64_t scope, int flow);
+rv_status rv__leave(rv_ctx *c, rv_inst *in, rv_ei *ei);
+rv_status rv__terminate(rv_ctx *c, rv_inst *in, int64_t key, bool record);
+rv_status rv__terminate_children(rv_ctx *c, rv_inst *in, int64_t key);
+/* Remove the side rows (timers, subscriptions; tasks and jobs canceled) of ei key. */
+rv_status rv__side_clear(rv_ctx *c, rv_inst *in, int64_t key);
+rv_status rv__throw_error(rv_ctx *c, rv_inst *in, rv_ei *from, bool include_self,
+                          const char *code, const char *msg, bool escalation,
+                          bool *out_caught);
+rv_status rv__trigger(rv_ctx *c, rv_inst *in, int64_t ei_key, int node,
+                      const cJSON *payload, bool *out_consumed);
+rv_status rv__start_instance(rv_ctx *c, rv_def *d, int start_node, const cJSON *vars,
+                             const char *bkey, int64_t parent_inst, int64_t parent_ei,
+                             rv_inst **out);
+rv_status rv__open_message_sub(rv_ctx *c, rv_inst *in, rv_ei *ei, int node);
+rv_status rv__create_job(rv_ctx *c, rv_inst *in, rv_ei *ei, const char *adapter,
+                         cJSON *input, int retries, const char *backoff, bool notify,
+                         const char *keysuffix);
+rv_status rv__open_evsubs(rv_ctx *c, rv_inst *in, int64_t scope_key, int scope_node);
+rv_status rv__incident_row(rv_ctx *c, int64_t inst, int64_t ei, const char *element,
+                           const char *kind, int64_t job_id, const char *msg);
+void      rv__set_status(rv_ctx *c, rv_inst *in, rv_ei *ei, const rv_node *n);
+rv_status rv__signal(rv_ctx *c, const char *name, const cJSON *payload, int *count);
+rv_status rv__child_done(rv_ctx *c, rv_inst *child, bool error, const char *code);
+
+/*--- elements.c: one handler per element kind ---*/
+typedef struct rv_elem_ops {
+  /* Do the element's work. Complete now with rv__push(ACT_COMPLETE), or
+  ** set ei->state = EI_WAITING and return; failures become incidents. */
+  rv_status (*run)(rv_ctx *c, rv_inst *in, rv_ei *ei, const rv_node *n);
+} rv_elem_ops;
+const rv_elem_ops *rv__elem_ops(rv_elem_type t);
+rv_status rv__mi_child_done(rv_ctx *c, rv_inst *in, rv_ei *body, rv_ei *inner);
+rv_status rv__mi_start(rv_ctx *c, rv_inst *in, rv_ei *body);
+rv_status rv__apply_result(rv_ctx *c, rv_inst *in, rv_ei *ei, const rv_node *n, const cJSON *res);
+bool      rv__is_activity(rv_elem_type t);
+rv_status rv__gateway_split(rv_ctx *c, rv_inst *in, rv_ei *ei, const rv_node *n);
+rv_status rv__validate_form(const rv_node *n, const cJSON *data, rv_err *err);
+
+/*--- vars.c ---*/
+/* All variables visible from ei (root first, inner overrides). New object. */
+cJSON    *rv__vars_visible(rv_inst *in, rv_ei *ei);
+/* Set name=value (takes ownership of value) from the point of view of ei:
+** nearest scope that has it, else the nearest multi-instance iteration,
+** else the root. */
+void      rv__vars_set(rv_inst *in, rv_ei *ei, const char *name, cJSON *value);
+/* Merge every field of obj (borrowed) with rv__vars_set. */
+void      rv__vars_merge(rv_inst *in, rv_ei *ei, const cJSON *obj);
+rv_status rv__eval(rv_ctx *c, rv_inst *in, rv_ei *ei, const char *expr, cJSON **out);
+rv_status rv__eval_bool(rv_ctx *c, rv_inst *in, rv_ei *ei, const char *expr, bool *out);
+/* Evaluate mappings into a new object; extra (borrowed, may be NULL) is
+** visible as the global `result`. */
+rv_status rv__map(rv_ctx *c, rv_inst *in, rv_ei *ei, const rv_mapping *m, int n,
+                  const cJSON *result, cJSON **out);
+/* "{name}" placeholders replaced by variable values. New string. */
+char     *rv__render(const char *tmpl, const cJSON *vars);
+
+/*--- timer.c ---*/
+/* Compute the first due time for a timer node (ms) and the repetitions
+** left after it (cycles; 0 otherwise). */
+rv_status rv__timer_due(rv_ctx *c, rv_inst *in, rv_ei *ei, const rv_node *n,
+                        int64_t *due, int *repeat_left);
+rv_status rv__timer_arm(rv_ctx *c, rv_inst *in, rv_ei *ei, int node);
+rv_status rv__due_expr(rv_ctx *c, rv_inst *in, rv_ei *ei, const char *expr, int64_t *out);
+
+/*--- deploy.c ---*/
+rv_status rv__def_get(rv_engine *e, int64_t def_id, rv_def **out, rv_err *err);
+rv_status rv__def_latest(rv_engine *e, const char *process_id, int version,
+                         rv_def **out, rv_err *err);
+void      rv__defs_free(rv_engine *e);
+
+/*--- small JSON helpers (core/json.c) ---*/
+#include "core/json.h"
+
+#endif

@@ -1,0 +1,118 @@
+/*
+** runtime/vars.c -- variable scopes and expression evaluation.
+**
+** Variables live on element instances: the root holds the process
+** variables; multi-instance iterations hold their element variable and
+** loopCounter; subprocesses hold what was written while inside them only
+** if it already existed there. Reads see the whole chain, the innermost
+** value winning. Writes go to the nearest scope that already has the
+** name, else the nearest multi-instance iteration (so parallel
+** iterations do not overwrite each other), else the root.
+*/
+#include <string.h>
+#include "runtime/runtime_int.h"
+#include "core/mem.h"
+#include "core/buf.h"
+
+static void merge_into(cJSON *dst, const cJSON *src){
+  const cJSON *it;
+  cJSON_ArrayForEach(it, src) {
+    cJSON_DeleteItemFromObjectCaseSensitive(dst, it->string);
+    cJSON_AddItemToObject(dst, it->string, cJSON_Duplicate(it, 1));
+  }
+}
+
+cJSON *rv__vars_visible(rv_inst *in, rv_ei *ei){
+  rv_ei *chain[64];
+  int n = 0;
+  cJSON *o = cJSON_CreateObject();
+  for (rv_ei *x = ei; x != NULL && n < 64; x = x->parent ? rv__ei_find(in, x->parent) : NULL)
+    chain[n++] = x;
+  while (n-- > 0) if (chain[n]->vars) merge_into(o, chain[n]->vars);
+  return o;
+}
+
+void rv__vars_set(rv_inst *in, rv_ei *ei, const char *name, cJSON *value){
+  rv_ei *target = NULL, *mi = NULL, *root = NULL;
+  for (rv_ei *x = ei; x != NULL; x = x->parent ? rv__ei_find(in, x->parent) : NULL) {
+    if (x->vars && cJSON_GetObjectItemCaseSensitive(x->vars, name)) { target = x; break; }
+    if (x->mi_inner && mi == NULL) mi = x;
+    if (x->node < 0) root = x;
+  }
+  if (target == NULL) target = mi ? mi : root;
+  if (target == NULL) target = rv__ei_find(in, 1);
+  if (target == NULL) { cJSON_Delete(value); return; }
+  if (target->vars == NULL) target->vars = cJSON_CreateObject();
+  cJSON_DeleteItemFromObjectCaseSensitive(target->vars, name);
+  cJSON_AddItemToObject(target->vars, name, value);
+  in->dirty = true;
+}
+
+void rv__vars_merge(rv_inst *in, rv_ei *ei, const cJSON *obj){
+  const cJSON *it;
+  if (!cJSON_IsObject(obj) || ei == NULL) return;
+  cJSON_ArrayForEach(it, obj) rv__vars_set(in, ei, it->string, cJSON_Duplicate(it, 1));
+}
+
+rv_status rv__eval(rv_ctx *c, rv_inst *in, rv_ei *ei, const char *expr, cJSON **out){
+  cJSON *vars = rv__vars_visible(in, ei);
+  rv_status rc = rv_rules_eval(in->def->rules, expr, vars, out, c->err);
+  cJSON_Delete(vars);
+  return rc;
+}
+
+rv_status rv__eval_bool(rv_ctx *c, rv_inst *in, rv_ei *ei, const char *expr, bool *out){
+  cJSON *vars = rv__vars_visible(in, ei);
+  rv_status rc = rv_rules_eval_bool(in->def->rules, expr, vars, out, c->err);
+  cJSON_Delete(vars);
+  return rc;
+}
+
+rv_status rv__map(rv_ctx *c, rv_inst *in, rv_ei *ei, const rv_mapping *m, int n,
+                  const cJSON *result, cJSON **out){
+  cJSON *vars = rv__vars_visible(in, ei);
+  cJSON *o = cJSON_CreateObject();
+  rv_status rc = RV_OK;
+  *out = NULL;
+  if (result) {
+    cJSON_DeleteItemFromObjectCaseSensitive(vars, "result");
+    cJSON_AddItemToObject(vars, "result", cJSON_Duplicate(result, 1));
+  }
+  for (int i = 0; i < n && rc == RV_OK; i++) {
+    cJSON *v = NULL;
+    rc = rv_rules_eval(in->def->rules, m[i].expr, vars, &v, c->err);
+    if (rc == RV_OK) {
+      cJSON_DeleteItemFromObjectCaseSensitive(o, m[i].target);
+      cJSON_AddItemToObject(o, m[i].target, v);
+    }
+  }
+  cJSON_Delete(vars);
+  if (rc != RV_OK) { cJSON_Delete(o); return rc; }
+  *out = o;
+  return RV_OK;
+}
+
+char *rv__render(const char *tmpl, const cJSON *vars){
+  rv_buf b;
+  const char *p = tmpl;
+  rv_buf_init(&b, 8192);
+  while (*p) {
+    const char *open = strchr(p, '{'), *close;
+    if (open == NULL) { rv_buf_adds(&b, p); break; }
+    close = strchr(open, '}');
+    if (close == NULL) { rv_buf_adds(&b, p); break; }
+    rv_buf_add(&b, p, (size_t)(open - p));
+    {
+      char name[128];
+      size_t len = (size_t)(close - open - 1);
+      const cJSON *v;
+      if (len >= sizeof name) len = sizeof name - 1;
+      memcpy(name, open + 1, len);
+      name[len] = 0;
+      v = cJSON_GetObjectItemCaseSensitive(vars, name);
+      if (v) { char *t = rv_json_text(v); rv_buf_adds(&b, t); rv_free(t); }
+    }
+    p = close + 1;
+  }
+  return rv_buf_take(&b);
+}

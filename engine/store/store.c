@@ -1,0 +1,311 @@
+/*
+** store/store.c -- SQLite connection, schema migrations, statement cache
+** and nested transactions.
+**
+** Invariants:
+**   - depth == 0 <=> no transaction is open on db.
+**   - every statement in the cache is reset before it is handed out.
+**   - migrations run in one transaction; user_version is the schema level.
+*/
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include "store/store.h"
+#include "core/mem.h"
+
+#define STMT_CACHE 256
+
+struct rv_store {
+  sqlite3 *db;
+  int      depth;
+  struct { const char *sql; sqlite3_stmt *stmt; } cache[STMT_CACHE];
+  int      n_cache;
+};
+
+/*--- Schema ---------------------------------------------------------------*/
+
+/* Each entry brings the schema from version i to i+1. Never edit a
+** released entry; append a new one. */
+static const char *const migrations[] = {
+  /* 1: initial schema */
+  "CREATE TABLE deployments(id INTEGER PRIMARY KEY, name TEXT, hash TEXT NOT NULL,"
+  "  created INTEGER NOT NULL);"
+  "CREATE TABLE deployment_files(deployment_id INTEGER NOT NULL REFERENCES deployments(id),"
+  "  path TEXT NOT NULL, kind TEXT NOT NULL, content BLOB NOT NULL,"
+  "  PRIMARY KEY(deployment_id, path));"
+  "CREATE TABLE definitions(id INTEGER PRIMARY KEY, process_id TEXT NOT NULL,"
+  "  version INTEGER NOT NULL, deployment_id INTEGER NOT NULL REFERENCES deployments(id),"
+  "  file TEXT NOT NULL, hash TEXT NOT NULL, name TEXT, created INTEGER NOT NULL,"
+  "  UNIQUE(process_id, version));"
+  "CREATE TABLE instances(id INTEGER PRIMARY KEY, definition_id INTEGER NOT NULL"
+  "  REFERENCES definitions(id), process_id TEXT NOT NULL, business_key TEXT,"
+  "  status TEXT NOT NULL, state TEXT NOT NULL, status_text TEXT,"
+  "  parent_instance INTEGER, parent_ei INTEGER, started INTEGER NOT NULL,"
+  "  ended INTEGER, rev INTEGER NOT NULL DEFAULT 0);"
+  "CREATE INDEX instances_status ON instances(status, process_id);"
+  "CREATE INDEX instances_bkey ON instances(business_key);"
+  "CREATE TABLE tasks(id INTEGER PRIMARY KEY, instance_id INTEGER NOT NULL,"
+  "  ei INTEGER NOT NULL, element_id TEXT NOT NULL, name TEXT, process_id TEXT,"
+  "  candidate_groups TEXT, assignee TEXT, branch TEXT, county TEXT,"
+  "  status_text TEXT, form TEXT, created INTEGER NOT NULL, due INTEGER,"
+  "  state TEXT NOT NULL, completed_by TEXT, completed INTEGER, data TEXT);"
+  "CREATE INDEX tasks_open ON tasks(state, branch, county);"
+  "CREATE INDEX tasks_inst ON tasks(instance_id, ei);"
+  "CREATE TABLE timers(id INTEGER PRIMARY KEY, instance_id INTEGER NOT NULL,"
+  "  ei INTEGER NOT NULL, element_id TEXT NOT NULL, definition_id INTEGER,"
+  "  due INTEGER NOT NULL, repeat_left INTEGER NOT NULL DEFAULT 0,"
+  "  fired INTEGER NOT NULL DEFAULT 0, armed INTEGER NOT NULL);"
+  "CREATE INDEX timers_due ON timers(due);"
+  "CREATE INDEX timers_inst ON timers(instance_id, ei);"
+  "CREATE TABLE jobs(id INTEGER PRIMARY KEY, instance_id INTEGER NOT NULL,"
+  "  ei INTEGER NOT NULL, element_id TEXT NOT NULL, adapter TEXT NOT NULL,"
+  "  input TEXT NOT NULL, key TEXT NOT NULL UNIQUE, state TEXT NOT NULL,"
+  "  attempts INTEGER NOT NULL DEFAULT 0, retries INTEGER NOT NULL,"
+  "  backoff_ms INTEGER NOT NULL, next_try INTEGER NOT NULL, last_error TEXT,"
+  "  created INTEGER NOT NULL, notify INTEGER NOT NULL DEFAULT 0);"
+  "CREATE INDEX jobs_due ON jobs(state, next_try);"
+  "CREATE INDEX jobs_inst ON jobs(instance_id, ei);"
+  "CREATE TABLE subscriptions(id INTEGER PRIMARY KEY, kind TEXT NOT NULL,"
+  "  name TEXT NOT NULL, corr_key TEXT, instance_id INTEGER NOT NULL,"
+  "  ei INTEGER NOT NULL, element_id TEXT NOT NULL, definition_id INTEGER);"
+  "CREATE INDEX subs_name ON subscriptions(kind, name, corr_key);"
+  "CREATE INDEX subs_inst ON subscriptions(instance_id, ei);"
+  "CREATE TABLE messages(id INTEGER PRIMARY KEY, message_id TEXT UNIQUE,"
+  "  name TEXT NOT NULL, corr_key TEXT, payload TEXT, created INTEGER NOT NULL,"
+  "  expires INTEGER NOT NULL, consumed_by INTEGER);"
+  "CREATE INDEX messages_name ON messages(name, corr_key);"
+  "CREATE TABLE incidents(id INTEGER PRIMARY KEY, instance_id INTEGER NOT NULL,"
+  "  ei INTEGER NOT NULL, element_id TEXT NOT NULL, kind TEXT NOT NULL,"
+  "  message TEXT, job_id INTEGER, created INTEGER NOT NULL, resolved INTEGER,"
+  "  state TEXT NOT NULL);"
+  "CREATE INDEX incidents_state ON incidents(state);"
+  "CREATE TABLE history(id INTEGER PRIMARY KEY, instance_id INTEGER NOT NULL,"
+  "  at INTEGER NOT NULL, event TEXT NOT NULL, element_id TEXT, ei INTEGER, detail TEXT);"
+  "CREATE INDEX history_inst ON history(instance_id, id);"
+  "CREATE TABLE journal(seq INTEGER PRIMARY KEY, instance_id INTEGER, at INTEGER NOT NULL,"
+  "  command TEXT NOT NULL, payload TEXT);"
+  "CREATE INDEX journal_inst ON journal(instance_id, seq);"
+  "CREATE TABLE commands(key TEXT PRIMARY KEY, result TEXT NOT NULL, at INTEGER NOT NULL);",
+};
+
+int rv_store_schema_version(void){
+  return (int)(sizeof migrations / sizeof migrations[0]);
+}
+
+static rv_status sqlfail(rv_store *st, rv_err *err, const char *what){
+  int rc = sqlite3_errcode(st->db);
+  rv_status s = (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) ? RV_BUSY
+              : (rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB) ? RV_CORRUPT
+              : (rc == SQLITE_NOMEM) ? RV_NOMEM
+              : (rc == SQLITE_CONSTRAINT) ? RV_CONFLICT : RV_IO;
+  return rv_fail(err, s, "%s: %s", what, sqlite3_errmsg(st->db));
+}
+
+static rv_status exec_plain(rv_store *st, const char *sql, rv_err *err){
+  char *msg = NULL;
+  if (sqlite3_exec(st->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+    rv_status s = sqlfail(st, err, "sql");
+    if (err && msg) snprintf(err->msg, sizeof err->msg, "%s", msg);
+    sqlite3_free(msg);
+    return s;
+  }
+  return RV_OK;
+}
+
+static int pragma_int(rv_store *st, const char *sql){
+  sqlite3_stmt *s;
+  int v = -1;
+  if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK) return -1;
+  if (sqlite3_step(s) == SQLITE_ROW) v = sqlite3_column_int(s, 0);
+  sqlite3_finalize(s);
+  return v;
+}
+
+static rv_status migrate(rv_store *st, rv_err *err){
+  int have = pragma_int(st, "PRAGMA user_version");
+  int want = rv_store_schema_version();
+  rv_status rc;
+  char sql[64];
+
+  if (have < 0) return sqlfail(st, err, "read schema version");
+  if (have > want)
+    return rv_fail(err, RV_CORRUPT, "database schema %d is newer than this ravand (%d)", have, want);
+  if (have == want) return RV_OK;
+  rc = exec_plain(st, "BEGIN IMMEDIATE", err);
+  for (int i = have; rc == RV_OK && i < want; i++) rc = exec_plain(st, migrations[i], err);
+  snprintf(sql, sizeof sql, "PRAGMA user_version=%d", want);
+  if (rc == RV_OK) rc = exec_plain(st, sql, err);
+  if (rc == RV_OK) rc = exec_plain(st, "COMMIT", err);
+  else exec_plain(st, "ROLLBACK", NULL);
+  return rc;
+}
+
+rv_status rv_store_open(const char *path, const rv_store_opts *opts,
+                        rv_store **out, rv_err *err){
+  rv_store *st;
+  rv_status rc;
+  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+  bool relaxed = opts && opts->relaxed_sync;
+
+  *out = NULL;
+  st = rv_calloc(1, sizeof *st);
+  if (sqlite3_open_v2(path, &st->db, flags, NULL) != SQLITE_OK) {
+    rc = rv_fail(err, RV_IO, "cannot open database '%s': %s", path,
+                 st->db ? sqlite3_errmsg(st->db) : "out of memory");
+    rv_store_close(st);
+    return rc;
+  }
+  sqlite3_busy_timeout(st->db, 5000);
+  sqlite3_db_config(st->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
+  sqlite3_extended_result_codes(st->db, 0);
+  rc = exec_plain(st, "PRAGMA journal_mode=WAL", err);
+  if (rc == RV_OK)
+    rc = exec_plain(st, relaxed ? "PRAGMA synchronous=NORMAL" : "PRAGMA synchronous=FULL", err);
+  if (rc == RV_OK) rc = exec_plain(st, "PRAGMA foreign_keys=ON", err);
+  if (rc == RV_OK) rc = exec_plain(st, "PRAGMA trusted_schema=OFF", err);
+  if (rc == RV_OK) rc = exec_plain(st, "PRAGMA journal_size_limit=67108864", err);
+  if (rc == RV_OK) rc = migrate(st, err);
+  /* Self-check (RELIABILITY A6): refuse to run on a store that would not
+  ** keep its promises. */
+  if (rc == RV_OK) {
+    sqlite3_stmt *s;
+    if (sqlite3_prepare_v2(st->db, "PRAGMA journal_mode", -1, &s, NULL) == SQLITE_OK) {
+      if (sqlite3_step(s) == SQLITE_ROW &&
+          strcmp((const char *)sqlite3_column_text(s, 0), "wal") != 0)
+        rc = rv_fail(err, RV_IO, "database '%s' cannot use WAL mode", path);
+      sqlite3_finalize(s);
+    }
+    if (rc == RV_OK && !relaxed && pragma_int(st, "PRAGMA synchronous") != 2)
+      rc = rv_fail(err, RV_IO, "synchronous=FULL could not be set");
+    if (rc == RV_OK && pragma_int(st, "PRAGMA foreign_keys") != 1)
+      rc = rv_fail(err, RV_IO, "foreign_keys could not be enabled");
+  }
+  if (rc != RV_OK) { rv_store_close(st); return rc; }
+  *out = st;
+  return RV_OK;
+}
+
+void rv_store_close(rv_store *st){
+  if (st == NULL) return;
+  for (int i = 0; i < st->n_cache; i++) sqlite3_finalize(st->cache[i].stmt);
+  sqlite3_close(st->db);
+  rv_free(st);
+}
+
+sqlite3 *rv_store_db(rv_store *st){ return st->db; }
+int rv_store_depth(const rv_store *st){ return st->depth; }
+
+rv_status rv_store_begin(rv_store *st, rv_err *err){
+  char sql[48];
+  rv_status rc;
+  if (st->depth == 0) rc = exec_plain(st, "BEGIN IMMEDIATE", err);
+  else {
+    snprintf(sql, sizeof sql, "SAVEPOINT sp%d", st->depth);
+    rc = exec_plain(st, sql, err);
+  }
+  if (rc == RV_OK) st->depth++;
+  return rc;
+}
+
+rv_status rv_store_commit(rv_store *st, rv_err *err){
+  char sql[48];
+  rv_status rc;
+  if (st->depth <= 0) return rv_fail(err, RV_CONFLICT, "commit without a transaction");
+  if (st->depth == 1) {
+    rc = exec_plain(st, "COMMIT", err);
+    if (rc != RV_OK) { exec_plain(st, "ROLLBACK", NULL); st->depth = 0; return rc; }
+  } else {
+    snprintf(sql, sizeof sql, "RELEASE sp%d", st->depth - 1);
+    rc = exec_plain(st, sql, err);
+    if (rc != RV_OK) return rc;
+  }
+  st->depth--;
+  return RV_OK;
+}
+
+void rv_store_rollback(rv_store *st){
+  char sql[64];
+  if (st->depth <= 0) return;
+  if (st->depth == 1) exec_plain(st, "ROLLBACK", NULL);
+  else {
+    snprintf(sql, sizeof sql, "ROLLBACK TO sp%d; RELEASE sp%d", st->depth - 1, st->depth - 1);
+    exec_plain(st, sql, NULL);
+  }
+  st->depth--;
+}
+
+sqlite3_stmt *rv_store_stmt(rv_store *st, const char *sql){
+  sqlite3_stmt *s = NULL;
+  for (int i = 0; i < st->n_cache; i++) {
+    if (st->cache[i].sql == sql) {
+      s = st->cache[i].stmt;
+      sqlite3_reset(s);
+      sqlite3_clear_bindings(s);
+      return s;
+    }
+  }
+  if (sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, NULL) != SQLITE_OK) {
+    fprintf(stderr, "ravand: internal SQL error: %s\n  in: %s\n", sqlite3_errmsg(st->db), sql);
+    abort();   /* a bad statement in our own source is a programmer error */
+  }
+  if (st->n_cache < STMT_CACHE) {
+    st->cache[st->n_cache].sql = sql;
+    st->cache[st->n_cache].stmt = s;
+    st->n_cache++;
+  } else {
+    abort();   /* raise STMT_CACHE */
+  }
+  return s;
+}
+
+static void vbind(sqlite3_stmt *s, const char *fmt, va_list ap){
+  for (int i = 0; fmt && fmt[i]; i++) {
+    switch (fmt[i]) {
+    case 'i': sqlite3_bind_int64(s, i + 1, va_arg(ap, int64_t)); break;
+    case 'd': sqlite3_bind_double(s, i + 1, va_arg(ap, double)); break;
+    case 't': {
+      const char *t = va_arg(ap, const char *);
+      if (t) sqlite3_bind_text(s, i + 1, t, -1, SQLITE_TRANSIENT);
+      else   sqlite3_bind_null(s, i + 1);
+      break;
+    }
+    default: abort();
+    }
+  }
+}
+
+void rv_store_bind(sqlite3_stmt *s, const char *fmt, ...){
+  va_list ap;
+  va_start(ap, fmt);
+  vbind(s, fmt, ap);
+  va_end(ap);
+}
+
+rv_status rv_store_exec(rv_store *st, rv_err *err, const char *sql, const char *fmt, ...){
+  sqlite3_stmt *s = rv_store_stmt(st, sql);
+  va_list ap;
+  int rc;
+  va_start(ap, fmt);
+  vbind(s, fmt, ap);
+  va_end(ap);
+  rc = sqlite3_step(s);
+  sqlite3_reset(s);
+  if (rc != SQLITE_DONE && rc != SQLITE_ROW) return sqlfail(st, err, "store");
+  return RV_OK;
+}
+
+int64_t rv_store_last_id(rv_store *st){ return sqlite3_last_insert_rowid(st->db); }
+int     rv_store_changes(rv_store *st){ return sqlite3_changes(st->db); }
+
+rv_status rv_store_integrity(rv_store *st, rv_err *err){
+  sqlite3_stmt *s;
+  rv_status rc = RV_OK;
+  if (sqlite3_prepare_v2(st->db, "PRAGMA integrity_check", -1, &s, NULL) != SQLITE_OK)
+    return sqlfail(st, err, "integrity_check");
+  if (sqlite3_step(s) == SQLITE_ROW) {
+    const char *r = (const char *)sqlite3_column_text(s, 0);
+    if (r == NULL || strcmp(r, "ok") != 0) rc = rv_fail(err, RV_CORRUPT, "integrity_check: %s", r ? r : "?");
+  } else rc = sqlfail(st, err, "integrity_check");
+  sqlite3_finalize(s);
+  return rc;
+}

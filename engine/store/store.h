@@ -1,0 +1,63 @@
+/*
+** store/store.h -- durable state: one SQLite connection in WAL mode.
+**
+** The store owns the schema (migrations in store.c), a cache of prepared
+** statements and the transaction discipline: every write happens between
+** rv_store_begin() and rv_store_commit() on a BEGIN IMMEDIATE transaction;
+** a command nested in a batch (group commit) runs inside a savepoint.
+** Pragmas enforced at open: journal_mode=WAL, synchronous=FULL (or NORMAL
+** when asked, for benchmarks only), foreign_keys=ON, trusted_schema=OFF,
+** busy_timeout=5000.  Loop thread only; never carried across fork().
+**
+** The store is deliberately thin: SQL lives next to the code that needs
+** it, but always through rv_store_stmt() so statements are prepared once.
+*/
+#ifndef RV_STORE_H
+#define RV_STORE_H
+#include <stdbool.h>
+#include <stdint.h>
+#include <sqlite3.h>
+#include "core/err.h"
+
+typedef struct rv_store rv_store;
+
+typedef struct rv_store_opts {
+  bool relaxed_sync;      /* synchronous=NORMAL: benchmarks only */
+  bool readonly;
+} rv_store_opts;
+
+/* Open or create the database at path and migrate its schema.
+** Returns: new store in *out, caller closes it with rv_store_close(). */
+rv_status rv_store_open(const char *path, const rv_store_opts *opts,
+                        rv_store **out /* OUT */, rv_err *err);
+void      rv_store_close(rv_store *st);     /* NULL is a no-op */
+sqlite3  *rv_store_db(rv_store *st);        /* borrowed */
+
+/* Transactions. begin is BEGIN IMMEDIATE, or a SAVEPOINT when a
+** transaction is already open (nesting depth tracked). commit of the
+** outermost level is COMMIT; of an inner level RELEASE. rollback of an
+** inner level rolls back to its savepoint only. */
+rv_status rv_store_begin(rv_store *st, rv_err *err);
+rv_status rv_store_commit(rv_store *st, rv_err *err);
+void      rv_store_rollback(rv_store *st);
+int       rv_store_depth(const rv_store *st);
+
+/* A cached prepared statement for sql (a string literal: the pointer is
+** the cache key). The statement is reset and its bindings cleared.
+** Borrows: valid until rv_store_close(). */
+sqlite3_stmt *rv_store_stmt(rv_store *st, const char *sql);
+/* Run sql (no results) with the bindings given by fmt: 'i' int64,
+** 't' text (NULL binds NULL), 'd' double. */
+rv_status rv_store_exec(rv_store *st, rv_err *err, const char *sql, const char *fmt, ...);
+int64_t   rv_store_last_id(rv_store *st);
+int       rv_store_changes(rv_store *st);
+/* Bind values to a statement with the same fmt convention. */
+void      rv_store_bind(sqlite3_stmt *s, const char *fmt, ...);
+
+/* "ok" check; RV_CORRUPT otherwise with SQLite's first message. */
+rv_status rv_store_integrity(rv_store *st, rv_err *err);
+
+/* Schema version number this build migrates to. */
+int rv_store_schema_version(void);
+
+#endif

@@ -54,6 +54,13 @@ static char *read_all(const char *path, size_t *len){
   return buf;
 }
 
+/* rules/ appends a traceback to some messages; one line is enough here. */
+static void trim_traceback(char *msg){
+  char *p = strstr(msg, " | stack traceback:");
+  if (p == NULL) p = strstr(msg, "\nstack traceback:");
+  if (p != NULL) *p = 0;
+}
+
 /* Lua reports "chunk:12: msg"; rewrite it as "shown:12: msg". */
 static void lua_file_diag(rv_diags *d, const char *shown, const char *modname, const char *msg){
   size_t ml = strlen(modname);
@@ -109,8 +116,10 @@ static void load_dir(rv_rules *r, const char *root, const char *rel, int depth, 
       } else {
         rv_err e;
         memset(&e, 0, sizeof e);
-        if (rv_rules_add_module(r, mod, src, len, &e) != RV_OK)
+        if (rv_rules_add_module(r, mod, src, len, &e) != RV_OK) {
+          trim_traceback(e.msg);
           lua_file_diag(d, full, mod, e.msg);
+        }
       }
       rv_free(src);
       rv_free(mod);
@@ -132,9 +141,10 @@ static void chk_expr(lctx *L, int line, const char *expr, const char *what, cons
   rv_err e;
   if (expr == NULL) return;
   memset(&e, 0, sizeof e);
-  if (rv_rules_check_expr(L->r, expr, &e) != RV_OK)
-    rv_diags_add(L->d, RV_DIAG_ERROR, line, "%s '%s' is not a valid Lua expression: %s",
-                 what, id, e.msg);
+  if (rv_rules_check_expr(L->r, expr, &e) == RV_OK) return;
+  trim_traceback(e.msg);
+  rv_diags_add(L->d, RV_DIAG_ERROR, line, "%s '%s' is not a valid Lua expression: %s",
+               what, id, e.msg);
 }
 
 /* Timer and due texts: only "=lua" ones are Lua. */
@@ -158,8 +168,10 @@ static void chk_node(lctx *L, const rv_node *n){
     chk_expr(L, n->outputs[i].line, n->outputs[i].expr, "output mapping", n->outputs[i].target);
   if (n->script != NULL) {
     memset(&e, 0, sizeof e);
-    if (rv_rules_check_script(L->r, n->script, &e) != RV_OK)
+    if (rv_rules_check_script(L->r, n->script, &e) != RV_OK) {
+      trim_traceback(e.msg);
       rv_diags_add(L->d, RV_DIAG_ERROR, n->line, "script of '%s' is not valid Lua: %s", n->id, e.msg);
+    }
   }
   if (n->function != NULL) {
     if (!L->have_scripts) {
@@ -170,9 +182,11 @@ static void chk_node(lctx *L, const rv_node *n){
       return;
     }
     memset(&e, 0, sizeof e);
-    if (rv_rules_check_function(L->r, n->function, &e) != RV_OK)
+    if (rv_rules_check_function(L->r, n->function, &e) != RV_OK) {
+      trim_traceback(e.msg);
       rv_diags_add(L->d, RV_DIAG_ERROR, n->line,
                    "'%s' calls Lua function '%s' that does not exist (%s)", n->id, n->function, e.msg);
+    }
   }
 }
 

@@ -1,0 +1,352 @@
+/*
+** tests/scenario/run.c -- runs one scenario file (.scn) against a fresh
+** engine on a temporary SQLite file and a virtual clock.
+**
+** A scenario is a list of commands, one per line ('#' starts a comment):
+**   deploy FILE...                  paths relative to the .scn file; Lua from
+**                                   tests/fixtures/scripts unless `scripts DIR`
+**   scripts DIR                     set the Lua directory for later deploys
+**   start PROCESS [JSON] [as NAME]  start an instance; it becomes current
+**   use NAME                        make a named instance current
+**   complete ELEMENT [JSON]         complete the open task of ELEMENT (current instance)
+**   complete-fails ELEMENT JSON TEXT   completing must fail with TEXT in the error
+**   message NAME KEY|- [JSON] [ID]  correlate (KEY '-' = none)
+**   message-result WORD             the last message call's result (correlated, buffered, ...)
+**   signal NAME [JSON]
+**   advance DURATION                move the clock, then fire timers and run jobs
+**   drain                           fire due timers and run jobs
+**   retry                           retry the first open incident of the current instance
+**   cancel                          cancel the current instance
+**   restart                         close and reopen the engine (state must survive)
+**   expect EVENT [ELEMENT] [DETAIL-SUBSTRING]   the next matching history entry
+**                                   after the previous expect (order matters)
+**   never EVENT [ELEMENT]           no such history entry at all
+**   count EVENT ELEMENT N           exactly N such history entries
+**   status WORD                     instance status (active, completed, canceled, terminated)
+**   status-text TEXT...             the applicant-facing status
+**   var NAME JSON                   a process variable equals JSON
+**   tasks N [ELEMENT]               open tasks of the current instance
+**   waiting ELEMENT...              the elements where tokens rest (sorted), or '-' for none
+**   incidents N [TEXT]              open incidents of the current instance (first contains TEXT)
+**   jobs STATE N                    jobs of the current instance in STATE
+**   sms N                           messages the test SMS adapter has recorded
+**   instances PROCESS N             instances of PROCESS
+** Output is TAP: one "ok"/"not ok" line per expectation.
+*/
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <libgen.h>
+#include "runtime/engine.h"
+#include "runtime/runtime_int.h"
+#include "cal/cal.h"
+#include "core/json.h"
+#include "core/mem.h"
+#include "test/test_adapters.h"
+
+#ifndef RV_SOURCE_ROOT
+#define RV_SOURCE_ROOT "."
+#endif
+
+static rv_engine *E;
+static rv_clock clk;
+static char dbpath[256], scriptdir[4096], basedir[1024];
+static int64_t cur, hist_cursor;
+static struct { char name[64]; int64_t id; } named[64];
+static int n_named, n_ok, n_fail, lineno;
+static char last_msg_result[32];
+
+static void okf(bool ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void okf(bool ok, const char *fmt, ...){
+  va_list ap;
+  printf("%s %d - line %d: ", ok ? "ok" : "not ok", n_ok + n_fail + 1, lineno);
+  va_start(ap, fmt);
+  vprintf(fmt, ap);
+  va_end(ap);
+  printf("\n");
+  if (ok) n_ok++; else n_fail++;
+}
+
+static void open_engine(void){
+  rv_engine_cfg cfg = {0};
+  rv_err err;
+  cfg.db_path = dbpath;
+  cfg.clock = &clk;
+  if (rv_engine_open(&cfg, &E, &err) != RV_OK) { printf("Bail out! %s\n", err.msg); exit(1); }
+}
+
+static sqlite3 *db(void){ return rv_store_db(rv_engine_store(E)); }
+
+static int64_t scalar(const char *sql, const char *fmt, ...){
+  sqlite3_stmt *s;
+  va_list ap;
+  int64_t v = -1;
+  sqlite3_prepare_v2(db(), sql, -1, &s, NULL);
+  va_start(ap, fmt);
+  for (int i = 0; fmt[i]; i++) {
+    if (fmt[i] == 'i') sqlite3_bind_int64(s, i + 1, va_arg(ap, int64_t));
+    else sqlite3_bind_text(s, i + 1, va_arg(ap, const char *), -1, SQLITE_TRANSIENT);
+  }
+  va_end(ap);
+  if (sqlite3_step(s) == SQLITE_ROW) v = sqlite3_column_int64(s, 0);
+  sqlite3_finalize(s);
+  return v;
+}
+
+/* Split a line into words; a word starting with '{' or '[' runs to its
+** matching bracket (JSON), a word starting with '"' to the next quote. */
+static int split(char *line, char **w, int max){
+  int n = 0;
+  char *p = line;
+  while (*p && n < max) {
+    while (*p == ' ' || *p == '\t') p++;
+    if (!*p || *p == '#') break;
+    if (*p == '{' || *p == '[') {
+      int depth = 0;
+      bool str = false;
+      w[n++] = p;
+      for (; *p; p++) {
+        if (str) { if (*p == '\\' && p[1]) p++; else if (*p == '"') str = false; continue; }
+        if (*p == '"') str = true;
+        else if (*p == '{' || *p == '[') depth++;
+        else if ((*p == '}' || *p == ']') && --depth == 0) { p++; break; }
+      }
+    } else if (*p == '"') {
+      w[n++] = ++p;
+      while (*p && *p != '"') p++;
+      if (*p) *p++ = 0;
+      continue;
+    } else {
+      w[n++] = p;
+      while (*p && *p != ' ' && *p != '\t') p++;
+    }
+    if (*p) *p++ = 0;
+  }
+  return n;
+}
+
+static void drain(void){ rv_engine_drain(E); }
+
+static int64_t task_of(const char *element){
+  return scalar("SELECT id FROM tasks WHERE instance_id=? AND element_id=? AND state='open' ORDER BY id LIMIT 1",
+                "it", cur, element);
+}
+
+static void cmd(char **w, int n){
+  rv_err err = {0};
+  const char *c = w[0];
+  if (strcmp(c, "scripts") == 0) {
+    snprintf(scriptdir, sizeof scriptdir, "%s/%s", basedir, w[1]);
+  } else if (strcmp(c, "deploy") == 0) {
+    const char *files[16];
+    char buf[16][4096];
+    int nf = 0;
+    for (int i = 1; i < n && nf < 16; i++) {
+      snprintf(buf[nf], sizeof buf[nf], "%s/%s", basedir, w[i]);
+      files[nf] = buf[nf];
+      nf++;
+    }
+    okf(rv_engine_deploy(E, files, nf, scriptdir, NULL, &err) == RV_OK, "deploy %s %s", w[1], err.msg);
+  } else if (strcmp(c, "start") == 0) {
+    cJSON *vars = n > 2 && w[2][0] == '{' ? rv_json_parse(w[2]) : NULL;
+    rv_status rc = rv_engine_start(E, w[1], 0, vars, NULL, &cur, &err);
+    okf(rc == RV_OK, "start %s %s", w[1], err.msg);
+    if (n > 3 && strcmp(w[n - 2], "as") == 0 && n_named < 64) {
+      snprintf(named[n_named].name, sizeof named[n_named].name, "%s", w[n - 1]);
+      named[n_named++].id = cur;
+    }
+    hist_cursor = 0;
+    cJSON_Delete(vars);
+    drain();
+  } else if (strcmp(c, "use") == 0) {
+    for (int i = 0; i < n_named; i++) if (strcmp(named[i].name, w[1]) == 0) cur = named[i].id;
+    hist_cursor = 0;
+  } else if (strcmp(c, "complete") == 0 || strcmp(c, "complete-fails") == 0) {
+    int64_t t = task_of(w[1]);
+    cJSON *data = n > 2 ? rv_json_parse(w[2]) : NULL;
+    rv_status rc = t > 0 ? rv_engine_complete_task(E, t, data, "tester", &err) : RV_NOTFOUND;
+    if (c[8] == 0) okf(rc == RV_OK, "complete %s (task %lld) %s", w[1], (long long)t, err.msg);
+    else okf(rc != RV_OK && n > 3 && strstr(err.msg, w[3]) != NULL, "completing %s fails: got '%s'", w[1], err.msg);
+    cJSON_Delete(data);
+    drain();
+  } else if (strcmp(c, "message") == 0) {
+    cJSON *p = n > 3 ? rv_json_parse(w[3]) : NULL, *res = NULL;
+    rv_status rc = rv_engine_correlate(E, w[1], strcmp(w[2], "-") == 0 ? NULL : w[2], p,
+                                       n > 4 ? w[4] : NULL, -1, &res, &err);
+    okf(rc == RV_OK, "message %s %s", w[1], err.msg);
+    snprintf(last_msg_result, sizeof last_msg_result, "%s", res ? rv_json_str(res, "result") : "");
+    if (res && rv_json_int(res, "instance", 0) && strcmp(last_msg_result, "started") == 0)
+      cur = rv_json_int(res, "instance", 0);
+    cJSON_Delete(res);
+    cJSON_Delete(p);
+    drain();
+  } else if (strcmp(c, "message-result") == 0) {
+    okf(strcmp(last_msg_result, w[1]) == 0, "message result %s (got %s)", w[1], last_msg_result);
+  } else if (strcmp(c, "signal") == 0) {
+    cJSON *p = n > 2 ? rv_json_parse(w[2]) : NULL;
+    int cnt;
+    okf(rv_engine_signal(E, w[1], p, &cnt, &err) == RV_OK, "signal %s %s", w[1], err.msg);
+    cJSON_Delete(p);
+    drain();
+  } else if (strcmp(c, "advance") == 0) {
+    rv_duration d;
+    okf(rv_duration_parse(w[1], &d, &err) == RV_OK, "advance %s %s", w[1], err.msg);
+    rv_clock_set(&clk, rv_duration_add(rv_clock_now(&clk), &d));
+    drain();
+  } else if (strcmp(c, "drain") == 0) {
+    drain();
+  } else if (strcmp(c, "retry") == 0) {
+    int64_t inc = scalar("SELECT id FROM incidents WHERE instance_id=? AND state='open' ORDER BY id LIMIT 1", "i", cur);
+    okf(inc > 0 && rv_engine_retry_incident(E, inc, &err) == RV_OK, "retry incident %lld %s", (long long)inc, err.msg);
+    drain();
+  } else if (strcmp(c, "cancel") == 0) {
+    okf(rv_engine_cancel(E, cur, &err) == RV_OK, "cancel %s", err.msg);
+  } else if (strcmp(c, "restart") == 0) {
+    rv_engine_close(E);
+    open_engine();
+    drain();
+  } else if (strcmp(c, "expect") == 0) {
+    sqlite3_stmt *s;
+    int64_t found = 0;
+    sqlite3_prepare_v2(db(),
+      "SELECT id FROM history WHERE instance_id=? AND id>? AND event=? AND (?4 IS NULL OR element_id=?4 OR detail=?4)"
+      " AND (?5 IS NULL OR instr(detail, ?5) > 0) ORDER BY id LIMIT 1", -1, &s, NULL);
+    sqlite3_bind_int64(s, 1, cur);
+    sqlite3_bind_int64(s, 2, hist_cursor);
+    sqlite3_bind_text(s, 3, w[1], -1, SQLITE_TRANSIENT);
+    if (n > 2 && strcmp(w[2], "-") != 0) sqlite3_bind_text(s, 4, w[2], -1, SQLITE_TRANSIENT);
+    if (n > 3) sqlite3_bind_text(s, 5, w[3], -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(s) == SQLITE_ROW) found = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    okf(found > 0, "expect %s %s %s", w[1], n > 2 ? w[2] : "", n > 3 ? w[3] : "");
+    if (found) hist_cursor = found;
+  } else if (strcmp(c, "never") == 0) {
+    int64_t k = scalar("SELECT count(*) FROM history WHERE instance_id=? AND event=? AND (?3 IS NULL OR element_id=?3)",
+                       n > 2 ? "itt" : "it", cur, w[1], n > 2 ? w[2] : NULL);
+    okf(k == 0, "never %s %s (found %lld)", w[1], n > 2 ? w[2] : "", (long long)k);
+  } else if (strcmp(c, "count") == 0) {
+    int64_t k = scalar("SELECT count(*) FROM history WHERE instance_id=? AND event=? AND element_id=?",
+                       "itt", cur, w[1], w[2]);
+    okf(k == atoll(w[3]), "count %s %s = %s (got %lld)", w[1], w[2], w[3], (long long)k);
+  } else if (strcmp(c, "status") == 0) {
+    sqlite3_stmt *s;
+    char got[32] = "";
+    sqlite3_prepare_v2(db(), "SELECT status FROM instances WHERE id=?", -1, &s, NULL);
+    sqlite3_bind_int64(s, 1, cur);
+    if (sqlite3_step(s) == SQLITE_ROW) snprintf(got, sizeof got, "%s", sqlite3_column_text(s, 0));
+    sqlite3_finalize(s);
+    okf(strcmp(got, w[1]) == 0, "status %s (got %s)", w[1], got);
+  } else if (strcmp(c, "status-text") == 0) {
+    sqlite3_stmt *s;
+    char got[512] = "", want[512] = "";
+    for (int i = 1; i < n; i++) { strcat(want, i > 1 ? " " : ""); strncat(want, w[i], 200); }
+    sqlite3_prepare_v2(db(), "SELECT status_text FROM instances WHERE id=?", -1, &s, NULL);
+    sqlite3_bind_int64(s, 1, cur);
+    if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0))
+      snprintf(got, sizeof got, "%s", sqlite3_column_text(s, 0));
+    sqlite3_finalize(s);
+    okf(strcmp(got, want) == 0, "status text '%s' (got '%s')", want, got);
+  } else if (strcmp(c, "var") == 0) {
+    cJSON *inst = NULL, *want = rv_json_parse(w[2]);
+    const cJSON *got;
+    rv_engine_instance_json(E, cur, &inst, &err);
+    got = inst ? cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(inst, "variables"), w[1]) : NULL;
+    {
+      char *g = got ? rv_json_print(got) : NULL;
+      okf(got && want && cJSON_Compare(got, want, 1), "var %s = %s (got %s)", w[1], w[2], g ? g : "nothing");
+      if (g) cJSON_free(g);
+    }
+    cJSON_Delete(inst);
+    cJSON_Delete(want);
+  } else if (strcmp(c, "tasks") == 0) {
+    int64_t k = scalar("SELECT count(*) FROM tasks WHERE instance_id=? AND state='open' AND (?2 IS NULL OR element_id=?2)",
+                       n > 2 ? "it" : "i", cur, n > 2 ? w[2] : NULL);
+    okf(k == atoll(w[1]), "open tasks %s %s (got %lld)", w[1], n > 2 ? w[2] : "", (long long)k);
+  } else if (strcmp(c, "waiting") == 0) {
+    cJSON *inst = NULL;
+    char got[2048] = "", want[2048] = "";
+    const char *names[64];
+    int nn = 0;
+    const cJSON *t;
+    rv_engine_instance_json(E, cur, &inst, &err);
+    cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(inst, "tokens"))
+      if (nn < 64) names[nn++] = rv_json_str(t, "element");
+    for (int i = 0; i < nn; i++)
+      for (int k = i + 1; k < nn; k++)
+        if (strcmp(names[k], names[i]) < 0) { const char *x = names[i]; names[i] = names[k]; names[k] = x; }
+    for (int i = 0; i < nn; i++) { if (i) strcat(got, " "); strncat(got, names[i], 100); }
+    for (int i = 1; i < n; i++) {
+      if (strcmp(w[i], "-") == 0) continue;
+      if (want[0]) strcat(want, " ");
+      strncat(want, w[i], 100);
+    }
+    okf(strcmp(got, want) == 0, "waiting at [%s] (got [%s])", want, got);
+    cJSON_Delete(inst);
+  } else if (strcmp(c, "incidents") == 0) {
+    int64_t k = scalar("SELECT count(*) FROM incidents WHERE instance_id=? AND state='open'", "i", cur);
+    bool text_ok = true;
+    if (n > 2) {
+      sqlite3_stmt *s;
+      sqlite3_prepare_v2(db(), "SELECT message FROM incidents WHERE instance_id=? AND state='open' ORDER BY id LIMIT 1", -1, &s, NULL);
+      sqlite3_bind_int64(s, 1, cur);
+      text_ok = sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0) &&
+                strstr((const char *)sqlite3_column_text(s, 0), w[2]) != NULL;
+      if (!text_ok && sqlite3_column_text(s, 0)) printf("# incident says: %s\n", sqlite3_column_text(s, 0));
+      sqlite3_finalize(s);
+    }
+    okf(k == atoll(w[1]) && text_ok, "open incidents %s %s (got %lld)", w[1], n > 2 ? w[2] : "", (long long)k);
+  } else if (strcmp(c, "jobs") == 0) {
+    int64_t k = scalar("SELECT count(*) FROM jobs WHERE instance_id=? AND state=?", "it", cur, w[1]);
+    okf(k == atoll(w[2]), "jobs %s = %s (got %lld)", w[1], w[2], (long long)k);
+  } else if (strcmp(c, "sms") == 0) {
+    okf(rv_test_sms_count() == atoi(w[1]), "sms %s (got %d)", w[1], rv_test_sms_count());
+  } else if (strcmp(c, "instances") == 0) {
+    int64_t k = scalar("SELECT count(*) FROM instances WHERE process_id=?", "t", w[1]);
+    okf(k == atoll(w[2]), "instances of %s = %s (got %lld)", w[1], w[2], (long long)k);
+  } else {
+    okf(false, "unknown scenario command '%s'", c);
+  }
+}
+
+int main(int argc, char **argv){
+  FILE *f;
+  char line[8192], *copy;
+  if (argc != 2) { fprintf(stderr, "usage: scenario-run FILE.scn\n"); return 2; }
+  f = fopen(argv[1], "r");
+  if (f == NULL) { printf("Bail out! cannot open %s\n", argv[1]); return 1; }
+  copy = rv_strdup(argv[1]);
+  snprintf(basedir, sizeof basedir, "%s", dirname(copy));
+  rv_free(copy);
+  snprintf(scriptdir, sizeof scriptdir, "%s/../fixtures/scripts", basedir);
+  snprintf(dbpath, sizeof dbpath, "/tmp/ravand-scn-%d.db", (int)getpid());
+  unlink(dbpath);
+  rv_clock_init_virtual(&clk, 1774051200000LL);   /* 2026-03-21T00:00:00Z */
+  rv_test_sms_reset();
+  open_engine();
+  while (fgets(line, sizeof line, f)) {
+    char *w[32];
+    int n;
+    lineno++;
+    line[strcspn(line, "\r\n")] = 0;
+    n = split(line, w, 32);
+    if (n > 0) cmd(w, n);
+  }
+  fclose(f);
+  {
+    rv_err err;
+    rv_status rc = rv_store_integrity(rv_engine_store(E), &err);
+    okf(rc == RV_OK, "integrity_check");
+  }
+  rv_engine_close(E);
+  rv_test_sms_reset();
+  {
+    char p[300];
+    unlink(dbpath);
+    snprintf(p, sizeof p, "%s-wal", dbpath); unlink(p);
+    snprintf(p, sizeof p, "%s-shm", dbpath); unlink(p);
+  }
+  printf("1..%d\n", n_ok + n_fail);
+  return n_fail ? 1 : 0;
+}

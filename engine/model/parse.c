@@ -485,7 +485,7 @@ static void node_attrs(parser *P, int ni, const xmlNode *x){
     const char *nm = (const char *)a->name, *vendor;
     rv_node *n = NODE(P, ni);
     if (a->ns == NULL) {
-      if (strcmp(nm, "attachedToRef") == 0) {
+      if (strcmp(nm, "attachedToRef") == 0 && n->type == RV_ELEM_BOUNDARY_EVENT) {
         P->attach = rv_realloc(P->attach, sizeof *P->attach * (size_t)(P->n_attach + 1));
         P->attach[P->n_attach++] = (pend_ref){ ni, attr_value(a), line };
       } else if (strcmp(nm, "default") == 0) {
@@ -902,6 +902,8 @@ static void parse_node(parser *P, const xmlNode *x, rv_elem_type t, int proc, in
   NODE(P, ni)->name = attr(x, "name");
   register_id(P, id, K_NODE, ni, line);
   node_attrs(P, ni, x);
+  if (t == RV_ELEM_BOUNDARY_EVENT && !xmlHasNsProp(x, BAD_CAST "attachedToRef", NULL))
+    err(P, line, "boundary event '%s' has no attachedToRef", id);
   if (t == RV_ELEM_SUB_PROCESS) {
     parse_scope(P, x, proc, ni);   /* flow elements; the rest comes back below */
   } else {
@@ -1071,13 +1073,6 @@ static void resolve_boundaries(parser *P){
     }
     n->attached_to = e->idx;
     push_int(&m->nodes[e->idx].boundaries, &m->nodes[e->idx].n_boundaries, r->node);
-  }
-  for (int i = 0; i < m->n_nodes; i++) {
-    if (m->nodes[i].type == RV_ELEM_BOUNDARY_EVENT && m->nodes[i].attached_to < 0) {
-      bool pending = false;
-      for (int k = 0; k < P->n_attach; k++) pending |= P->attach[k].node == i;
-      if (!pending) err(P, m->nodes[i].line, "boundary event '%s' has no attachedToRef", m->nodes[i].id);
-    }
   }
 }
 

@@ -456,19 +456,35 @@ rv_status rv__mi_child_done(rv_ctx *c, rv_inst *in, rv_ei *body, rv_ei *inner){
   const rv_node *n = rv__node(in, body->node);
   int64_t body_key = body->key, inner_key = inner->key;
   int index = inner->mi_index;
-  bool finished;
+  bool finished, stop = false;
   rv_status rc = RV_OK;
 
   if (n->mi_output_collection && n->mi_output_element) {
     cJSON *v = NULL;
     rc = rv__eval(c, in, inner, n->mi_output_element, &v);
-    if (rc != RV_OK) return rv__incident(c, in, rv__ei_find(in, inner_key), "mapping", 0, c->err->msg);
+    if (rc != RV_OK) return rv__incident(c, in, rv__ei_find(in, inner_key), "output", 0, c->err->msg);
     body = rv__ei_find(in, body_key);
     {
       cJSON *arr = cJSON_GetObjectItemCaseSensitive(body->vars, n->mi_output_collection);
       if (cJSON_IsArray(arr) && index < cJSON_GetArraySize(arr)) cJSON_ReplaceItemInArray(arr, index, v);
       else cJSON_Delete(v);
     }
+  }
+  /* The completion condition sees the finished iteration's variables (the
+  ** task data it wrote are local to it), so evaluate it before the
+  ** iteration goes; a failure is an incident on the iteration (a retry
+  ** completes it again). */
+  body = rv__ei_find(in, body_key);
+  finished = body->mi_done + 1 >= body->mi_total;
+  if (!finished && n->mi_completion) {
+    cJSON *vars = rv__vars_visible(in, rv__ei_find(in, inner_key));
+    cJSON_AddNumberToObject(vars, "nrOfInstances", body->mi_total);
+    cJSON_AddNumberToObject(vars, "nrOfCompletedInstances", body->mi_done + 1);
+    cJSON_AddNumberToObject(vars, "nrOfActiveInstances",
+                            n->mi_sequential ? 0 : body->mi_next - body->mi_done - 1);
+    rc = rv_rules_eval_bool(in->def->rules, n->mi_completion, vars, &stop, c->err);
+    cJSON_Delete(vars);
+    if (rc != RV_OK) return rv__incident(c, in, rv__ei_find(in, inner_key), "condition", 0, c->err->msg);
   }
   rv__history(c, in, "ELEMENT_COMPLETED", rv__ei_find(in, inner_key)->node, inner_key, "iteration");
   rc = rv__side_clear(c, in, inner_key);
@@ -477,22 +493,10 @@ rv_status rv__mi_child_done(rv_ctx *c, rv_inst *in, rv_ei *body, rv_ei *inner){
   body = rv__ei_find(in, body_key);
   body->mi_done++;
   in->dirty = true;
-  finished = body->mi_done >= body->mi_total;
-  if (!finished && n->mi_completion) {
-    cJSON *vars = rv__vars_visible(in, body);
-    bool stop = false;
-    cJSON_AddNumberToObject(vars, "nrOfInstances", body->mi_total);
-    cJSON_AddNumberToObject(vars, "nrOfCompletedInstances", body->mi_done);
-    cJSON_AddNumberToObject(vars, "nrOfActiveInstances",
-                            n->mi_sequential ? 0 : body->mi_next - body->mi_done);
-    rc = rv_rules_eval_bool(in->def->rules, n->mi_completion, vars, &stop, c->err);
-    cJSON_Delete(vars);
-    if (rc != RV_OK) return rv__incident(c, in, rv__ei_find(in, body_key), "condition", 0, c->err->msg);
-    if (stop) {
-      rc = rv__terminate_children(c, in, body_key);
-      if (rc != RV_OK) return rc;
-      finished = true;
-    }
+  if (stop) {
+    rc = rv__terminate_children(c, in, body_key);
+    if (rc != RV_OK) return rc;
+    finished = true;
   }
   body = rv__ei_find(in, body_key);
   if (finished) {

@@ -103,7 +103,7 @@ rv_status rv__create_job(rv_ctx *c, rv_inst *in, rv_ei *ei, const char *adapter,
     " retries, backoff_ms, next_try, created, notify) VALUES(?,?,?,?,?,?,'pending',0,?,?,?,?,?)"
     " ON CONFLICT(key) DO UPDATE SET state='pending', attempts=0, next_try=excluded.next_try,"
     " input=excluded.input",
-    "iitttiiiiii", in->id, ei->key, n->id, adapter, text, key,
+    "iittttiiiii", in->id, ei->key, n->id, adapter, text, key,
     (int64_t)(retries > 0 ? retries : 1), backoff_ms, c->now, c->now, (int64_t)notify);
   if (rc == RV_OK) rv__history(c, in, "JOB_CREATED", ei->node, ei->key, adapter);
   rv_free(key);
@@ -954,7 +954,9 @@ rv_status rv__retry(rv_ctx *c, int64_t incident){
   in->dirty = true;
   if (job) { ei->state = EI_WAITING; return RV_OK; }
   ei->state = EI_ACTIVE;
-  rv__push(c, strcmp(kind, "condition") == 0 ? ACT_COMPLETE : ACT_RUN, in, key);
+  /* condition/output: the element's work is done, only leaving failed */
+  rv__push(c, strcmp(kind, "condition") == 0 || strcmp(kind, "output") == 0 ? ACT_COMPLETE : ACT_RUN,
+           in, key);
   return RV_OK;
 }
 

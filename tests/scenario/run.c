@@ -24,13 +24,18 @@
 **   count EVENT ELEMENT N           exactly N such history entries
 **   status WORD                     instance status (active, completed, canceled, terminated)
 **   status-text TEXT...             the applicant-facing status
-**   var NAME JSON                   a process variable equals JSON
+**   var NAME JSON                   a process variable equals JSON ("text" or a
+**                                   word that is not JSON: that string)
 **   tasks N [ELEMENT]               open tasks of the current instance
 **   waiting ELEMENT...              the elements where tokens rest (sorted), or '-' for none
 **   incidents N [TEXT]              open incidents of the current instance (first contains TEXT)
 **   jobs STATE N                    jobs of the current instance in STATE
 **   sms N                           messages the test SMS adapter has recorded
 **   instances PROCESS N             instances of PROCESS
+**   child [as NAME]                 the instance the current one called last
+**                                   (call activity) becomes current
+**   versions PROCESS N              deployed versions of PROCESS
+**   version N                       the current instance runs version N
 ** Output is TAP: one "ok"/"not ok" line per expectation.
 */
 #include <stdarg.h>
@@ -251,6 +256,7 @@ static void cmd(char **w, int n){
   } else if (strcmp(c, "var") == 0) {
     cJSON *inst = NULL, *want = rv_json_parse(w[2]);
     const cJSON *got;
+    if (want == NULL) want = cJSON_CreateString(w[2]);   /* var NAME "some text" */
     rv_engine_instance_json(E, cur, &inst, &err);
     got = inst ? cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(inst, "variables"), w[1]) : NULL;
     {
@@ -305,6 +311,24 @@ static void cmd(char **w, int n){
   } else if (strcmp(c, "instances") == 0) {
     int64_t k = scalar("SELECT count(*) FROM instances WHERE process_id=?", "t", w[1]);
     okf(k == atoll(w[2]), "instances of %s = %s (got %lld)", w[1], w[2], (long long)k);
+  } else if (strcmp(c, "child") == 0) {
+    int64_t k = scalar("SELECT id FROM instances WHERE parent_instance=? ORDER BY id DESC LIMIT 1", "i", cur);
+    okf(k > 0, "child of instance %lld (got %lld)", (long long)cur, (long long)k);
+    if (k > 0) {
+      cur = k;
+      if (n > 2 && strcmp(w[1], "as") == 0 && n_named < 64) {
+        snprintf(named[n_named].name, sizeof named[n_named].name, "%s", w[2]);
+        named[n_named++].id = cur;
+      }
+    }
+    hist_cursor = 0;
+  } else if (strcmp(c, "versions") == 0) {
+    int64_t k = scalar("SELECT count(*) FROM definitions WHERE process_id=?", "t", w[1]);
+    okf(k == atoll(w[2]), "versions of %s = %s (got %lld)", w[1], w[2], (long long)k);
+  } else if (strcmp(c, "version") == 0) {
+    int64_t k = scalar("SELECT d.version FROM instances i JOIN definitions d ON d.id=i.definition_id WHERE i.id=?",
+                       "i", cur);
+    okf(k == atoll(w[1]), "instance runs version %s (got %lld)", w[1], (long long)k);
   } else {
     okf(false, "unknown scenario command '%s'", c);
   }

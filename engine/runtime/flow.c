@@ -954,6 +954,17 @@ rv_status rv__retry(rv_ctx *c, int64_t incident){
   in->dirty = true;
   if (job) { ei->state = EI_WAITING; return RV_OK; }
   ei->state = EI_ACTIVE;
+  if (strcmp(kind, "mapping") == 0 && ei->child_instance) {
+    /* a call activity's output mapping failed on the finished child: map
+    ** again from the child's final variables, do not call a new child */
+    int64_t child_id = ei->child_instance;
+    rv_inst *ch;
+    rc = rv__ctx_load(c, child_id, &ch);
+    if (rc != RV_OK) return rc;
+    if (ch->ended && strcmp(ch->status, "completed") == 0) return rv__child_done(c, ch, false, NULL);
+    ei = rv__ei_find(in, key);
+    if (ei == NULL) return RV_OK;
+  }
   /* condition/output: the element's work is done, only leaving failed */
   rv__push(c, strcmp(kind, "condition") == 0 || strcmp(kind, "output") == 0 ? ACT_COMPLETE : ACT_RUN,
            in, key);

@@ -30,6 +30,8 @@
 **   waiting ELEMENT...              the elements where tokens rest (sorted), or '-' for none
 **   incidents N [TEXT]              open incidents of the current instance (first contains TEXT)
 **   jobs STATE N                    jobs of the current instance in STATE
+**   job ELEMENT COLUMN VALUE        the latest job of ELEMENT has COLUMN (of the jobs
+**                                   table) = VALUE; $inst/$ei in VALUE: instance, job ei
 **   sms N                           messages the test SMS adapter has recorded
 **   instances PROCESS N             instances of PROCESS
 **   child [as NAME]                 the instance the current one called last
@@ -306,6 +308,33 @@ static void cmd(char **w, int n){
   } else if (strcmp(c, "jobs") == 0) {
     int64_t k = scalar("SELECT count(*) FROM jobs WHERE instance_id=? AND state=?", "it", cur, w[1]);
     okf(k == atoll(w[2]), "jobs %s = %s (got %lld)", w[1], w[2], (long long)k);
+  } else if (strcmp(c, "job") == 0 && n > 3) {
+    /* job ELEMENT COLUMN VALUE: the latest job of ELEMENT (current instance) */
+    sqlite3_stmt *s;
+    char sql[256], got[512] = "(no job)", want[512];
+    int64_t ei = 0;
+    bool col_ok = strspn(w[2], "abcdefghijklmnopqrstuvwxyz_") == strlen(w[2]);
+    snprintf(sql, sizeof sql, "SELECT %s, ei FROM jobs WHERE instance_id=? AND element_id=?"
+             " ORDER BY id DESC LIMIT 1", col_ok ? w[2] : "NULL");
+    sqlite3_prepare_v2(db(), sql, -1, &s, NULL);
+    sqlite3_bind_int64(s, 1, cur);
+    sqlite3_bind_text(s, 2, w[1], -1, SQLITE_TRANSIENT);
+    if (s && sqlite3_step(s) == SQLITE_ROW) {
+      snprintf(got, sizeof got, "%s", sqlite3_column_text(s, 0) ? (const char *)sqlite3_column_text(s, 0) : "NULL");
+      ei = sqlite3_column_int64(s, 1);
+    }
+    sqlite3_finalize(s);
+    {  /* $inst and $ei in VALUE stand for the instance id and the job's ei */
+      const char *p = w[3];
+      size_t k = 0;
+      while (*p && k + 24 < sizeof want) {
+        if (strncmp(p, "$inst", 5) == 0) { k += (size_t)snprintf(want + k, sizeof want - k, "%lld", (long long)cur); p += 5; }
+        else if (strncmp(p, "$ei", 3) == 0) { k += (size_t)snprintf(want + k, sizeof want - k, "%lld", (long long)ei); p += 3; }
+        else want[k++] = *p++;
+      }
+      want[k] = 0;
+    }
+    okf(col_ok && strcmp(got, want) == 0, "job %s %s = %s (got %s)", w[1], w[2], want, got);
   } else if (strcmp(c, "sms") == 0) {
     okf(rv_test_sms_count() == atoi(w[1]), "sms %s (got %d)", w[1], rv_test_sms_count());
   } else if (strcmp(c, "instances") == 0) {

@@ -88,9 +88,12 @@ static const char *const migrations[] = {
   "CREATE TABLE commands(key TEXT PRIMARY KEY, result TEXT NOT NULL, at INTEGER NOT NULL);",
   /* 2: API -- principals, tokens, audit (owned by engine/api) */
   "SELECT 1;",
-  /* 3: adapters -- ledgers, batches, feed imports, records (owned by adapters/) */
+  /* 3: adapters: SMS delivery log, bank confirmations (owned by adapters/sms, adapters/bank) */
   "SELECT 1;",
   /* 4: record/replay (owned by engine/journal) */
+  "SELECT 1;",
+  /* 5: adapters: ledgers, batches, feed imports, records (owned by adapters/finance,
+  **    adapters/registry, adapters/records) */
   "SELECT 1;",
 };
 

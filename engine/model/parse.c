@@ -34,7 +34,6 @@
 #include <string.h>
 #include <strings.h>
 #include <libxml/parser.h>
-#include <libxml/parserInternals.h>
 #include <libxml/tree.h>
 #include <libxml/xmlerror.h>
 #include "core/mem.h"

@@ -508,7 +508,7 @@ rv_status rv_engine_complete_task(rv_engine *e, int64_t task_id, const cJSON *da
 #define SQL_SUB_FIND \
   "SELECT id, instance_id, ei, element_id, definition_id FROM subscriptions" \
   " WHERE kind='message' AND name=? AND (corr_key IS NULL OR corr_key=?)" \
-  " ORDER BY id LIMIT 1"
+  " ORDER BY instance_id=0, id LIMIT 1"   /* a waiting instance before a start event */
 
 rv_status rv_engine_correlate(rv_engine *e, const char *name, const char *key,
                               const cJSON *payload, const char *message_id,
@@ -848,8 +848,10 @@ int rv_engine_fire_due(rv_engine *e){
   if (n == 0) return 0;
   if (rv_engine_batch_begin(e, &err) != RV_OK) { rv_free(ids); return 0; }
   for (int i = 0; i < n; i++) {
-    if (rv_engine_fire_timer(e, ids[i], &err) == RV_OK) fired++;
-    else fprintf(stderr, "ravand: timer %lld: %s\n", (long long)ids[i], err.msg);
+    rv_status rc = rv_engine_fire_timer(e, ids[i], &err);
+    if (rc == RV_OK) fired++;
+    else if (rc != RV_NOTFOUND)   /* NOTFOUND: withdrawn by an earlier timer of this batch */
+      fprintf(stderr, "ravand: timer %lld: %s\n", (long long)ids[i], err.msg);
   }
   if (rv_engine_batch_end(e, &err) != RV_OK) {
     fprintf(stderr, "ravand: timer batch commit failed: %s\n", err.msg);

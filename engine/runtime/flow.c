@@ -960,8 +960,9 @@ rv_status rv__retry(rv_ctx *c, int64_t incident){
     int64_t child_id = ei->child_instance;
     rv_inst *ch;
     rc = rv__ctx_load(c, child_id, &ch);
-    if (rc != RV_OK) return rc;
-    if (ch->ended && strcmp(ch->status, "completed") == 0) return rv__child_done(c, ch, false, NULL);
+    if (rc != RV_OK && rc != RV_NOTFOUND) return rc;
+    if (rc == RV_OK && ch->ended && strcmp(ch->status, "completed") == 0)
+      return rv__child_done(c, ch, false, NULL);
     ei = rv__ei_find(in, key);
     if (ei == NULL) return RV_OK;
   }

@@ -14,6 +14,7 @@
 **   message-result WORD             the last message call's result (correlated, buffered, ...)
 **   signal NAME [JSON]
 **   advance DURATION                move the clock, then fire timers and run jobs
+**   clock DURATION                  move the clock only (as if the engine were down)
 **   drain                           fire due timers and run jobs
 **   retry                           retry the first open incident of the current instance
 **   cancel                          cancel the current instance
@@ -33,9 +34,10 @@
 **   job ELEMENT COLUMN VALUE        the latest job of ELEMENT has COLUMN (of the jobs
 **                                   table) = VALUE; $inst/$ei in VALUE: instance, job ei
 **   sms N                           messages the test SMS adapter has recorded
+**   sms-last TO TEXT...             the last recorded SMS went to TO with TEXT
 **   instances PROCESS N             instances of PROCESS
-**   child [as NAME]                 the instance the current one called last
-**                                   (call activity) becomes current
+**   child [K] [as NAME]             the K-th instance (1-based, default: the last)
+**                                   the current one called becomes current
 **   versions PROCESS N              deployed versions of PROCESS
 **   version N                       the current instance runs version N
 ** Output is TAP: one "ok"/"not ok" line per expectation.
@@ -202,6 +204,10 @@ static void cmd(char **w, int n){
     okf(rv_duration_parse(w[1], &d, &err) == RV_OK, "advance %s %s", w[1], err.msg);
     rv_clock_set(&clk, rv_duration_add(rv_clock_now(&clk), &d));
     drain();
+  } else if (strcmp(c, "clock") == 0) {
+    rv_duration d;
+    okf(rv_duration_parse(w[1], &d, &err) == RV_OK, "clock %s %s", w[1], err.msg);
+    rv_clock_set(&clk, rv_duration_add(rv_clock_now(&clk), &d));
   } else if (strcmp(c, "drain") == 0) {
     drain();
   } else if (strcmp(c, "retry") == 0) {
@@ -340,13 +346,24 @@ static void cmd(char **w, int n){
   } else if (strcmp(c, "instances") == 0) {
     int64_t k = scalar("SELECT count(*) FROM instances WHERE process_id=?", "t", w[1]);
     okf(k == atoll(w[2]), "instances of %s = %s (got %lld)", w[1], w[2], (long long)k);
+  } else if (strcmp(c, "sms-last") == 0) {
+    char want[1024] = "";
+    int k = rv_test_sms_count() - 1;
+    const char *to = k >= 0 ? rv_test_sms_to(k) : NULL, *text = k >= 0 ? rv_test_sms_text(k) : NULL;
+    for (int i = 2; i < n; i++) { strcat(want, i > 2 ? " " : ""); strncat(want, w[i], 200); }
+    okf(to && text && strcmp(to, w[1]) == 0 && strcmp(text, want) == 0,
+        "last sms to %s '%s' (got %s '%s')", w[1], want, to ? to : "-", text ? text : "-");
   } else if (strcmp(c, "child") == 0) {
-    int64_t k = scalar("SELECT id FROM instances WHERE parent_instance=? ORDER BY id DESC LIMIT 1", "i", cur);
+    int a = n > 1 && strcmp(w[1], "as") != 0 ? 2 : 1;   /* index of "as" */
+    int64_t k = a == 2
+      ? scalar("SELECT id FROM instances WHERE parent_instance=? ORDER BY id LIMIT 1 OFFSET ?", "ii",
+               cur, (int64_t)(atoll(w[1]) - 1))
+      : scalar("SELECT id FROM instances WHERE parent_instance=? ORDER BY id DESC LIMIT 1", "i", cur);
     okf(k > 0, "child of instance %lld (got %lld)", (long long)cur, (long long)k);
     if (k > 0) {
       cur = k;
-      if (n > 2 && strcmp(w[1], "as") == 0 && n_named < 64) {
-        snprintf(named[n_named].name, sizeof named[n_named].name, "%s", w[2]);
+      if (n > a + 1 && strcmp(w[a], "as") == 0 && n_named < 64) {
+        snprintf(named[n_named].name, sizeof named[n_named].name, "%s", w[a + 1]);
         named[n_named++].id = cur;
       }
     }

@@ -552,6 +552,8 @@ static void test_errors(void **state){
       2, "more than one event definition" },
     { HEAD "<process id=\"p\">\n<task id=\"t\"><timerEventDefinition/></task></process></definitions>",
       2, "unsupported element 'timerEventDefinition'" },
+    { HEAD "<process id=\"p\">\n<boundaryEvent id=\"b\"><timerEventDefinition/></boundaryEvent></process></definitions>",
+      2, "boundary event 'b' has no attachedToRef" },
     { "<definitions xmlns=\"" RV_NS_BPMN "\">\n<process id=\"p\">\n<task id=\"t\">\n</process></definitions>",
       4, "mismatch" },
   };

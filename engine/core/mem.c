@@ -33,12 +33,15 @@ char *rv_strndup(const char *s, size_t n){
 }
 char *rv_asprintf(const char *fmt, ...){
   va_list ap, ap2;
+  char tmp[256];
   int n;
   char *p;
   va_start(ap, fmt);
   va_copy(ap2, ap);
-  n = vsnprintf(NULL, 0, fmt, ap);
+  n = vsnprintf(tmp, sizeof tmp, fmt, ap);
   va_end(ap);
+  if (n < 0) { va_end(ap2); return rv_strdup(""); }
+  if ((size_t)n < sizeof tmp) { va_end(ap2); return rv_strndup(tmp, (size_t)n); }
   p = rv_malloc((size_t)n + 1);
   vsnprintf(p, (size_t)n + 1, fmt, ap2);
   va_end(ap2);

@@ -46,10 +46,32 @@ typedef struct rv_adapter_ops {
   void       *self;
 } rv_adapter_ops;
 
+/* Adapters that keep durable records (payroll, finance, records) use the
+** engine's store on the loop thread, outside any command transaction.
+** Whoever opens an engine whose jobs may reach them binds it; the binding
+** is looked up by the event_base passed to invoke(). Unbind before
+** rv_engine_close(). A job reaching such an adapter on an unbound base
+** fails technically ("no engine bound"), so it is retried, never lost. */
+struct rv_engine;
+void              rv_adapters_bind_engine(struct rv_engine *e);
+void              rv_adapters_unbind_engine(struct rv_engine *e);
+struct rv_engine *rv_adapters_engine(struct event_base *base);   /* NULL if none */
+
 /* The registry of adapters compiled into this binary (adapters.c). */
 const rv_adapter_ops *rv_adapter_find(const char *name);
 /* Register an extra adapter at run time (tests); ops is borrowed. */
 void rv_adapter_register(const rv_adapter_ops *ops);
 void rv_adapter_reset_extra(void);
+/* Remove one run-time registration (the built-in of that name is found again). */
+void rv_adapter_unregister(const rv_adapter_ops *ops);
+
+/* Configure the adapters that talk to the outside (today: `sms`) from the
+** JSON config file at path (NULL or "": $RAVAND_CONFIG, else none) and
+** the environment; see docs/adapters.md. Unconfigured adapters keep their
+** built-in test stand-ins. rv_adapters_stop() cancels in-flight calls
+** (their done() runs) and frees what configure made: call it before the
+** engine and its event_base are closed. */
+rv_status rv_adapters_configure(const char *path, rv_err *err);
+void      rv_adapters_stop(void);
 
 #endif

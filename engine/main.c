@@ -14,9 +14,21 @@
 **   ravand cancel ID
 **   ravand incidents [list] [--all] | ravand incidents retry ID
 **   ravand tick            fire due timers and run due jobs, then exit
-**   ravand serve [--listen HOST:PORT]
+**   ravand record ID... [--process P] [-o FILE | --dir DIR]
+**   ravand replay FILE... [--against FILE.bpmn [--scripts DIR]] [--emit FILE]
+**   ravand test DIR...     process tests and recordings, with coverage
+**   ravand serve [--listen HOST:PORT] [--max-body SIZE] [--max-conns N] [--rate N] ...
+**   ravand principal add|list|token|tokens|revoke|disable|enable ...   (api/auth.c)
+**   ravand audit [list|verify]                                          (api/audit.c)
+**   ravand export payroll|finance|again|list|report ...   (adapters/finance/cli.c)
+**   ravand feed import|list|report ...                    (adapters/registry/cli.c)
+**   ravand records load|generate|show|query ...           (adapters/records/cli.c)
+**   ravand sms log [--instance ID] [--state S]            (adapters/sms/cli.c)
+**   ravand bank import FILE | list | report ID            (adapters/bank/cli.c)
 ** Global: --db PATH (default ./ravand.db), --json, --now TIME (a fixed
-** virtual clock: ISO 8601 instant or epoch ms; for tests and replays).
+** virtual clock: ISO 8601 instant or epoch ms; for tests and replays),
+** --config FILE (adapter settings, e.g. the SMS gateway, read by tick and
+** serve; default $RAVAND_CONFIG; docs/adapters.md).
 ** Exit codes: 0 ok, 1 the command failed, 2 bad usage.
 */
 #include <errno.h>
@@ -33,6 +45,12 @@
 #include "cal/cal.h"
 #include "core/json.h"
 #include "cli.h"
+#include "api/api.h"
+#include "adapter.h"
+#include "common/util.h"
+#include "sms/sms.h"
+#include "bank/bank.h"
+#include "journal/journal.h"
 
 typedef struct args {
   int    n;
@@ -40,12 +58,13 @@ typedef struct args {
   const char *db;
   bool   json;
   const char *now;
+  const char *config;    /* --config FILE (adapters; else $RAVAND_CONFIG) */
 } args;
 
 static int usage(const char *msg){
   if (msg) fprintf(stderr, "ravand: %s\n", msg);
   fprintf(stderr,
-    "usage: ravand [--db PATH] [--json] COMMAND ...\n"
+    "usage: ravand [--db PATH] [--json] [--config FILE] COMMAND ...\n"
     "commands:\n"
     "  lint [--scripts DIR] FILE...          check process files\n"
     "  deploy [--scripts DIR] FILE...        deploy process files with their Lua rules\n"
@@ -58,7 +77,19 @@ static int usage(const char *msg){
     "  cancel ID\n"
     "  incidents [list|retry ID] [--all]\n"
     "  tick                                  fire due timers and run due jobs once\n"
-    "  serve [--listen HOST:PORT]            run timers and jobs (default 127.0.0.1:8080)\n");
+    "  record ID... [--process P] [-o FILE | --dir DIR]   write recordings of instances\n"
+    "  replay FILE... [--against FILE.bpmn [--scripts DIR]] [--emit FILE]\n"
+    "                                        replay recordings, or the impact of a change\n"
+    "  test DIR...                           run process tests and recordings, with coverage\n"
+    "  serve [--listen HOST:PORT] [LIMITS]   serve the HTTP API, timers and jobs (default 127.0.0.1:8080)\n"
+    "  principal add|list|token|tokens|revoke|disable|enable ...   API principals and tokens\n"
+    "  audit [list [--limit N] | verify]     the API audit log\n"
+    "  export payroll|finance [--period YYYY-MM] [--dir DIR] | again BATCH | list | report BATCH\n"
+    "  feed import FILE [--all-spouses] [--chunk N] | list | report ID\n"
+    "  records load DIR [--replace] | generate N DIR [--seed S] [--feed M] | show NID | query JSON\n"
+    "  sms log [--instance ID] [--state S]   SMS delivery log (tick/serve take --config FILE)\n"
+    "  bank import FILE [--ttl DURATION] | list | report ID   bank payment confirmations\n");
+  fputs(rv_api_opt_usage, stderr);
   return 2;
 }
 
@@ -136,6 +167,7 @@ static int open_engine(const args *a, rv_engine **e){
     fprintf(stderr, "ravand: %s\n", err.msg);
     return 1;
   }
+  rv_adapters_bind_engine(*e);     /* ledger and records adapters use its store */
   return 0;
 }
 
@@ -433,16 +465,97 @@ static int cmd_incidents(args *a){
 
 static int cmd_tick(args *a){
   rv_engine *e;
+  rv_err err;
   int rc;
   const rv_engine_stats *s;
   if (!no_unknown_opts(a)) return 2;
   if ((rc = open_engine(a, &e)) != 0) return rc;
+  if (rv_adapters_configure(a->config, &err) != RV_OK) { rv_adapters_stop(); return fail(e, &err); }
   rv_engine_drain(e);
+  rv_adapters_stop();
   s = rv_engine_stats_get(e);
   if (a->json) printf("{\"commands\": %lld, \"jobs\": %lld}\n", (long long)s->commands, (long long)s->jobs_dispatched);
   else printf("applied %lld commands, dispatched %lld jobs\n", (long long)s->commands, (long long)s->jobs_dispatched);
   rv_engine_close(e);
   return 0;
+}
+
+/*--- record / replay / test (journal/) ---*/
+
+static int cmd_record(args *a){
+  bool bad = false;
+  const char *file = take_opt(a, "-o", &bad), *dir = take_opt(a, "--dir", &bad);
+  const char *process = take_opt(a, "--process", &bad);
+  int64_t *ids = NULL;
+  int n = 0, rc = 0;
+  rv_engine *e;
+  rv_err err;
+
+  if (bad || !no_unknown_opts(a)) return 2;
+  if (a->n == 0 && process == NULL) return usage("record: give instance ids or --process P");
+  if (file && dir) return usage("record: -o and --dir exclude each other");
+  if ((rc = open_engine(a, &e)) != 0) return rc;
+  if (process && rv_journal_roots(e, process, &ids, &n, &err) != RV_OK) { free(ids); return fail(e, &err); }
+  for (int i = 0; i < a->n; i++) {
+    int64_t id;
+    if (!parse_id(a->v[i], &id)) { free(ids); rv_engine_close(e); return 2; }
+    ids = realloc(ids, sizeof *ids * (size_t)(n + 1));
+    ids[n++] = id;
+  }
+  if (n > 1 && dir == NULL) { free(ids); rv_engine_close(e); return usage("record: several instances need --dir DIR"); }
+  for (int i = 0; i < n && rc == 0; i++) {
+    FILE *f = stdout;
+    char path[4096];
+    if (dir) {
+      snprintf(path, sizeof path, "%s/%lld.rec.jsonl", dir, (long long)ids[i]);
+      file = path;
+    }
+    if (file && (f = fopen(file, "w")) == NULL) {
+      fprintf(stderr, "ravand: %s: %s\n", file, strerror(errno));
+      rc = 1;
+      break;
+    }
+    if (rv_journal_record(e, ids[i], f, &err) != RV_OK) {
+      fprintf(stderr, "ravand: instance %lld: %s\n", (long long)ids[i], err.msg);
+      rc = 1;
+    }
+    if (f != stdout) fclose(f);
+    if (dir && rc == 0 && !a->json) fprintf(stderr, "ravand: recorded instance %lld in %s\n", (long long)ids[i], path);
+  }
+  free(ids);
+  rv_engine_close(e);
+  return rc;
+}
+
+static int cmd_replay(args *a){
+  bool bad = false;
+  const char *against = take_opt(a, "--against", &bad), *scripts = take_opt(a, "--scripts", &bad);
+  const char *emit = take_opt(a, "--emit", &bad);
+  if (bad || !no_unknown_opts(a)) return 2;
+  if (a->n == 0) return usage("replay: give recording files");
+  if (scripts && against == NULL) return usage("replay: --scripts goes with --against");
+  if (emit) {
+    rv_replay_opts o = { against, scripts, emit };
+    rv_replay_result r;
+    rv_err err;
+    if (a->n != 1) return usage("replay: --emit takes one recording");
+    if (rv_journal_replay(a->v[0], &o, &r, &err) != RV_OK) {
+      fprintf(stderr, "ravand: %s\n", err.msg);
+      free(r.report);
+      return 1;
+    }
+    printf("%s: %s%s%s\n", a->v[0], rv_replay_verdict_name(r.verdict), r.where[0] ? ": " : "", r.where);
+    free(r.report);
+    return r.verdict == RV_REPLAY_IDENTICAL ? 0 : 1;
+  }
+  if (against) return rv_journal_impact_main(against, scripts, (const char *const *)a->v, a->n, a->json, stdout);
+  return rv_journal_replay_main((const char *const *)a->v, a->n, a->json, stdout);
+}
+
+static int cmd_test(args *a){
+  if (!no_unknown_opts(a)) return 2;
+  if (a->n == 0) return usage("test: give directories of process tests");
+  return rv_journal_test_main((const char *const *)a->v, a->n, a->json, stdout);
 }
 
 /*--- serve ---*/
@@ -458,23 +571,6 @@ static void on_tick(evutil_socket_t fd, short what, void *arg){
   rv_engine_fire_due(e);
   rv_engine_dispatch_jobs(e);
 }
-static void on_health(struct evhttp_request *req, void *arg){
-  struct evbuffer *b = evbuffer_new();
-  (void)arg;
-  evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
-  evbuffer_add_printf(b, "{\"status\":\"ok\"}\n");
-  evhttp_send_reply(req, 200, "OK", b);
-  evbuffer_free(b);
-}
-static void on_other(struct evhttp_request *req, void *arg){
-  struct evbuffer *b = evbuffer_new();
-  (void)arg;
-  evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/problem+json");
-  evbuffer_add_printf(b, "{\"status\":404,\"title\":\"no such resource\"}\n");
-  evhttp_send_reply(req, 404, "Not Found", b);
-  evbuffer_free(b);
-}
-
 static int cmd_serve(args *a){
   bool bad = false;
   const char *listen = take_opt(a, "--listen", &bad);
@@ -486,7 +582,14 @@ static int cmd_serve(args *a){
   struct evhttp *http;
   struct event *tick, *sig_int, *sig_term;
   struct timeval tv = {0, 200 * 1000};
+  rv_api_cfg acfg = {0};
+  rv_api *api = NULL;
 
+  for (int i = 0; rv_api_opt_names[i]; i++) {       /* API limits: engine/api/api.h */
+    const char *v;
+    while ((v = take_opt(a, rv_api_opt_names[i], &bad)) != NULL)
+      if (rv_api_cfg_set(&acfg, rv_api_opt_names[i], v, &err) != RV_OK) return usage(err.msg);
+  }
   if (bad || !no_unknown_opts(a) || a->n != 0) return usage(bad ? NULL : "serve takes no arguments");
   if (listen) {
     const char *colon = strrchr(listen, ':');
@@ -508,15 +611,28 @@ static int cmd_serve(args *a){
     event_base_free(serve_base);
     return 1;
   }
+  rv_adapters_bind_engine(e);
+  if (rv_adapters_configure(a->config, &err) != RV_OK) {       /* sms gateway: docs/adapters.md */
+    fprintf(stderr, "ravand: %s\n", err.msg);
+    rv_adapters_stop();
+    rv_engine_close(e);
+    event_base_free(serve_base);
+    return 1;
+  }
   http = evhttp_new(serve_base);
-  evhttp_set_max_body_size(http, 1 << 20);
-  evhttp_set_max_headers_size(http, 16 << 10);
-  evhttp_set_timeout(http, 10);
-  evhttp_set_cb(http, "/healthz", on_health, NULL);
-  evhttp_set_gencb(http, on_other, NULL);
   if (evhttp_bind_socket(http, host, (ev_uint16_t)port) != 0) {
     fprintf(stderr, "ravand: cannot listen on %s:%d: %s\n", host, port, strerror(errno));
     evhttp_free(http);
+    rv_adapters_stop();
+    rv_engine_close(e);
+    event_base_free(serve_base);
+    return 1;
+  }
+  acfg.db_path = a->db;
+  if (rv_api_start(http, e, &acfg, &api, &err) != RV_OK) {
+    fprintf(stderr, "ravand: %s\n", err.msg);
+    evhttp_free(http);
+    rv_adapters_stop();
     rv_engine_close(e);
     event_base_free(serve_base);
     return 1;
@@ -534,14 +650,28 @@ static int cmd_serve(args *a){
   event_free(tick);
   event_free(sig_int);
   event_free(sig_term);
+  rv_api_free(api);
   evhttp_free(http);
+  rv_adapters_stop();      /* in-flight SMS: answered "shutting down", re-sent after restart */
   rv_engine_close(e);
   event_base_free(serve_base);
   return 0;
 }
 
+/*--- principal / audit (api/) ---*/
+
+static int cmd_principal(args *a, const char *cmd){
+  rv_engine *e;
+  int rc;
+  if ((rc = open_engine(a, &e)) != 0) return rc;
+  rc = cmd[0] == 'p' ? rv_api_principal_cli(e, a->db, a->n, a->v, a->json)
+                     : rv_api_audit_cli(e, a->n, a->v, a->json);
+  rv_engine_close(e);
+  return rc;
+}
+
 int main(int argc, char **argv){
-  args a = { 0, NULL, "ravand.db", false, NULL };
+  args a = { 0, NULL, "ravand.db", false, NULL, NULL };
   const char *cmd;
   int rc;
   bool bad = false;
@@ -554,6 +684,7 @@ int main(int argc, char **argv){
     const char *db = take_opt(&a, "--db", &bad), *now = take_opt(&a, "--now", &bad);
     if (db) a.db = db;
     a.now = now;
+    a.config = take_opt(&a, "--config", &bad);
     a.json = take_flag(&a, "--json");
   }
   if (bad || a.n < 1) { free(a.v); return usage(NULL); }
@@ -570,6 +701,19 @@ int main(int argc, char **argv){
   else if (strcmp(cmd, "incidents") == 0) rc = cmd_incidents(&a);
   else if (strcmp(cmd, "tick") == 0) rc = cmd_tick(&a);
   else if (strcmp(cmd, "serve") == 0) rc = cmd_serve(&a);
+  else if (strcmp(cmd, "principal") == 0 || strcmp(cmd, "audit") == 0) rc = cmd_principal(&a, cmd);
+  else if (strcmp(cmd, "export") == 0 || strcmp(cmd, "feed") == 0 || strcmp(cmd, "records") == 0) {
+    rv_cli_env env = { a.db, a.now, a.json };
+    rc = cmd[0] == 'e' ? rv_export_cli(&env, a.n, a.v)
+       : cmd[0] == 'f' ? rv_feed_cli(&env, a.n, a.v) : rv_records_cli(&env, a.n, a.v);
+  }
+  else if (strcmp(cmd, "sms") == 0 || strcmp(cmd, "bank") == 0) {
+    rv_cli_env env = { a.db, a.now, a.json };
+    rc = cmd[0] == 's' ? rv_sms_cli(&env, a.n, a.v) : rv_bank_cli(&env, a.n, a.v);
+  }
+  else if (strcmp(cmd, "record") == 0) rc = cmd_record(&a);
+  else if (strcmp(cmd, "replay") == 0) rc = cmd_replay(&a);
+  else if (strcmp(cmd, "test") == 0) rc = cmd_test(&a);
   else if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0) { usage(NULL); rc = 0; }
   else { fprintf(stderr, "ravand: unknown command '%s'\n", cmd); rc = usage(NULL); }
   a.v--;

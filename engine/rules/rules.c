@@ -29,7 +29,16 @@
 **     tables are proxies (__newindex raises; rawset wrapper refuses; their
 **     metatables are protected), _G is the per-call env, and the string
 **     metatable is protected.
-** Never: open io/os/debug/package, load binary chunks, or run __gc code.
+**   - Work done in C out of the hook's sight is charged to the same budget:
+**     every allocation (8 + bytes/16), pcall/xpcall/resume/yield (50),
+**     table.move/insert/remove/sort/concat/unpack (elements), pattern calls
+**     (estimated cost). A wall-clock deadline (max(1 s, budget / 5M/s))
+**     is the last line for what remains (e.g. == on huge strings).
+** Beyond rules.h's list, the coroutine library is opened (hooks are
+** inherited by coroutines in 5.4; yield/resume are charged).
+** Never: open io/os/debug/package, load binary chunks, run __gc or __close
+** code, or let a Lua message handler run inside the count hook (hooks are
+** off there), hence the C xpcall.
 */
 #include <assert.h>
 #include <math.h>
@@ -52,7 +61,9 @@
 #define DEFAULT_MEMORY       ((size_t)32 << 20)
 #define DEFAULT_SUBJECT      ((size_t)16 << 10)
 #define HOOK_COUNT           200      /* instructions between hook calls */
-#define ALLOC_CHARGE_SHIFT   6        /* 1 instruction per 64 bytes allocated */
+#define ALLOC_CHARGE_BASE    8        /* instructions charged per allocation */
+#define ALLOC_CHARGE_SHIFT   4        /* plus 1 per 16 bytes allocated */
+#define PCALL_CHARGE         50       /* setjmp/longjmp cost of a pcall */
 #define JSON_MAX_DEPTH       64
 #define CACHE_MAX            1024     /* compiled expressions/scripts kept */
 #define PATTERN_MAX_QUANT    2        /* '-' and '*' allowed in one pattern */
@@ -125,7 +136,8 @@ static void *l_alloc(void *ud, void *ptr, size_t osize, size_t nsize){
   r->mem_used = r->mem_used - osize + nsize;
   if (nsize > osize) {
     r->refused_pending = false;
-    if (r->armed) r->budget -= (int64_t)((nsize - osize) >> ALLOC_CHARGE_SHIFT);
+    if (r->armed)
+      r->budget -= ALLOC_CHARGE_BASE + (int64_t)((nsize - osize) >> ALLOC_CHARGE_SHIFT);
   }
   return p;
 }
@@ -384,7 +396,10 @@ static int l_rawset(lua_State *L){
 
 /* setmetatable minus finalizers: a metatable with a __gc field (of any
 ** value) is refused. Lua marks an object for finalization only when its
-** metatable has __gc at setmetatable time, so adding __gc later is inert. */
+** metatable has __gc at setmetatable time, so adding __gc later is inert.
+** __close is refused too: coroutine.close() runs pending __close handlers
+** of a coroutine that our hook killed, and Lua 5.4.4 leaves that thread's
+** hooks disabled (allowhook = 0), so the handler would run unbudgeted. */
 static int l_setmetatable(lua_State *L){
   int t = lua_type(L, 2);
   luaL_checktype(L, 1, LUA_TTABLE);
@@ -394,11 +409,61 @@ static int l_setmetatable(lua_State *L){
   if (t == LUA_TTABLE) {
     lua_pushliteral(L, "__gc");
     if (lua_rawget(L, 2) != LUA_TNIL) return luaL_error(L, "__gc not allowed");
-    lua_pop(L, 1);
+    lua_pushliteral(L, "__close");
+    if (lua_rawget(L, 2) != LUA_TNIL) return luaL_error(L, "__close not allowed");
+    lua_pop(L, 2);
   }
   lua_settop(L, 2);
   lua_setmetatable(L, 1);
   return 1;
+}
+
+/* xpcall(f, h, ...) as pcall plus a call of h after unwinding. Lua calls a
+** message handler at the raise point, which for our hook's kill is inside
+** the hook with hooks disabled: a looping handler would never stop. With
+** no debug library a handler cannot inspect the stack anyway, so running
+** it after the unwind loses nothing a rule could use. */
+static int l_xpcall(lua_State *L){
+  rv_rules *r = getr(L);
+  int n = lua_gettop(L), i;
+
+  charge(L, PCALL_CHARGE);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  luaL_checkstack(L, n, "too many arguments");
+  lua_pushvalue(L, 1);
+  for (i = 3; i <= n; i++) lua_pushvalue(L, i);
+  if (lua_pcall(L, n - 2, LUA_MULTRET, 0) == LUA_OK) {
+    lua_pushboolean(L, 1);
+    lua_insert(L, n + 1);
+    return lua_gettop(L) - n;
+  }
+  if (r->killed != KILL_NONE) return kill_now(L, r);
+  lua_pushvalue(L, 2);
+  lua_insert(L, -2);
+  lua_pcall(L, 1, 1, 0);                   /* handler's error replaces it */
+  if (r->killed != KILL_NONE) return kill_now(L, r);
+  lua_pushboolean(L, 0);
+  lua_insert(L, -2);
+  return 2;
+}
+
+/* pcall: charged (a loop of failing pcalls spends its time in C) and
+** quick to pass a kill on. */
+static int l_pcall(lua_State *L){
+  rv_rules *r = getr(L);
+  int n = lua_gettop(L);
+
+  charge(L, PCALL_CHARGE);
+  luaL_checkany(L, 1);
+  if (lua_pcall(L, n - 1, LUA_MULTRET, 0) == LUA_OK) {
+    lua_pushboolean(L, 1);
+    lua_insert(L, 1);
+    return lua_gettop(L);
+  }
+  if (r->killed != KILL_NONE) return kill_now(L, r);
+  lua_pushboolean(L, 0);
+  lua_insert(L, -2);
+  return 2;
 }
 
 static void push_new_env(lua_State *L){     /* [-0, +1, m] */
@@ -487,8 +552,10 @@ static void check_pattern(lua_State *L, int subj, int pat, bool plain_ok){
   if (sn > r->lim.pattern_subject)
     luaL_error(L, "pattern subject too long (%d bytes, limit %d)",
                (int)(sn > 2147483647 ? 2147483647 : sn), (int)r->lim.pattern_subject);
-  charge(L, (double)sn / 64.0);
-  if (plain_ok) return;
+  if (plain_ok) {
+    charge(L, (double)sn / 64.0);
+    return;
+  }
   pattern_shape(lua_tostring(L, pat), pn, &ms, &unb, &opt, &anchored);
   if (ms > PATTERN_MAX_QUANT)
     luaL_error(L, "pattern too complex (more than %d '-' or '*' quantifiers)",
@@ -498,6 +565,7 @@ static void check_pattern(lua_State *L, int subj, int pat, bool plain_ok){
   if (cost > PATTERN_MAX_COST)
     luaL_error(L, "pattern too complex for a subject of %d bytes",
                (int)sn);
+  charge(L, cost / 4.0);                   /* worst case ~0.1 s: ~1 per evaluation */
 }
 
 static int call_upvalue(lua_State *L){
@@ -575,6 +643,15 @@ static int l_strcharge(lua_State *L){        /* utf8.len & co.: linear scans */
   if (lua_type(L, 1) == LUA_TSTRING) lua_tolstring(L, 1, &n);
   charge(L, (double)n / 64.0);
   return call_upvalue(L);
+}
+
+static int l_resume(lua_State *L){           /* coroutine switches cost C time */
+  charge(L, PCALL_CHARGE);
+  return call_upvalue(L);
+}
+static int l_yield(lua_State *L){
+  charge(L, PCALL_CHARGE);
+  return lua_yield(L, lua_gettop(L));
 }
 
 /* Replace t[name] (t at top) by a wrapper that runs check then the original. */
@@ -840,6 +917,8 @@ static int setup(lua_State *L){
   lua_pushcfunction(L, l_noop);        lua_setfield(L, -2, "print");
   lua_pushcfunction(L, l_load);        lua_setfield(L, -2, "load");
   lua_pushcfunction(L, l_rawset);      lua_setfield(L, -2, "rawset");
+  lua_pushcfunction(L, l_xpcall);      lua_setfield(L, -2, "xpcall");
+  lua_pushcfunction(L, l_pcall);       lua_setfield(L, -2, "pcall");
   lua_pushcfunction(L, l_setmetatable); lua_setfield(L, -2, "setmetatable");
   lua_pushcfunction(L, l_require);     lua_setfield(L, -2, "require");
   lua_pushcfunction(L, l_now);         lua_setfield(L, -2, "now");
@@ -861,6 +940,12 @@ static int setup(lua_State *L){
   lua_getfield(L, -1, "utf8");
   wrap(L, "len", l_strcharge); wrap(L, "offset", l_strcharge);
   wrap(L, "codepoint", l_strcharge);
+  lua_pop(L, 1);
+
+  lua_getfield(L, -1, "coroutine");
+  wrap(L, "resume", l_resume);
+  lua_pushcfunction(L, l_yield);
+  lua_setfield(L, -2, "yield");
   lua_pop(L, 1);
 
   luaL_newlib(L, cal_funcs);       lua_setfield(L, -2, "cal");
@@ -922,8 +1007,10 @@ static void push_compiled(lua_State *L, struct call *c, bool run){  /* [-0,+1,e]
   luaL_buffinit(L, &b);
   luaL_addstring(&b, expr ? "return function(_ENV) return (" : "return function(_ENV) ");
   luaL_addlstring(&b, c->text, c->len);
-  /* a "--" comment must not swallow the closing tokens */
-  luaL_addstring(&b, expr ? (strstr(c->text, "--") ? "\n) end" : ") end") : "\nend");
+  /* Close on the same line, so errors at the end of the text point at
+  ** its last line, unless a "--" comment could swallow the closing tokens. */
+  if (strstr(c->text, "--") != NULL) luaL_addstring(&b, expr ? "\n) end" : "\nend");
+  else luaL_addstring(&b, expr ? ") end" : " end");
   luaL_pushresult(&b);
   if (luaL_loadbufferx(L, lua_tostring(L, -1), lua_rawlen(L, -1),
                        expr ? "=[expr]" : "=[script]", "t") != LUA_OK) {

@@ -61,7 +61,7 @@ static rv_status dep_load(rv_engine *e, int64_t id, rv_deployment_entry **out, r
   for (int i = 0; i < e->n_deps; i++) if (e->deps[i]->id == id) { *out = e->deps[i]; return RV_OK; }
   d = rv_calloc(1, sizeof *d);
   d->id = id;
-  rc = rv_rules_new(&e->limits, e->clock, &d->rules, err);
+  rc = rv_rules_new(&e->limits, &e->cmd_clock, &d->rules, err);   /* frozen per command */
   s = rv_store_stmt(e->st,
     "SELECT path, kind, content FROM deployment_files WHERE deployment_id=? ORDER BY kind DESC, path");
   rv_store_bind(s, "i", id);

@@ -13,6 +13,7 @@
 #include "core/mem.h"
 #include "core/buf.h"
 #include "cal/cal.h"
+#include "journal/reads.h"
 
 static const rv_model *M(const rv_inst *in){ return in->def->model; }
 
@@ -341,6 +342,11 @@ rv_status rv__gateway_split(rv_ctx *c, rv_inst *in, rv_ei *ei, const rv_node *n)
       rc = rv__eval_bool(c, in, rv__ei_find(in, key), f->condition, &hit);
       if (rc != RV_OK) break;
       rv_buf_printf(&why, "%s`%s` is %s", why.len ? "; " : "", f->condition, hit ? "true" : "false");
+      {  /* the values it read, for replay reports (journal/reads.h) */
+        cJSON *vars = rv__vars_visible(in, rv__ei_find(in, key));
+        rv_journal_reads(f->condition, vars, &why);
+        cJSON_Delete(vars);
+      }
     }
     if (hit) take[nt++] = n->out[i];
   }

@@ -14,6 +14,7 @@
 ** side tables are written directly by flow.c in the same transaction.
 */
 #include <assert.h>
+#include <stddef.h>
 #include <string.h>
 #include <sodium.h>
 #include "runtime/runtime_int.h"
@@ -251,26 +252,48 @@ rv_status rv__incident_row(rv_ctx *c, int64_t inst, int64_t ei, const char *elem
     "iitttii", inst, ei, element, kind, msg, job_id, c->now);
 }
 
+/* Every external input is journaled with the instance it applied to, the
+** command's instant and the history mark (journal/journal.h explains how
+** record and replay use them). */
 static void journal(rv_ctx *c, int64_t inst, const char *cmd, const cJSON *payload){
   char *p = payload ? rv_json_print(payload) : NULL;
   rv_store_exec(c->e->st, NULL,
-    "INSERT INTO journal(instance_id, at, command, payload) VALUES(?,?,?,?)",
-    "iitt", inst, c->now, cmd, p);
+    "INSERT INTO journal(instance_id, at, command, payload, mark) VALUES(?,?,?,?,?)",
+    "iitti", inst, c->now, cmd, p, c->hist_mark);
   if (p) cJSON_free(p);
 }
 
 /*--- Command frame ----------------------------------------------------------*/
 
 static rv_status cmd_begin(rv_engine *e, rv_ctx *c, rv_err *err){
+  rv_status rc;
   memset(c, 0, sizeof *c);
   c->e = e;
   c->err = err ? err : &c->local_err;
   c->now = rv_clock_now(e->clock);
   e->stats.commands++;
-  return rv_store_begin(e->st, err);
+  rc = rv_store_begin(e->st, err);
+  if (rc == RV_OK) {
+    sqlite3_stmt *s = rv_store_stmt(e->st, "SELECT coalesce(max(id), 0) FROM history");
+    if (sqlite3_step(s) == SQLITE_ROW) c->hist_mark = sqlite3_column_int64(s, 0);
+    sqlite3_reset(s);
+    e->cmd_now = c->now;
+    e->in_cmd = true;
+  }
+  return rc;
+}
+
+/* Lua's now() inside a command is the command's instant, the value
+** journaled with it: a replay that sets its virtual clock to each
+** journaled instant hands Lua the same clock values. Outside commands it
+** is the engine clock. */
+static int64_t cmd_clock_now(rv_clock *k){
+  rv_engine *e = (rv_engine *)(void *)((char *)k - offsetof(rv_engine, cmd_clock));
+  return e->in_cmd ? e->cmd_now : rv_clock_now(e->clock);
 }
 
 static void ctx_free(rv_ctx *c){
+  c->e->in_cmd = false;
   for (int i = 0; i < c->n_insts; i++) inst_free(c->insts[i]);
   rv_free(c->insts);
   rv_free(c->q);
@@ -323,6 +346,7 @@ rv_status rv_engine_open(const rv_engine_cfg *cfg, rv_engine **out, rv_err *err)
   e = rv_calloc(1, sizeof *e);
   rv_clock_init_system(&e->sysclock);
   e->clock = cfg->clock ? cfg->clock : &e->sysclock;
+  e->cmd_clock.now = cmd_clock_now;
   e->limits = cfg->limits;
   e->message_ttl_ms = cfg->message_ttl_ms > 0 ? cfg->message_ttl_ms : 3600 * 1000;
   e->def_cache = cfg->def_cache > 0 ? cfg->def_cache : 64;
@@ -495,6 +519,8 @@ rv_status rv_engine_complete_task(rv_engine *e, int64_t task_id, const cJSON *da
   if (rc == RV_OK) {
     cJSON *p = cJSON_CreateObject();
     cJSON_AddNumberToObject(p, "task", (double)task_id);
+    cJSON_AddStringToObject(p, "element", n->id);
+    cJSON_AddNumberToObject(p, "ei", (double)ei->key);
     if (actor) cJSON_AddStringToObject(p, "actor", actor);
     cJSON_AddItemToObject(p, "data", data ? cJSON_Duplicate(data, 1) : cJSON_CreateObject());
     journal(&c, in->id, "complete", p);
@@ -589,6 +615,8 @@ rv_status rv_engine_correlate(rv_engine *e, const char *name, const char *key,
     if (key) cJSON_AddStringToObject(p, "key", key);
     if (message_id) cJSON_AddStringToObject(p, "message_id", message_id);
     cJSON_AddItemToObject(p, "payload", payload ? cJSON_Duplicate(payload, 1) : cJSON_CreateObject());
+    cJSON_AddStringToObject(p, "result", result);
+    cJSON_AddNumberToObject(p, "ttl", (double)(ttl_ms < 0 ? e->message_ttl_ms : ttl_ms));
     journal(&c, result_inst, "message", p);
     cJSON_Delete(p);
   }
@@ -615,9 +643,15 @@ rv_status rv_engine_signal(rv_engine *e, const char *name, const cJSON *payload,
   rc = rv__signal(&c, name, payload, &n);
   if (rc == RV_OK) {
     cJSON *p = cJSON_CreateObject();
+    cJSON *ids = cJSON_CreateArray();
     cJSON_AddStringToObject(p, "name", name);
     cJSON_AddItemToObject(p, "payload", payload ? cJSON_Duplicate(payload, 1) : cJSON_CreateObject());
-    journal(&c, 0, "signal", p);
+    for (int i = 0; i < c.n_insts; i++) cJSON_AddItemToArray(ids, cJSON_CreateNumber((double)c.insts[i]->id));
+    cJSON_AddItemToObject(p, "instances", ids);
+    /* one row per instance it reached (adjacent, same payload), so each
+    ** instance's journal is found by index; 0 when it reached none */
+    for (int i = 0; i < c.n_insts; i++) journal(&c, c.insts[i]->id, "signal", p);
+    if (c.n_insts == 0) journal(&c, 0, "signal", p);
     cJSON_Delete(p);
   }
   rc = cmd_end(&c, rc);
@@ -651,15 +685,40 @@ rv_status rv_engine_cancel(rv_engine *e, int64_t instance, rv_err *err){
 extern rv_status rv__retry(rv_ctx *c, int64_t incident);
 extern rv_status rv__fire_timer(rv_ctx *c, int64_t timer_id);
 
+/* The instance, element and element instance a timer, job or incident
+** row names, for the journal (looked up before the command changes it). */
+typedef struct target { int64_t inst, ei; char elem[256]; char state[16]; int attempts; char key[512]; } target;
+
+static void target_get(rv_engine *e, const char *sql, int64_t id, target *t){
+  sqlite3_stmt *s = rv_store_stmt(e->st, sql);
+  memset(t, 0, sizeof *t);
+  rv_store_bind(s, "i", id);
+  if (sqlite3_step(s) == SQLITE_ROW) {
+    t->inst = sqlite3_column_int64(s, 0);
+    t->ei = sqlite3_column_int64(s, 1);
+    snprintf(t->elem, sizeof t->elem, "%s", (const char *)sqlite3_column_text(s, 2));
+    if (sqlite3_column_count(s) > 3) {
+      snprintf(t->state, sizeof t->state, "%s", (const char *)sqlite3_column_text(s, 3));
+      t->attempts = sqlite3_column_int(s, 4);
+      snprintf(t->key, sizeof t->key, "%s", (const char *)sqlite3_column_text(s, 5));
+    }
+  }
+  sqlite3_reset(s);
+}
+
 rv_status rv_engine_retry_incident(rv_engine *e, int64_t incident, rv_err *err){
   rv_ctx c;
+  target t;
   rv_status rc = cmd_begin(e, &c, err);
   if (rc != RV_OK) return rc;
+  target_get(e, "SELECT instance_id, ei, element_id FROM incidents WHERE id=?", incident, &t);
   rc = rv__retry(&c, incident);
   if (rc == RV_OK) {
     cJSON *p = cJSON_CreateObject();
     cJSON_AddNumberToObject(p, "incident", (double)incident);
-    journal(&c, 0, "retry", p);
+    cJSON_AddStringToObject(p, "element", t.elem);
+    cJSON_AddNumberToObject(p, "ei", (double)t.ei);
+    journal(&c, t.inst, "retry", p);
     cJSON_Delete(p);
   }
   return cmd_end(&c, rc);
@@ -667,14 +726,20 @@ rv_status rv_engine_retry_incident(rv_engine *e, int64_t incident, rv_err *err){
 
 rv_status rv_engine_fire_timer(rv_engine *e, int64_t timer_id, rv_err *err){
   rv_ctx c;
+  target t;
   rv_status rc = cmd_begin(e, &c, err);
   if (rc != RV_OK) return rc;
+  target_get(e, "SELECT instance_id, ei, element_id FROM timers WHERE id=?", timer_id, &t);
   rc = rv__fire_timer(&c, timer_id);
   if (rc == RV_OK) {
     cJSON *p = cJSON_CreateObject();
     cJSON_AddNumberToObject(p, "timer", (double)timer_id);
     cJSON_AddNumberToObject(p, "at", (double)c.now);
-    journal(&c, 0, "timer", p);
+    cJSON_AddStringToObject(p, "element", t.elem);
+    cJSON_AddNumberToObject(p, "ei", (double)t.ei);
+    /* a start timer (instance 0) applies to the instance it started */
+    if (t.inst == 0 && c.n_insts > 0) t.inst = c.insts[0]->id;
+    journal(&c, t.inst, "timer", p);
     cJSON_Delete(p);
   }
   return cmd_end(&c, rc);
@@ -708,6 +773,41 @@ static void inflight_del(rv_engine *e, int64_t id){
   e->inflight = e->n_inflight_ids;
 }
 
+rv_status rv_engine_job_result(rv_engine *e, int64_t job_id, rv_job_outcome outcome,
+                               const cJSON *result, const char *code, const char *message,
+                               rv_err *err){
+  rv_ctx c;
+  target t;
+  rv_status rc = cmd_begin(e, &c, err);
+  if (rc != RV_OK) return rc;
+  target_get(e, "SELECT instance_id, ei, element_id, state, attempts, key FROM jobs WHERE id=?",
+             job_id, &t);
+  rc = rv__job_result(&c, job_id, outcome, result, code, message);
+  if (rc == RV_OK) {
+    cJSON *p = cJSON_CreateObject();
+    const char *suffix = NULL;
+    size_t el = strlen(t.elem);
+    /* key "<inst>:<ei>:<element>[:<suffix>]": the suffix tells an SMS
+    ** notification apart from the element's own job */
+    for (const char *k = strchr(t.key, ':'); k && !suffix; k = strchr(k + 1, ':'))
+      if (strncmp(k + 1, t.elem, el) == 0 && k[1 + el] == ':') suffix = k + 2 + el;
+    cJSON_AddNumberToObject(p, "job", (double)job_id);
+    cJSON_AddStringToObject(p, "element", t.elem);
+    cJSON_AddNumberToObject(p, "ei", (double)t.ei);
+    if (suffix) cJSON_AddStringToObject(p, "suffix", suffix);
+    cJSON_AddNumberToObject(p, "attempt", t.attempts + 1);
+    cJSON_AddStringToObject(p, "outcome", outcome == RV_JOB_OK ? "ok"
+                            : outcome == RV_JOB_FAILED ? "failed" : "error");
+    if (result) cJSON_AddItemToObject(p, "result", cJSON_Duplicate(result, 1));
+    if (code) cJSON_AddStringToObject(p, "code", code);
+    if (message) cJSON_AddStringToObject(p, "message", message);
+    if (strcmp(t.state, "pending") != 0) cJSON_AddBoolToObject(p, "stale", true);
+    journal(&c, t.inst, "job", p);
+    cJSON_Delete(p);
+  }
+  return cmd_end(&c, rc);
+}
+
 /* Apply every queued adapter answer: one transaction for all of them,
 ** one savepoint each (a failing one is rolled back alone and its job
 ** stays pending, to be dispatched again). */
@@ -721,23 +821,8 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg){
   e->results = NULL; e->n_results = e->cap_results = 0;
   batch = rv_engine_batch_begin(e, &err) == RV_OK;
   for (int i = 0; i < n; i++) {
-    rv_ctx c;
-    rv_status rc = cmd_begin(e, &c, &err);
-    if (rc == RV_OK) {
-      rc = rv__job_result(&c, rs[i].job_id, rs[i].outcome, rs[i].result, rs[i].code, rs[i].message);
-      if (rc == RV_OK) {
-        cJSON *p = cJSON_CreateObject();
-        cJSON_AddNumberToObject(p, "job", (double)rs[i].job_id);
-        cJSON_AddStringToObject(p, "outcome", rs[i].outcome == RV_JOB_OK ? "ok"
-                                : rs[i].outcome == RV_JOB_FAILED ? "failed" : "error");
-        if (rs[i].result) cJSON_AddItemToObject(p, "result", cJSON_Duplicate(rs[i].result, 1));
-        if (rs[i].code) cJSON_AddStringToObject(p, "code", rs[i].code);
-        if (rs[i].message) cJSON_AddStringToObject(p, "message", rs[i].message);
-        journal(&c, 0, "job", p);
-        cJSON_Delete(p);
-      }
-      rc = cmd_end(&c, rc);
-    }
+    rv_status rc = rv_engine_job_result(e, rs[i].job_id, rs[i].outcome, rs[i].result,
+                                        rs[i].code, rs[i].message, &err);
     if (rc != RV_OK) fprintf(stderr, "ravand: job %lld result not applied: %s\n",
                              (long long)rs[i].job_id, err.msg);
   }

@@ -21,6 +21,7 @@
 #include "core/err.h"
 #include "core/clock.h"
 #include "rules/rules.h"
+#include "adapter.h"
 
 typedef struct rv_engine rv_engine;
 
@@ -75,6 +76,13 @@ rv_status rv_engine_signal(rv_engine *e, const char *name, const cJSON *payload,
 rv_status rv_engine_cancel(rv_engine *e, int64_t instance, rv_err *err);
 rv_status rv_engine_retry_incident(rv_engine *e, int64_t incident, rv_err *err);
 rv_status rv_engine_fire_timer(rv_engine *e, int64_t timer_id, rv_err *err);
+/* Apply an adapter's answer for a job as one command: what the loop does
+** when an adapter calls done(), and what replay does with a recorded
+** answer. An answer for a job that is no longer pending changes nothing
+** (it is journaled as stale). result and the strings are borrowed. */
+rv_status rv_engine_job_result(rv_engine *e, int64_t job_id, rv_job_outcome outcome,
+                               const cJSON *result, const char *code, const char *message,
+                               rv_err *err);
 
 /* Group commit. */
 rv_status rv_engine_batch_begin(rv_engine *e, rv_err *err);
@@ -109,5 +117,19 @@ typedef struct rv_engine_stats {
   int64_t jobs_dispatched, jobs_failed, incidents;
 } rv_engine_stats;
 const rv_engine_stats *rv_engine_stats_get(const rv_engine *e);
+
+/* Task assignment and office, for the API (taskops.c). Each is one
+** command (journaled, in history). The caller decides who may act; these
+** check only the task's state. claim: CONFLICT when the task is not open
+** or another user holds it (claiming one's own task again is a no-op).
+** unclaim: CONFLICT when another user holds it. transfer: moves an open
+** task to another branch and clears its assignee. */
+rv_status rv_engine_task_claim(rv_engine *e, int64_t task, const char *user, rv_err *err);
+rv_status rv_engine_task_unclaim(rv_engine *e, int64_t task, const char *user, rv_err *err);
+rv_status rv_engine_task_transfer(rv_engine *e, int64_t task, const char *branch,
+                                  const char *actor, const char *reason, rv_err *err);
+/* One task with its instance's business key; form and data parsed.
+** Returns: new cJSON in *out, caller frees. NOTFOUND when absent. */
+rv_status rv_engine_task_json(rv_engine *e, int64_t task, cJSON **out, rv_err *err);
 
 #endif

@@ -14,6 +14,7 @@
 #include "core/mem.h"
 #include "core/buf.h"
 #include "cal/cal.h"
+#include "sms/sms.h"
 
 static const rv_model *M(const rv_inst *in){ return in->def->model; }
 
@@ -866,6 +867,9 @@ rv_status rv__job_result(rv_ctx *c, int64_t job_id, rv_job_outcome o,
   snprintf(elem, sizeof elem, "%s", (const char *)sqlite3_column_text(s, 7));
   sqlite3_reset(s);
   if (!pending) return RV_OK;            /* canceled meanwhile, or applied already */
+  /* SMS delivery log (adapters/sms/sms_log.c): a no-op for other adapters. */
+  rc = rv_sms_log_result(c->e->st, c->now, job_id, o, result, code, msg, c->err);
+  if (rc != RV_OK) return rc;
 
   if (o == RV_JOB_FAILED) {
     c->e->stats.jobs_failed++;

@@ -98,6 +98,7 @@ typedef struct rv_ctx {
   rv_err    local_err;   /* used when the caller passed no err */
   int64_t   now;
   int       depth;     /* signal/call recursion guard */
+  int64_t   hist_mark; /* max(history.id) when the command began: journal.mark */
 } rv_ctx;
 
 typedef struct rv_deployment_entry rv_deployment_entry;
@@ -106,6 +107,9 @@ struct rv_engine {
   rv_store          *st;
   rv_clock           sysclock;
   rv_clock          *clock;
+  rv_clock           cmd_clock;      /* Lua's now(): the command's instant (engine.c) */
+  int64_t            cmd_now;
+  bool               in_cmd;
   struct event_base *base;
   bool               own_base;
   rv_rules_limits    limits;

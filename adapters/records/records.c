@@ -1,0 +1,338 @@
+/*
+** adapters/records/records.c -- the built-in records backend (rec_*
+** tables), the request dispatcher and the `records` adapter.
+**
+** The adapter only reads. It answers from a zero-delay event with
+** {found, ...}; an unknown person is found=false, not an error, so a
+** gateway can branch on it; a malformed request is the BPMN error
+** INVALID_INPUT; a store failure is a technical failure (retried).
+*/
+#include <string.h>
+#include <event2/event.h>
+#include "records/records.h"
+#include "common/util.h"
+#include "common/csv.h"
+#include "adapter.h"
+#include "cal/cal.h"
+#include "core/json.h"
+#include "core/mem.h"
+#include "runtime/engine.h"
+#include "store/store.h"
+
+/*--- built-in backend -------------------------------------------------------*/
+
+static void add_col(cJSON *o, const char *k, sqlite3_stmt *s, int i){
+  switch (sqlite3_column_type(s, i)) {
+  case SQLITE_NULL: cJSON_AddNullToObject(o, k); break;
+  case SQLITE_INTEGER: cJSON_AddNumberToObject(o, k, (double)sqlite3_column_int64(s, i)); break;
+  default: {
+    const char *t = (const char *)sqlite3_column_text(s, i);
+    if (t && *t) cJSON_AddStringToObject(o, k, t); else cJSON_AddNullToObject(o, k);
+  }
+  }
+}
+
+/* Rows of s as an array of objects with the given keys (one per column). */
+static rv_status rows(rv_store *st, sqlite3_stmt *s, const char *const *keys, int nk,
+                      cJSON **out, rv_err *err){
+  cJSON *arr = cJSON_CreateArray();
+  int r;
+  while ((r = sqlite3_step(s)) == SQLITE_ROW) {
+    cJSON *o = cJSON_CreateObject();
+    for (int i = 0; i < nk; i++) add_col(o, keys[i], s, i);
+    cJSON_AddItemToArray(arr, o);
+  }
+  sqlite3_reset(s);
+  if (r != SQLITE_DONE) {
+    cJSON_Delete(arr);
+    return rv_fail(err, RV_IO, "records: %s", sqlite3_errmsg(rv_store_db(st)));
+  }
+  *out = arr;
+  return RV_OK;
+}
+
+static const char *const PERSON_KEYS[] = {
+  "national_id", "first_name", "last_name", "father_name", "gender", "birth_date", "role",
+  "insurance_type", "pension_no", "branch", "county", "sheba", "mobile", "marital_status",
+  "supplementary",
+};
+
+static rv_status sq_person(void *self, const char *nid, cJSON **out, rv_err *err){
+  rv_store *st = self;
+  sqlite3_stmt *s = rv_store_stmt(st,
+    "SELECT national_id, first_name, last_name, father_name, gender, birth_date, role,"
+    " insurance_type, pension_no, branch, county, sheba, mobile, marital_status, supplementary"
+    " FROM rec_persons WHERE national_id=?");
+  cJSON *arr;
+  rv_status rc;
+  *out = NULL;
+  rv_store_bind(s, "t", nid);
+  rc = rows(st, s, PERSON_KEYS, 15, &arr, err);
+  if (rc != RV_OK) return rc;
+  if (cJSON_GetArraySize(arr) == 0) {
+    cJSON_Delete(arr);
+    return rv_fail(err, RV_NOTFOUND, "no person %s", nid);
+  }
+  *out = cJSON_DetachItemFromArray(arr, 0);
+  cJSON_Delete(arr);
+  return RV_OK;
+}
+
+static rv_status sq_dependents(void *self, const char *nid, const char *as_of, cJSON **out, rv_err *err){
+  static const char *const k[] = { "national_id", "first_name", "last_name", "relation", "gender",
+                                   "birth_date", "dependency_end", "supplementary" };
+  rv_store *st = self;
+  sqlite3_stmt *s = rv_store_stmt(st,
+    "SELECT national_id, first_name, last_name, relation, gender, birth_date, dependency_end,"
+    " supplementary FROM rec_dependents WHERE principal_id=?1"
+    " AND (?2 IS NULL OR dependency_end IS NULL OR dependency_end='' OR dependency_end>=?2)"
+    " ORDER BY birth_date, national_id");
+  *out = NULL;
+  rv_store_bind(s, "tt", nid, as_of);
+  return rows(st, s, k, 8, out, err);
+}
+
+static rv_status sq_contributions(void *self, const char *nid, cJSON **out, rv_err *err){
+  static const char *const k[] = { "from", "to", "days_per_month", "wage_rials", "insurance_type",
+                                   "workshop" };
+  rv_store *st = self;
+  sqlite3_stmt *s = rv_store_stmt(st,
+    "SELECT from_period, to_period, days_per_month, wage_rials, insurance_type, workshop"
+    " FROM rec_contributions WHERE national_id=? ORDER BY from_period, workshop");
+  *out = NULL;
+  rv_store_bind(s, "t", nid);
+  return rows(st, s, k, 6, out, err);
+}
+
+static rv_status sq_statement(void *self, const char *nid, int year, cJSON **out, rv_err *err){
+  static const char *const k[] = { "period", "due_rials", "paid_rials", "paid_date" };
+  rv_store *st = self;
+  char lo[16], hi[16];
+  sqlite3_stmt *s = rv_store_stmt(st,
+    "SELECT period, due_rials, paid_rials, paid_date FROM rec_statements"
+    " WHERE national_id=? AND period>=? AND period<=? ORDER BY period");
+  *out = NULL;
+  snprintf(lo, sizeof lo, "%04d-01", year % 10000);
+  snprintf(hi, sizeof hi, "%04d-12", year % 10000);
+  rv_store_bind(s, "ttt", nid, lo, hi);
+  return rows(st, s, k, 4, out, err);
+}
+
+static rv_status sq_benefits(void *self, const char *nid, cJSON **out, rv_err *err){
+  static const char *const k[] = { "kind", "date", "amount_rials" };
+  rv_store *st = self;
+  sqlite3_stmt *s = rv_store_stmt(st,
+    "SELECT kind, date, amount_rials FROM rec_benefits WHERE national_id=? ORDER BY date, kind");
+  *out = NULL;
+  rv_store_bind(s, "t", nid);
+  return rows(st, s, k, 3, out, err);
+}
+
+static const rv_records_ops sqlite_ops = {
+  .name = "sqlite",
+  .person = sq_person,
+  .dependents = sq_dependents,
+  .contributions = sq_contributions,
+  .statement = sq_statement,
+  .benefits = sq_benefits,
+  .close = NULL,                 /* statements belong to the store's cache */
+};
+
+void rv_records_sqlite(rv_records *r, rv_store *st){
+  r->ops = &sqlite_ops;
+  r->self = st;
+}
+
+/*--- requests ----------------------------------------------------------------*/
+
+static int month_index(int y, int m){ return y * 12 + (m - 1); }
+
+/* Aggregate contribution spans over months [lo, hi] (month indexes). */
+static rv_status summary(const cJSON *spans, int lo, int hi, cJSON *res, rv_err *err){
+  int n = hi - lo + 1;
+  int *days;
+  int64_t earnings = 0, paid_days = 0;
+  int months_paid = 0;
+  const cJSON *sp;
+  if (n <= 0 || n > 12 * 200) return rv_fail(err, RV_INVALID, "summary: the window must be 1..2400 months");
+  days = rv_calloc((size_t)n, sizeof *days);
+  cJSON_ArrayForEach(sp, spans) {
+    int fy, fm, ty, tm;
+    const char *f = rv_json_str(sp, "from"), *t = rv_json_str(sp, "to");
+    int64_t dpm = rv_json_int(sp, "days_per_month", 0), wage = rv_json_int(sp, "wage_rials", 0);
+    if (f == NULL || t == NULL || rv_jalali_parse_month(f, &fy, &fm) || rv_jalali_parse_month(t, &ty, &tm))
+      continue;
+    for (int i = month_index(fy, fm); i <= month_index(ty, tm); i++) {
+      int y = i / 12, m = i % 12 + 1, len, d;
+      if (i < lo || i > hi) continue;
+      len = rv_jalali_month_days(y, m);
+      d = (int)(dpm < len ? dpm : len);
+      if (d > len - days[i - lo]) d = len - days[i - lo];     /* two workshops: cap at the month */
+      if (d <= 0) continue;
+      days[i - lo] += d;
+      earnings += wage * d / len;
+    }
+  }
+  for (int i = 0; i < n; i++) { paid_days += days[i]; if (days[i] > 0) months_paid++; }
+  cJSON_AddNumberToObject(res, "paid_days", (double)paid_days);
+  cJSON_AddNumberToObject(res, "earnings_rials", (double)earnings);
+  cJSON_AddNumberToObject(res, "months_paid", months_paid);
+  cJSON_AddBoolToObject(res, "paid_in_to", days[n - 1] > 0);
+  rv_free(days);
+  return RV_OK;
+}
+
+static rv_status summary_window(const cJSON *req, int *lo, int *hi, char from[16], char to[16], rv_err *err){
+  const char *f = rv_json_str(req, "from"), *t = rv_json_str(req, "to"), *b = rv_json_str(req, "before");
+  const char *why;
+  int y, m, d;
+  if (f && t) {
+    if ((why = rv_jalali_parse_month(f, &y, &m)) != NULL) return rv_fail(err, RV_INVALID, "from: %s", why);
+    *lo = month_index(y, m);
+    if ((why = rv_jalali_parse_month(t, &y, &m)) != NULL) return rv_fail(err, RV_INVALID, "to: %s", why);
+    *hi = month_index(y, m);
+  } else if (b) {
+    int64_t months = rv_json_int(req, "months", 0);
+    if ((why = rv_jalali_parse(b, &y, &m, &d)) != NULL) return rv_fail(err, RV_INVALID, "before: %s", why);
+    if (months < 1 || months > 2400) return rv_fail(err, RV_INVALID, "months: 1..2400 required with before");
+    *hi = month_index(y, m);
+    *lo = *hi - (int)months + 1;
+  } else {
+    return rv_fail(err, RV_INVALID, "summary needs from and to (yyyy-mm), or before (yyyy/mm/dd) and months");
+  }
+  if (*lo > *hi) return rv_fail(err, RV_INVALID, "summary: from is after to");
+  if (*lo < 0) return rv_fail(err, RV_INVALID, "summary: window starts before year 0");
+  snprintf(from, 16, "%04d-%02d", (*lo / 12) % 10000, *lo % 12 + 1);
+  snprintf(to, 16, "%04d-%02d", (*hi / 12) % 10000, *hi % 12 + 1);
+  return RV_OK;
+}
+
+rv_status rv_records_query(const rv_records *r, const cJSON *req, cJSON **out, rv_err *err){
+  const char *op = rv_json_str(req, "op");
+  char nid[32];
+  cJSON *res, *x = NULL, *person = NULL;
+  rv_status rc;
+  bool found;
+
+  *out = NULL;
+  if (!cJSON_IsObject(req)) return rv_fail(err, RV_INVALID, "records: the input must be an object");
+  if (op == NULL) return rv_fail(err, RV_INVALID, "records: op is required");
+  if (rv_json_str(req, "national_id") == NULL || strlen(rv_json_str(req, "national_id")) >= sizeof nid)
+    return rv_fail(err, RV_INVALID, "records: national_id is required");
+  snprintf(nid, sizeof nid, "%s", rv_json_str(req, "national_id"));
+  rv_digits_ascii(nid);
+  if (!rv_valid_national_id(nid)) return rv_fail(err, RV_INVALID, "records: '%s' is not a valid national ID", nid);
+
+  rc = r->ops->person(r->self, nid, &person, err);
+  if (rc != RV_OK && rc != RV_NOTFOUND) return rc;
+  found = rc == RV_OK;
+  res = cJSON_CreateObject();
+  cJSON_AddStringToObject(res, "national_id", nid);
+  cJSON_AddBoolToObject(res, "found", found);
+  rc = RV_OK;
+  if (strcmp(op, "person") == 0) {
+    if (person) { cJSON_AddItemToObject(res, "person", person); person = NULL; }
+  } else if (strcmp(op, "dependents") == 0) {
+    const char *as_of = rv_json_str(req, "as_of");
+    int y, m, d;
+    const char *why = as_of ? rv_jalali_parse(as_of, &y, &m, &d) : NULL;
+    char norm[11];
+    if (why) rc = rv_fail(err, RV_INVALID, "as_of: %s", why);
+    else {
+      if (as_of) snprintf(norm, sizeof norm, "%04d/%02d/%02d", y, m, d);
+      rc = r->ops->dependents(r->self, nid, as_of ? norm : NULL, &x, err);
+      if (rc == RV_OK) cJSON_AddItemToObject(res, "dependents", x);
+    }
+  } else if (strcmp(op, "contributions") == 0) {
+    rc = r->ops->contributions(r->self, nid, &x, err);
+    if (rc == RV_OK) cJSON_AddItemToObject(res, "contributions", x);
+  } else if (strcmp(op, "summary") == 0) {
+    int lo = 0, hi = 0;
+    char from[16], to[16];
+    rc = summary_window(req, &lo, &hi, from, to, err);
+    if (rc == RV_OK) rc = r->ops->contributions(r->self, nid, &x, err);
+    if (rc == RV_OK) {
+      cJSON_AddStringToObject(res, "from", from);
+      cJSON_AddStringToObject(res, "to", to);
+      rc = summary(x, lo, hi, res, err);
+      cJSON_Delete(x);
+    }
+  } else if (strcmp(op, "statement") == 0) {
+    int64_t year = rv_json_int(req, "year", 0);
+    if (year < 1300 || year > 1600) rc = rv_fail(err, RV_INVALID, "statement: year 1300..1600 is required");
+    else rc = r->ops->statement(r->self, nid, (int)year, &x, err);
+    if (rc == RV_OK) {
+      int64_t due = 0, paid = 0;
+      const cJSON *m;
+      cJSON_ArrayForEach(m, x) { due += rv_json_int(m, "due_rials", 0); paid += rv_json_int(m, "paid_rials", 0); }
+      cJSON_AddNumberToObject(res, "year", (double)year);
+      cJSON_AddItemToObject(res, "months", x);
+      cJSON_AddNumberToObject(res, "due_rials", (double)due);
+      cJSON_AddNumberToObject(res, "paid_rials", (double)paid);
+      cJSON_AddNumberToObject(res, "balance_rials", (double)(paid - due));
+    }
+  } else if (strcmp(op, "benefits") == 0) {
+    rc = r->ops->benefits(r->self, nid, &x, err);
+    if (rc == RV_OK) cJSON_AddItemToObject(res, "benefits", x);
+  } else {
+    rc = rv_fail(err, RV_INVALID, "records: unknown op '%s' (person, dependents, contributions,"
+                 " summary, statement, benefits)", op);
+  }
+  cJSON_Delete(person);
+  if (rc != RV_OK) { cJSON_Delete(res); return rc; }
+  *out = res;
+  return RV_OK;
+}
+
+/*--- the adapter -------------------------------------------------------------*/
+
+static const rv_records *backend;      /* NULL: built-in over the engine's store */
+
+void rv_records_set_backend(const rv_records *r){ backend = r; }
+
+typedef struct rec_job {
+  struct event_base *base;
+  rv_adapter_done_fn done;
+  void  *arg;
+  cJSON *input;
+} rec_job;
+
+static void rec_run(evutil_socket_t fd, short what, void *p){
+  rec_job *j = p;
+  rv_engine *e = rv_adapters_engine(j->base);
+  rv_records local;
+  cJSON *res = NULL;
+  rv_err err;
+  rv_status rc;
+  (void)fd; (void)what;
+  if (backend == NULL && e == NULL) {
+    j->done(j->arg, RV_JOB_FAILED, NULL, NULL, "records adapter: no engine bound to this loop");
+  } else {
+    if (backend == NULL) rv_records_sqlite(&local, rv_engine_store(e));
+    rc = rv_records_query(backend ? backend : &local, j->input, &res, &err);
+    if (rc == RV_OK) j->done(j->arg, RV_JOB_OK, res, NULL, NULL);
+    else if (rc == RV_INVALID) j->done(j->arg, RV_JOB_BPMN_ERROR, NULL, "INVALID_INPUT", err.msg);
+    else j->done(j->arg, RV_JOB_FAILED, NULL, NULL, err.msg);
+  }
+  cJSON_Delete(j->input);
+  rv_free(j);
+}
+
+static rv_status records_invoke(void *self, struct event_base *base, const rv_job_info *job,
+                                rv_adapter_done_fn done, void *arg){
+  rec_job *j = rv_calloc(1, sizeof *j);
+  struct timeval tv = {0, 0};
+  (void)self;
+  j->base = base;
+  j->done = done;
+  j->arg = arg;
+  j->input = job->input ? cJSON_Duplicate(job->input, 1) : cJSON_CreateObject();
+  if (event_base_once(base, -1, EV_TIMEOUT, rec_run, j, &tv) != 0) {
+    cJSON_Delete(j->input);
+    rv_free(j);
+    return RV_IO;
+  }
+  return RV_OK;
+}
+
+const rv_adapter_ops rv_adapter_records = { .name = "records", .invoke = records_invoke };

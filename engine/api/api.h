@@ -1,0 +1,68 @@
+/*
+** api/api.h -- the HTTP/JSON API served by `ravand serve` (evhttp + cJSON).
+**
+** Every request is handled on the loop thread. Requests that arrive in
+** the same loop pass are processed together in one engine batch (group
+** commit): each runs in its own savepoint, its audit row is written in the
+** same savepoint as its state change, and every reply is sent only after
+** the batch committed. Authentication is by bearer token (keyed hash in
+** the store); authorization is deny-by-default, per route (role) and per
+** object (scope). The resources and the policy are documented in
+** docs/api.md.
+**
+** The API also owns `ravand principal ...` and `ravand audit ...`.
+*/
+#ifndef RV_API_H
+#define RV_API_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <event2/http.h>
+#include "runtime/engine.h"
+
+typedef struct rv_api rv_api;
+
+/* Limits and policy. Zero fields take the defaults in brackets. */
+typedef struct rv_api_cfg {
+  const char *db_path;         /* pepper file defaults to "<db_path>.pepper" */
+  const char *pepper_path;
+  size_t max_body;             /* bytes [1 MiB] */
+  size_t max_deploy_body;      /* bytes, deploy and lint only [5 MiB] */
+  size_t max_headers;          /* request line + headers, bytes [16 KiB] */
+  int    max_header_count;     /* [64] */
+  int    deadline_ms;          /* absolute, per request incl. its reply [10 000] */
+  int    max_conns;            /* [512]; at the cap the listener pauses */
+  int    max_conns_per_addr;   /* [64]; beyond it new connections are closed */
+  double rate;                 /* requests/s per principal [50]; < 0: unlimited */
+  double rate_addr;            /* requests/s per address [200]; < 0: unlimited */
+  double burst;                /* bucket size in seconds of rate [2] */
+  int    max_auth_failures;    /* per address per 10 minutes, then 429 [20] */
+  /* Who may start which process, beyond operators: comma lists of process
+  ** ids, or "*". NULL: nobody. */
+  const char *applicant_starts;
+  const char *organisation_starts;
+} rv_api_cfg;
+
+/* Names of the `serve` options rv_api_cfg_set() understands
+** ("--max-body", ...), NULL-terminated, and a usage text for them. */
+extern const char *const rv_api_opt_names[];
+extern const char rv_api_opt_usage[];
+/* Set one option from its command-line text ("1M", "10s", "50"). */
+rv_status rv_api_cfg_set(rv_api_cfg *cfg, const char *name, const char *value, rv_err *err);
+
+/* Attach the API to http: routes, limits, connection tracking. http must
+** already be bound (the listeners are paused at the connection cap).
+** Borrows http and e; both must outlive the API.
+** Returns: new API in *out, caller frees with rv_api_free(). */
+rv_status rv_api_start(struct evhttp *http, rv_engine *e, const rv_api_cfg *cfg,
+                       rv_api **out /* OUT */, rv_err *err);
+/* Reply 503 to anything still queued and detach from every connection.
+** Call before evhttp_free(). NULL is a no-op. */
+void      rv_api_free(rv_api *api);
+
+/* `ravand principal add|list|token|revoke|disable ...` and
+** `ravand audit [list|verify] ...`: argv[0] is the first word after the
+** command. Returns the exit code (0 ok, 1 failed, 2 usage). */
+int rv_api_principal_cli(rv_engine *e, const char *db_path, int argc, char **argv, bool json);
+int rv_api_audit_cli(rv_engine *e, int argc, char **argv, bool json);
+
+#endif

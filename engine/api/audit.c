@@ -1,0 +1,234 @@
+/*
+** api/audit.c -- the audit log: who, when (UTC ms), from where, what, and
+** the outcome, for every state-changing call, every read of personal data
+** by staff or an organisation, and every failed authentication or
+** authorization.
+**
+** Rows are append-only (triggers refuse UPDATE and DELETE) and chained:
+** hash = SHA-256(previous hash, the row's fields), so `ravand audit
+** verify` finds any row that was changed, removed or inserted afterwards.
+** Text is stored with control characters replaced (no log injection) and
+** never holds a token: query strings that carry one are masked.
+** Rows are written inside the caller's transaction: with the state
+** change they record, and before the reply is sent.
+*/
+#include <stdio.h>
+#include <string.h>
+#include <sodium.h>
+#include "api/api_int.h"
+#include "core/mem.h"
+#include "cal/cal.h"
+
+static char *clean(const char *s, size_t max){
+  char *o;
+  size_t n;
+  if (s == NULL) return NULL;
+  n = strlen(s);
+  if (n > max) n = max;
+  o = rv_strndup(s, n);
+  for (char *p = o; *p; p++) if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = '?';
+  return o;
+}
+
+static void chain(const char *prev, const rv_audit_rec *a, const char *const *f, int nf, char hex[65]){
+  crypto_hash_sha256_state st;
+  unsigned char h[crypto_hash_sha256_BYTES];
+  char num[48];
+  crypto_hash_sha256_init(&st);
+  crypto_hash_sha256_update(&st, (const unsigned char *)prev, strlen(prev));
+  snprintf(num, sizeof num, "\x1e%lld\x1f%d", (long long)a->at, a->outcome);
+  crypto_hash_sha256_update(&st, (const unsigned char *)num, strlen(num));
+  for (int i = 0; i < nf; i++) {
+    crypto_hash_sha256_update(&st, (const unsigned char *)"\x1f", 1);
+    if (f[i]) crypto_hash_sha256_update(&st, (const unsigned char *)f[i], strlen(f[i]));
+    else crypto_hash_sha256_update(&st, (const unsigned char *)"\x00", 1);
+  }
+  crypto_hash_sha256_final(&st, h);
+  sodium_bin2hex(hex, 65, h, sizeof h);
+}
+
+#define N_FIELDS 11
+
+rv_status rv__audit_write(rv_store *st, const rv_audit_rec *a, rv_err *err){
+  const char *raw[N_FIELDS] = { a->request_id, a->principal, a->role, a->scope, a->address,
+                                a->method, a->path, a->action ? a->action : "-", a->object,
+                                a->detail, NULL };
+  static const size_t max[N_FIELDS] = { 64, 96, 32, 160, 64, 16, 600, 64, 96, 300, 0 };
+  char *f[N_FIELDS] = {0};
+  char prev[65] = "", hex[65];
+  sqlite3_stmt *s;
+  rv_status rc;
+
+  for (int i = 0; i < N_FIELDS - 1; i++) f[i] = clean(raw[i], max[i]);
+  s = rv_store_stmt(st, "SELECT hash FROM audit ORDER BY id DESC LIMIT 1");
+  if (sqlite3_step(s) == SQLITE_ROW) snprintf(prev, sizeof prev, "%s", (const char *)sqlite3_column_text(s, 0));
+  sqlite3_reset(s);
+  chain(prev, a, (const char *const *)f, N_FIELDS - 1, hex);
+  rc = rv_store_exec(st, err,
+    "INSERT INTO audit(at, request_id, principal, role, scope, address, method, path, action,"
+    " object, outcome, detail, hash) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)", "itttttttttitt",
+    a->at, f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], (int64_t)a->outcome,
+    f[9], hex);
+  for (int i = 0; i < N_FIELDS; i++) rv_free(f[i]);
+  return rc;
+}
+
+static const char *method_name(int m){
+  switch (m) {
+  case EVHTTP_REQ_GET: return "GET";
+  case EVHTTP_REQ_POST: return "POST";
+  case EVHTTP_REQ_PUT: return "PUT";
+  case EVHTTP_REQ_DELETE: return "DELETE";
+  case EVHTTP_REQ_PATCH: return "PATCH";
+  case EVHTTP_REQ_HEAD: return "HEAD";
+  case EVHTTP_REQ_OPTIONS: return "OPTIONS";
+  default: return "OTHER";
+  }
+}
+
+bool rv__audit_req(rv_req *r){
+  rv_audit_rec a = {0};
+  char scope[160], path[640];
+  rv_err err;
+  bool mask = r->query_text && (strstr(r->query_text, "rvt_") || strcasestr(r->query_text, "token"));
+  snprintf(path, sizeof path, "%s%s%s", r->path ? r->path : "?", r->query_text ? "?" : "",
+           r->query_text ? (mask ? "(masked)" : r->query_text) : "");
+  a.at = rv_clock_now(rv_engine_clock(r->api->e));
+  a.request_id = r->id;
+  a.principal = r->authed ? r->p.name : NULL;
+  a.role = r->authed ? rv__role_name(r->p.role) : NULL;
+  a.scope = r->authed ? rv__principal_scope(&r->p, scope, sizeof scope) : NULL;
+  a.address = r->addr;
+  a.method = method_name(r->method);
+  a.path = path;
+  a.action = r->route ? r->route->action : "unrouted";
+  a.object = r->object[0] ? r->object : NULL;
+  a.outcome = r->status;
+  a.detail = r->detail[0] ? r->detail : NULL;
+  if (rv__audit_write(r->api->st, &a, &err) != RV_OK) {
+    fprintf(stderr, "ravand: request %s: audit write failed: %s\n", r->id, err.msg);
+    rv__problem(r, 503, "the audit log cannot be written; nothing was done");
+    r->retry_after = 1;
+    return false;
+  }
+  return true;
+}
+
+/*--- GET /v1/audit ---------------------------------------------------------------*/
+
+void rv__audit_list(rv_req *r){
+  static const char *const q[] = { "principal", "action", "from", "to", "outcome", "limit", "offset", NULL };
+  int64_t limit, offset, from = 0, to = 0, outcome = 0;
+  bool has_from, has_to, has_out;
+  rv_sql s;
+  rv_err err;
+  cJSON *rows, *o;
+
+  if (!rv__q_parse(r, q) || !rv__q_page(r, &limit, &offset) ||
+      !rv__q_time(r, "from", &from, &has_from) || !rv__q_time(r, "to", &to, &has_to) ||
+      !rv__q_int(r, "outcome", 100, 599, &outcome, &has_out)) return;
+  rv__sql_init(&s, "SELECT id, at, request_id, principal, role, scope, address, method, path,"
+                   " action, object, outcome, detail FROM audit WHERE 1");
+  if (rv__q_str(r, "principal")) rv__sql_t(&s, " AND principal=?", rv__q_str(r, "principal"));
+  if (rv__q_str(r, "action")) rv__sql_t(&s, " AND action=?", rv__q_str(r, "action"));
+  if (has_from) rv__sql_i(&s, " AND at>=?", from);
+  if (has_to) rv__sql_i(&s, " AND at<?", to);
+  if (has_out) rv__sql_i(&s, " AND outcome=?", outcome);
+  rv__sql_add(&s, " ORDER BY id DESC");
+  rv__sql_i(&s, " LIMIT ?", limit + 1);
+  rv__sql_i(&s, " OFFSET ?", offset);
+  rows = rv__sql_rows(r->api->st, &s, &err);
+  rv__sql_fini(&s);
+  if (rows == NULL) { rv__reply_err(r, err.code, &err); return; }
+  o = cJSON_CreateObject();
+  cJSON_AddBoolToObject(o, "more", cJSON_GetArraySize(rows) > limit);
+  if (cJSON_GetArraySize(rows) > limit) cJSON_DeleteItemFromArray(rows, (int)limit);
+  cJSON_AddItemToObject(o, "items", rows);
+  cJSON_AddNumberToObject(o, "limit", (double)limit);
+  cJSON_AddNumberToObject(o, "offset", (double)offset);
+  rv__reply_json(r, 200, o);
+}
+
+/*--- `ravand audit` ------------------------------------------------------------*/
+
+static int verify(rv_store *st, bool json){
+  sqlite3_stmt *s;
+  char prev[65] = "";
+  int64_t n = 0, bad = 0, first_bad = 0;
+  s = rv_store_stmt(st, "SELECT id, at, request_id, principal, role, scope, address, method, path,"
+                        " action, object, outcome, detail, hash FROM audit ORDER BY id");
+  while (sqlite3_step(s) == SQLITE_ROW) {
+    rv_audit_rec a = {0};
+    const char *f[N_FIELDS - 1];
+    char hex[65];
+    for (int i = 0; i < N_FIELDS - 1; i++) {
+      int col = i < 7 ? i + 2 : i == 7 ? 9 : i == 8 ? 10 : 12;
+      f[i] = (const char *)sqlite3_column_text(s, col);
+    }
+    a.at = sqlite3_column_int64(s, 1);
+    a.outcome = sqlite3_column_int(s, 11);
+    chain(prev, &a, f, N_FIELDS - 1, hex);
+    if (strcmp(hex, (const char *)sqlite3_column_text(s, 13)) != 0) {
+      if (!bad) first_bad = sqlite3_column_int64(s, 0);
+      bad++;
+    }
+    snprintf(prev, sizeof prev, "%s", (const char *)sqlite3_column_text(s, 13));
+    n++;
+  }
+  sqlite3_reset(s);
+  if (json) printf("{\"rows\": %lld, \"broken\": %lld, \"first_broken\": %lld, \"head\": \"%s\"}\n",
+                   (long long)n, (long long)bad, (long long)first_bad, prev);
+  else if (bad) printf("audit log BROKEN: %lld of %lld rows do not chain; first at id %lld\n",
+                       (long long)bad, (long long)n, (long long)first_bad);
+  else printf("audit log intact: %lld rows, head %s\n", (long long)n, prev);
+  return bad ? 1 : 0;
+}
+
+int rv_api_audit_cli(rv_engine *e, int argc, char **argv, bool json){
+  rv_store *st = rv_engine_store(e);
+  const char *sub = argc > 0 ? argv[0] : "list";
+  if (strcmp(sub, "verify") == 0 && argc == 1) return verify(st, json);
+  if (strcmp(sub, "list") == 0 && argc <= 3) {
+    int limit = 50;
+    sqlite3_stmt *s;
+    if (argc == 3 && strcmp(argv[1], "--limit") == 0) limit = atoi(argv[2]);
+    else if (argc != 1) goto usage;
+    if (limit <= 0) limit = 50;
+    s = rv_store_stmt(st, "SELECT id, at, principal, role, address, action, object, outcome, path"
+                          " FROM audit ORDER BY id DESC LIMIT ?");
+    rv_store_bind(s, "i", (int64_t)limit);
+    while (sqlite3_step(s) == SQLITE_ROW) {
+      char t[40];
+      const char *v[7];
+      for (int i = 0; i < 7; i++) {
+        v[i] = (const char *)sqlite3_column_text(s, i == 6 ? 8 : i + 2);
+        if (v[i] == NULL) v[i] = "-";
+      }
+      rv_datetime_format(sqlite3_column_int64(s, 1), t, sizeof t);
+      if (json) {
+        cJSON *o = cJSON_CreateObject();
+        char *txt;
+        cJSON_AddNumberToObject(o, "id", (double)sqlite3_column_int64(s, 0));
+        cJSON_AddStringToObject(o, "at", t);
+        cJSON_AddStringToObject(o, "principal", v[0]);
+        cJSON_AddStringToObject(o, "role", v[1]);
+        cJSON_AddStringToObject(o, "address", v[2]);
+        cJSON_AddStringToObject(o, "action", v[3]);
+        cJSON_AddStringToObject(o, "object", v[4]);
+        cJSON_AddNumberToObject(o, "outcome", sqlite3_column_int(s, 7));
+        cJSON_AddStringToObject(o, "path", v[6]);
+        txt = cJSON_PrintUnformatted(o);
+        printf("%s\n", txt);
+        cJSON_free(txt);
+        cJSON_Delete(o);
+      } else
+        printf("%-6lld %s %-16s %-12s %-15s %-22s %-16s %d %s\n", (long long)sqlite3_column_int64(s, 0), t,
+               v[0], v[1], v[2], v[3], v[4], sqlite3_column_int(s, 7), v[6]);
+    }
+    sqlite3_reset(s);
+    return 0;
+  }
+usage:
+  fprintf(stderr, "usage: ravand audit [list [--limit N] | verify]\n");
+  return 2;
+}

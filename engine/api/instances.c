@@ -1,0 +1,271 @@
+/*
+** api/instances.c -- start, list, get, cancel; and "My requests".
+**
+** Applicants are matched to instances by business key = national ID: an
+** applicant's start always gets their own national ID as business key,
+** and they see exactly the instances with that key. Organisation users
+** see the instances their organisation started (api_starts). Staff see an
+** instance when one of its tasks is theirs (policy.c); operators see all.
+**
+** Two views: staff and operators get the engine's full view (tokens,
+** variables, jobs, history with gateway decisions); applicants and
+** organisations get the applicant-facing one (status texts in Persian,
+** their status history, their open tasks) and never the variables.
+*/
+#include <stdio.h>
+#include <string.h>
+#include "api/api_int.h"
+#include "core/mem.h"
+
+static const char *status_fa(const char *status){
+  if (status == NULL) return NULL;
+  if (strcmp(status, "active") == 0) return "در جریان";
+  if (strcmp(status, "completed") == 0) return "مختومه";
+  if (strcmp(status, "canceled") == 0) return "لغو شده";
+  if (strcmp(status, "terminated") == 0) return "خاتمه یافته";
+  return status;
+}
+
+static bool public_view(const rv_principal *p){
+  return p->role == RV_ROLE_APPLICANT || p->role == RV_ROLE_ORGANISATION;
+}
+
+/* Add "status_label": the applicant-facing text, or a Persian word for
+** the engine status when the process set none. */
+static void add_label(cJSON *o){
+  const char *t = rv_json_str(o, "status_text");
+  cJSON_AddStringToObject(o, "status_label", t ? t : status_fa(rv_json_str(o, "status")));
+}
+
+static void page_reply(rv_req *r, cJSON *rows, int64_t limit, int64_t offset){
+  cJSON *o = cJSON_CreateObject();
+  bool more = cJSON_GetArraySize(rows) > limit;
+  if (more) cJSON_DeleteItemFromArray(rows, (int)limit);
+  cJSON_AddItemToObject(o, "items", rows);
+  cJSON_AddNumberToObject(o, "limit", (double)limit);
+  cJSON_AddNumberToObject(o, "offset", (double)offset);
+  cJSON_AddBoolToObject(o, "more", more);
+  rv__reply_json(r, 200, o);
+}
+
+/*--- POST /v1/instances ------------------------------------------------------------*/
+
+void rv__h_instance_start(rv_req *r){
+  static const char *const fields[] = { "process", "version", "variables", "business_key",
+                                        "request_key", NULL };
+  const char *process, *bkey, *rkey;
+  const cJSON *vars;
+  int64_t version = 0, id = 0;
+  char *nskey = NULL, loc[64], bk[RV_SCOPE_LEN + 8];
+  rv_err err;
+  rv_status rc;
+
+  if (!rv__body_fields(r, r->body, NULL, fields) ||
+      !rv__body_str(r, r->body, "process", true, 128, &process) ||
+      !rv__body_int(r, r->body, "version", false, 1, 1000000, &version, NULL) ||
+      !rv__body_obj(r, r->body, "variables", false, &vars) ||
+      !rv__body_str(r, r->body, "business_key", false, 128, &bkey) ||
+      !rv__body_str(r, r->body, "request_key", false, 128, &rkey)) return;
+  if (!rv__valid_ident(process, 128)) { rv__problem(r, 400, "'process' is not a process id"); return; }
+  snprintf(r->object, sizeof r->object, "process:%s", process);
+  if (!rv__may_start(r->api, &r->p, process)) {
+    rv__problem(r, 403, "your role may not start '%s'", process);
+    return;
+  }
+  switch (r->p.role) {
+  case RV_ROLE_APPLICANT:
+    if (bkey && strcmp(bkey, r->p.national_id) != 0) {
+      rv__problem(r, 400, "'business_key' of your requests is your national ID; leave it out");
+      return;
+    }
+    bkey = r->p.national_id;
+    break;
+  case RV_ROLE_ORGANISATION:
+    if (bkey) { rv__problem(r, 400, "'business_key' is set by the server for organisations"); return; }
+    snprintf(bk, sizeof bk, "org:%s", r->p.organisation);
+    bkey = bk;
+    break;
+  default:
+    break;
+  }
+  /* request keys are per principal: one caller cannot learn another's instance */
+  if (rkey) nskey = rv_asprintf("api:%lld:%s", (long long)r->p.id, rkey);
+  rc = rv_engine_start_keyed(r->api->e, nskey, process, (int)version, vars, bkey, &id, &err);
+  rv_free(nskey);
+  if (rc != RV_OK) { rv__reply_err(r, rc, &err); return; }
+  rc = rv_store_exec(r->api->st, &err,
+    "INSERT OR IGNORE INTO api_starts(instance_id, principal_id, role, organisation, agreement)"
+    " VALUES(?,?,?,?,?)", "iittt", id, r->p.id, rv__role_name(r->p.role),
+    r->p.role == RV_ROLE_ORGANISATION ? r->p.organisation : NULL,
+    r->p.role == RV_ROLE_ORGANISATION ? r->p.agreement : NULL);
+  if (rc != RV_OK) { rv__reply_err(r, rc, &err); return; }
+  snprintf(r->object, sizeof r->object, "instance:%lld", (long long)id);
+  snprintf(loc, sizeof loc, "/v1/instances/%lld", (long long)id);
+  r->location = rv_strdup(loc);
+  {
+    sqlite3_stmt *s = rv_store_stmt(r->api->st, "SELECT status, status_text FROM instances WHERE id=?");
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "id", (double)id);
+    cJSON_AddStringToObject(o, "process", process);
+    rv_store_bind(s, "i", id);
+    if (sqlite3_step(s) == SQLITE_ROW) {
+      cJSON_AddStringToObject(o, "status", (const char *)sqlite3_column_text(s, 0));
+      if (sqlite3_column_type(s, 1) != SQLITE_NULL)
+        cJSON_AddStringToObject(o, "status_text", (const char *)sqlite3_column_text(s, 1));
+    }
+    sqlite3_reset(s);
+    add_label(o);
+    rv__reply_json(r, 201, o);
+  }
+}
+
+/*--- GET /v1/instances ---------------------------------------------------------------*/
+
+static const char *const list_q[] = {
+  "process", "version", "status", "status_text", "business_key", "started_from", "started_to",
+  "waiting_at", "incident", "limit", "offset", NULL,
+};
+
+#define WAITING_AT \
+  " AND (EXISTS (SELECT 1 FROM tasks w WHERE w.instance_id=i.id AND w.state='open' AND w.element_id=?)" \
+  " OR EXISTS (SELECT 1 FROM timers w WHERE w.instance_id=i.id AND w.element_id=?)" \
+  " OR EXISTS (SELECT 1 FROM subscriptions w WHERE w.instance_id=i.id AND w.element_id=?)" \
+  " OR EXISTS (SELECT 1 FROM jobs w WHERE w.instance_id=i.id AND w.state='pending' AND w.element_id=?)" \
+  " OR EXISTS (SELECT 1 FROM incidents w WHERE w.instance_id=i.id AND w.state='open' AND w.element_id=?))"
+
+static void list(rv_req *r, const char *const *allowed){
+  int64_t limit, offset, version = 0, from = 0, to = 0;
+  bool has_v, has_from, has_to, incident = false, has_inc;
+  const char *w;
+  bool pub = public_view(&r->p);
+  rv_sql q;
+  rv_err err;
+  cJSON *rows, *it;
+
+  if (!rv__q_parse(r, allowed) || !rv__q_page(r, &limit, &offset) ||
+      !rv__q_int(r, "version", 1, 1000000, &version, &has_v) ||
+      !rv__q_time(r, "started_from", &from, &has_from) || !rv__q_time(r, "started_to", &to, &has_to) ||
+      !rv__q_bool(r, "incident", &incident, &has_inc)) return;
+  rv__sql_init(&q, pub
+    ? "SELECT i.id, i.process_id AS process, d.name AS process_name, d.version, i.status,"
+      " i.status_text, i.started, i.ended FROM instances i JOIN definitions d ON d.id=i.definition_id WHERE 1"
+    : "SELECT i.id, i.process_id AS process, d.name AS process_name, d.version, i.business_key,"
+      " i.status, i.status_text, i.started, i.ended, i.parent_instance"
+      " FROM instances i JOIN definitions d ON d.id=i.definition_id WHERE 1");
+  if (rv__q_str(r, "process")) rv__sql_t(&q, " AND i.process_id=?", rv__q_str(r, "process"));
+  if (has_v) rv__sql_i(&q, " AND d.version=?", version);
+  if (rv__q_str(r, "status")) rv__sql_t(&q, " AND i.status=?", rv__q_str(r, "status"));
+  if (rv__q_str(r, "status_text")) rv__sql_t(&q, " AND i.status_text=?", rv__q_str(r, "status_text"));
+  if (rv__q_str(r, "business_key")) rv__sql_t(&q, " AND i.business_key=?", rv__q_str(r, "business_key"));
+  if (has_from) rv__sql_i(&q, " AND i.started>=?", from);
+  if (has_to) rv__sql_i(&q, " AND i.started<?", to);
+  if ((w = rv__q_str(r, "waiting_at")) != NULL) {
+    rv__sql_t(&q, WAITING_AT, w);
+    for (int k = 1; k < 5; k++) { q.fmt[q.n] = 't'; q.t[q.n++] = w; q.fmt[q.n] = 0; }
+  }
+  if (has_inc)
+    rv__sql_add(&q, incident ? " AND EXISTS (SELECT 1 FROM incidents x WHERE x.instance_id=i.id AND x.state='open')"
+                             : " AND NOT EXISTS (SELECT 1 FROM incidents x WHERE x.instance_id=i.id AND x.state='open')");
+  rv__scope_instances(&q, &r->p);
+  rv__sql_add(&q, " ORDER BY i.id DESC");
+  rv__sql_i(&q, " LIMIT ?", limit + 1);
+  rv__sql_i(&q, " OFFSET ?", offset);
+  rows = rv__sql_rows(r->api->st, &q, &err);
+  rv__sql_fini(&q);
+  if (rows == NULL) { rv__reply_err(r, err.code, &err); return; }
+  cJSON_ArrayForEach(it, rows) add_label(it);
+  page_reply(r, rows, limit, offset);
+}
+
+void rv__h_instances(rv_req *r){
+  list(r, list_q);
+}
+
+void rv__h_my_requests(rv_req *r){
+  static const char *const q[] = { "process", "status", "started_from", "started_to", "limit", "offset", NULL };
+  list(r, q);
+}
+
+/*--- GET /v1/instances/{id} -------------------------------------------------------------*/
+
+/* The applicant-facing view of one instance. */
+static void public_instance(rv_req *r, int64_t id){
+  rv_sql q;
+  rv_err err;
+  cJSON *rows, *o, *x;
+
+  rv__sql_init(&q, "SELECT i.id, i.process_id AS process, d.name AS process_name, i.status, i.status_text,"
+                   " i.started, i.ended FROM instances i JOIN definitions d ON d.id=i.definition_id WHERE ");
+  rv__sql_i(&q, "i.id=?", id);
+  rv__scope_instances(&q, &r->p);
+  rows = rv__sql_rows(r->api->st, &q, &err);
+  rv__sql_fini(&q);
+  if (rows == NULL) { rv__reply_err(r, err.code, &err); return; }
+  if (cJSON_GetArraySize(rows) != 1) { cJSON_Delete(rows); rv__not_found(r); return; }
+  o = cJSON_DetachItemFromArray(rows, 0);
+  cJSON_Delete(rows);
+  add_label(o);
+  /* status history: what the applicant was shown, and when */
+  rv__sql_init(&q, "SELECT at, detail AS status_text FROM history WHERE event='STATUS' AND ");
+  rv__sql_i(&q, "instance_id=? ORDER BY id", id);
+  x = rv__sql_rows(r->api->st, &q, &err);
+  rv__sql_fini(&q);
+  cJSON_AddItemToObject(o, "history", x ? x : cJSON_CreateArray());
+  /* their own open steps */
+  rv__sql_init(&q, "SELECT t.id, t.element_id AS element, t.name, t.created, t.due, t.form AS form_json"
+                   " FROM tasks t JOIN instances i ON i.id=t.instance_id WHERE t.state='open' AND ");
+  rv__sql_i(&q, "t.instance_id=?", id);
+  rv__scope_tasks(&q, &r->p);
+  rv__sql_add(&q, " ORDER BY t.id");
+  x = rv__sql_rows(r->api->st, &q, &err);
+  rv__sql_fini(&q);
+  cJSON_AddItemToObject(o, "tasks", x ? x : cJSON_CreateArray());
+  rv__reply_json(r, 200, o);
+}
+
+static void get_instance(rv_req *r){
+  int64_t id = r->ids[0];
+  cJSON *o = NULL;
+  rv_err err;
+  rv_status rc;
+
+  if (!rv__q_parse(r, NULL)) return;
+  snprintf(r->object, sizeof r->object, "instance:%lld", (long long)id);
+  if (public_view(&r->p)) { public_instance(r, id); return; }
+  if (!rv__instance_visible(r, id)) { rv__not_found(r); return; }
+  rc = rv_engine_instance_json(r->api->e, id, &o, &err);
+  if (rc != RV_OK) { rv__reply_err(r, rc, &err); return; }
+  add_label(o);
+  rv__reply_json(r, 200, o);
+}
+
+void rv__h_instance_get(rv_req *r){
+  get_instance(r);
+}
+
+void rv__h_my_request(rv_req *r){
+  get_instance(r);
+}
+
+/*--- POST /v1/instances/{id}/cancel -------------------------------------------------------*/
+
+void rv__h_instance_cancel(rv_req *r){
+  static const char *const fields[] = { "reason", NULL };
+  const char *reason = NULL;
+  int64_t id = r->ids[0];
+  rv_err err;
+  rv_status rc;
+  cJSON *o;
+
+  snprintf(r->object, sizeof r->object, "instance:%lld", (long long)id);
+  if (r->body && (!rv__body_fields(r, r->body, NULL, fields) ||
+                  !rv__body_str(r, r->body, "reason", false, 200, &reason))) return;
+  if (!rv__instance_visible(r, id)) { rv__not_found(r); return; }
+  rc = rv_engine_cancel(r->api->e, id, &err);
+  if (rc != RV_OK) { rv__reply_err(r, rc, &err); return; }
+  if (reason) snprintf(r->detail, sizeof r->detail, "%s", reason);
+  o = cJSON_CreateObject();
+  cJSON_AddNumberToObject(o, "id", (double)id);
+  cJSON_AddStringToObject(o, "status", "canceled");
+  rv__reply_json(r, 200, o);
+}

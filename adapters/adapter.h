@@ -49,9 +49,9 @@ typedef struct rv_adapter_ops {
 /* Adapters that keep durable records (payroll, finance, records) use the
 ** engine's store on the loop thread, outside any command transaction.
 ** Whoever opens an engine whose jobs may reach them binds it; the binding
-** is looked up by the event_base passed to invoke(). Unbind before
-** rv_engine_close(). A job reaching such an adapter on an unbound base
-** fails technically ("no engine bound"), so it is retried, never lost. */
+** is looked up by the event_base passed to invoke(); rv_engine_close()
+** removes it. A job reaching such an adapter on an unbound base fails
+** technically ("no engine bound"), so it is retried, never lost. */
 struct rv_engine;
 void              rv_adapters_bind_engine(struct rv_engine *e);
 void              rv_adapters_unbind_engine(struct rv_engine *e);

@@ -677,6 +677,9 @@ int main(int argc, char **argv){
   bool bad = false;
 
   if (argc < 2) return usage(NULL);
+  /* A peer that closes a socket we write to (an API client, the SMS
+  ** gateway) must cost that connection an EPIPE, not the process. */
+  signal(SIGPIPE, SIG_IGN);
   a.v = malloc(sizeof(char *) * (size_t)argc);
   for (int i = 1; i < argc; i++) a.v[a.n++] = argv[i];
   if (strcmp(a.v[0], "lint") == 0) { rc = rv_lint_main(argc - 1, argv + 1); free(a.v); return rc; }

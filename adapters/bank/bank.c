@@ -20,6 +20,9 @@
 **     with no line break (the file may have been cut off there);
 **   - a bank_ref applied before (correlated, started or buffered; in this
 **     file or an earlier one) is a duplicate (UNIQUE index on bank_ref);
+**   - a new bank_ref for a payment_id that was already confirmed, with no
+**     instance waiting for it now, is a duplicate too: a second payment
+**     (refund or investigate), not buffered for a future instance;
 **   - when an instance is waiting for the payment and has a variable
 **     amount_rials (else slip_amount) that differs from the line's
 **     amount, the line is "mismatched" and not correlated: the instance
@@ -109,13 +112,29 @@ static int64_t waiting_instance(rv_store *st, const char *payment_id){
   return id;
 }
 
-/* Whether bank_ref was applied before; *imp/*line say where. */
+/* Whether bank_ref was applied before; imp and line say where. */
 static bool applied_before(rv_store *st, const char *bank_ref, int64_t *imp, int64_t *line){
   sqlite3_stmt *s = rv_store_stmt(st,
     "SELECT import_id, line FROM bank_confirmations WHERE bank_ref=?"
     " AND outcome IN ('correlated','started','buffered')");
   bool hit = false;
   rv_store_bind(s, "t", bank_ref);
+  if (sqlite3_step(s) == SQLITE_ROW) {
+    hit = true;
+    *imp = sqlite3_column_int64(s, 0);
+    *line = sqlite3_column_int64(s, 1);
+  }
+  sqlite3_reset(s);
+  return hit;
+}
+
+/* Whether payment_id was confirmed to an instance before (another bank_ref). */
+static bool paid_before(rv_store *st, const char *payment_id, int64_t *imp, int64_t *line){
+  sqlite3_stmt *s = rv_store_stmt(st,
+    "SELECT import_id, line FROM bank_confirmations WHERE payment_id=?"
+    " AND outcome IN ('correlated','started') ORDER BY id DESC LIMIT 1");
+  bool hit = false;
+  rv_store_bind(s, "t", payment_id);
   if (sqlite3_step(s) == SQLITE_ROW) {
     hit = true;
     *imp = sqlite3_column_int64(s, 0);
@@ -159,6 +178,12 @@ static rv_status confirm(rv_engine *e, const line_in *li, int64_t ttl_ms, const 
     return RV_OK;
   }
   waiting = waiting_instance(st, li->payment_id);
+  if (waiting == 0 && paid_before(st, li->payment_id, &imp, &ln)) {
+    *outcome = "duplicate";
+    snprintf(why, cap, "payment %.128s was already confirmed (import %lld, line %lld) and no one "
+             "waits for it: a second payment, not applied", li->payment_id, (long long)imp, (long long)ln);
+    return RV_OK;
+  }
   if (waiting > 0 && (expect = expected_amount(e, waiting, &var)) != 0 && expect != li->amount) {
     *outcome = "mismatched";
     *inst = waiting;
@@ -237,7 +262,7 @@ static cJSON *line_json(int64_t line, const char *pid, int64_t amount, const cha
 static rv_status record_line(rv_store *st, int64_t imp, int64_t now, const cJSON *l, rv_err *err){
   sqlite3_stmt *s = rv_store_stmt(st, SQL_CONF_INSERT);
   int r;
-  rv_store_bind(s, "iittittiti", imp, rv_json_int(l, "line", 0), rv_json_str(l, "payment_id"),
+  rv_store_bind(s, "iititttiti", imp, rv_json_int(l, "line", 0), rv_json_str(l, "payment_id"),
                 rv_json_int(l, "amount_rials", 0), rv_json_str(l, "paid_at"),
                 rv_json_str(l, "bank_ref"), rv_json_str(l, "outcome"),
                 rv_json_int(l, "instance", 0), rv_json_str(l, "reason"), now);
@@ -287,37 +312,107 @@ static rv_status read_header(rv_csv *csv, int col[4], int *n_cols, rv_err *err){
   return RV_OK;
 }
 
-static rv_status import_lines(rv_engine *e, rv_csv *csv, const int col[4], int n_cols,
-                              int64_t imp, int64_t ttl, int64_t now, counts *c, cJSON *lines,
-                              rv_err *err){
-  rv_store *st = rv_engine_store(e);
+/* One import in progress: the transaction, the counts, the report lines. */
+typedef struct importer {
+  rv_engine *e;
+  rv_store  *st;
+  int64_t    id, now, ttl;
+  counts     c;
+  cJSON     *lines;
+} importer;
+
+static rv_status imp_begin(importer *im, rv_engine *e, const rv_bank_opts *opts,
+                           const char *source, const char *name, const char *sha, rv_err *err){
+  rv_status rc;
+  memset(im, 0, sizeof *im);
+  im->e = e;
+  im->st = rv_engine_store(e);
+  im->now = rv_clock_now(rv_engine_clock(e));
+  im->ttl = opts && opts->ttl_ms > 0 ? opts->ttl_ms : DEFAULT_TTL;
+  rc = rv_store_begin(im->st, err);     /* BEGIN IMMEDIATE, or a savepoint in the caller's */
+  if (rc != RV_OK) return rc;
+  rc = rv_store_exec(im->st, err, "INSERT INTO bank_imports(source, file_name, sha256, imported)"
+                     " VALUES(?,?,?,?)", "ttti", source, name, sha, im->now);
+  if (rc != RV_OK) { rv_store_rollback(im->st); return rc; }
+  im->id = rv_store_last_id(im->st);
+  im->lines = cJSON_CreateArray();
+  return RV_OK;
+}
+
+/* One line: pre_error (a reason found while reading it) or its four
+** fields, then the decision. Errors are engine errors only. */
+static rv_status imp_line(importer *im, int64_t line, const char *pre_error,
+                          char *const f[4], rv_err *err){
+  static const int col[4] = {0, 1, 2, 3};
+  line_in li = {0};
+  const char *outcome = "rejected";
+  int64_t inst = 0;
+  char why[512];
+  cJSON *l;
+  rv_status rc = RV_OK;
+
+  li.line = line;
+  if (pre_error) snprintf(why, sizeof why, "%s", pre_error);
+  else if (check_line(f, col, &li, why, sizeof why)) {
+    rc = confirm(im->e, &li, im->ttl, &outcome, &inst, why, sizeof why, err);
+    if (rc != RV_OK) return rc;
+  } else {                                  /* keep what could be read, for the operator */
+    li.payment_id = f[0];
+    li.bank_ref = f[3];
+  }
+  l = line_json(line, li.payment_id, li.amount, li.paid_at, li.bank_ref, outcome, inst, why);
+  rc = record_line(im->st, im->id, im->now, l, err);
+  count_outcome(&im->c, outcome, li.amount);
+  cJSON_AddItemToArray(im->lines, l);
+  return rc;
+}
+
+/* Commit with the report (rc == RV_OK) or roll everything back. Takes
+** the lines. Returns: new report in *out on success. */
+static rv_status imp_end(importer *im, rv_status rc, const char *name, const char *sha,
+                         cJSON **out, rv_err *err){
+  cJSON *rep = cJSON_CreateObject();
+  int n = cJSON_GetArraySize(im->lines);
+  cJSON_AddNumberToObject(rep, "import", (double)im->id);
+  if (name) cJSON_AddStringToObject(rep, "file", name);
+  if (sha) cJSON_AddStringToObject(rep, "sha256", sha);
+  cJSON_AddNumberToObject(rep, "imported", (double)im->now);
+  cJSON_AddFalseToObject(rep, "already_imported");
+  cJSON_AddNumberToObject(rep, "total", n);
+  cJSON_AddItemToObject(rep, "counts", counts_json(&im->c));
+  cJSON_AddNumberToObject(rep, "applied_rials", (double)im->c.applied_rials);
+  cJSON_AddItemToObject(rep, "lines", im->lines);
+  im->lines = NULL;
+  if (rc == RV_OK) {
+    char *text = rv_json_print(rep);
+    rc = rv_store_exec(im->st, err, "UPDATE bank_imports SET lines=?, report=? WHERE id=?", "iti",
+                       (int64_t)n, text, im->id);
+    cJSON_free(text);
+  }
+  if (rc == RV_OK) rc = rv_store_commit(im->st, err);
+  else rv_store_rollback(im->st);
+  if (rc != RV_OK) { cJSON_Delete(rep); return rc; }
+  *out = rep;
+  return RV_OK;
+}
+
+static rv_status import_lines(importer *im, rv_csv *csv, const int col[4], int n_cols, rv_err *err){
   rv_csv_rec r;
   rv_status rc = RV_OK;
-  char why[512];
+  char why[256];
 
   while (rc == RV_OK && rv_csv_next(csv, &r)) {
-    line_in li = {0};
-    const char *outcome = "rejected";
-    int64_t inst = 0;
-    cJSON *l;
+    char *f[4] = { NULL, NULL, NULL, NULL };
+    const char *pre = why;
     if (r.n == 0 && r.error == NULL) continue;                 /* blank line */
-    li.line = r.line;
     if (r.error) snprintf(why, sizeof why, "malformed CSV: %s (column %d)", r.error, r.error_col);
     else if (!r.eol) snprintf(why, sizeof why, "the last line has no line break: the file may be cut off here");
     else if (r.n != n_cols) snprintf(why, sizeof why, "%d fields, the header has %d", r.n, n_cols);
-    else if (check_line(r.f, col, &li, why, sizeof why)) {
-      rc = confirm(e, &li, ttl, &outcome, &inst, why, sizeof why, err);
-      if (rc != RV_OK) break;
+    else {
+      pre = NULL;
+      for (int i = 0; i < 4; i++) f[i] = r.f[col[i]];
     }
-    if (strcmp(outcome, "rejected") == 0 && r.error == NULL && r.n == n_cols) {
-      /* keep what could be read, for the operator */
-      li.payment_id = r.f[col[0]];
-      li.bank_ref = r.f[col[3]];
-    }
-    l = line_json(r.line, li.payment_id, li.amount, li.paid_at, li.bank_ref, outcome, inst, why);
-    rc = record_line(st, imp, now, l, err);
-    count_outcome(c, outcome, li.amount);
-    cJSON_AddItemToArray(lines, l);
+    rc = imp_line(im, r.line, pre, f, err);
   }
   return rc;
 }
@@ -326,13 +421,10 @@ rv_status rv_bank_import_file(rv_engine *e, const char *path, const rv_bank_opts
                               cJSON **out, rv_err *err){
   rv_store *st = rv_engine_store(e);
   char *buf = NULL, sha[65];
-  const char *name;
+  const char *name = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
   size_t len = 0;
   int col[4], n_cols = 0;
-  int64_t ttl = opts && opts->ttl_ms > 0 ? opts->ttl_ms : DEFAULT_TTL;
-  int64_t now = rv_clock_now(rv_engine_clock(e)), imp;
-  counts c = {0};
-  cJSON *rep, *lines;
+  importer im;
   rv_csv csv;
   rv_status rc;
 
@@ -347,39 +439,55 @@ rv_status rv_bank_import_file(rv_engine *e, const char *path, const rv_bank_opts
   }
   rv_csv_init(&csv, buf, len, true);
   rc = read_header(&csv, col, &n_cols, err);
-  if (rc == RV_OK) rc = rv_store_begin(st, err);
-  if (rc != RV_OK) { rv_csv_fini(&csv); rv_free(buf); return rc; }
-
-  name = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
-  rc = rv_store_exec(st, err, "INSERT INTO bank_imports(source, file_name, sha256, imported)"
-                     " VALUES('file',?,?,?)", "tti", name, sha, now);
-  imp = rv_store_last_id(st);
-  lines = cJSON_CreateArray();
-  if (rc == RV_OK) rc = import_lines(e, &csv, col, n_cols, imp, ttl, now, &c, lines, err);
+  if (rc == RV_OK) rc = imp_begin(&im, e, opts, "file", name, sha, err);
+  if (rc == RV_OK) {
+    rc = import_lines(&im, &csv, col, n_cols, err);
+    rc = imp_end(&im, rc, name, sha, out, err);
+  }
   rv_csv_fini(&csv);
   rv_free(buf);
+  return rc;
+}
 
-  rep = cJSON_CreateObject();
-  cJSON_AddNumberToObject(rep, "import", (double)imp);
-  cJSON_AddStringToObject(rep, "file", name);
-  cJSON_AddStringToObject(rep, "sha256", sha);
-  cJSON_AddNumberToObject(rep, "imported", (double)now);
-  cJSON_AddFalseToObject(rep, "already_imported");
-  cJSON_AddNumberToObject(rep, "total", cJSON_GetArraySize(lines));
-  cJSON_AddItemToObject(rep, "counts", counts_json(&c));
-  cJSON_AddNumberToObject(rep, "applied_rials", (double)c.applied_rials);
-  cJSON_AddItemToObject(rep, "lines", lines);
-  if (rc == RV_OK) {
-    char *text = rv_json_print(rep);
-    rc = rv_store_exec(st, err, "UPDATE bank_imports SET lines=?, report=? WHERE id=?", "iti",
-                       (int64_t)cJSON_GetArraySize(lines), text, imp);
-    cJSON_free(text);
+/* A JSON value as the text a CSV field would have had; NULL if it is
+** neither a string nor a whole number. buf >= 32. */
+static const char *json_field(const cJSON *v, char *buf, size_t n){
+  if (cJSON_IsString(v)) return v->valuestring;
+  if (cJSON_IsNumber(v) && v->valuedouble == (double)(int64_t)v->valuedouble) {
+    snprintf(buf, n, "%lld", (long long)v->valuedouble);
+    return buf;
   }
-  if (rc == RV_OK) rc = rv_store_commit(st, err);
-  else rv_store_rollback(st);
-  if (rc != RV_OK) { cJSON_Delete(rep); return rc; }
-  *out = rep;
-  return RV_OK;
+  return NULL;
+}
+
+rv_status rv_bank_import_json(rv_engine *e, const cJSON *items, const char *source,
+                              const rv_bank_opts *opts, cJSON **out, rv_err *err){
+  const cJSON *it;
+  importer im;
+  rv_status rc;
+  int64_t n = 0;
+
+  *out = NULL;
+  if (!cJSON_IsArray(items)) return rv_fail(err, RV_INVALID, "confirmations must be an array");
+  if (cJSON_GetArraySize(items) > 10000) return rv_fail(err, RV_INVALID, "at most 10000 confirmations per call");
+  rc = imp_begin(&im, e, opts, "http", source, NULL, err);
+  if (rc != RV_OK) return rc;
+  cJSON_ArrayForEach(it, items) {
+    char bufs[4][32], why[128];
+    char *f[4];
+    const char *pre = NULL;
+    n++;
+    if (!cJSON_IsObject(it)) pre = "not a JSON object";
+    for (int i = 0; pre == NULL && i < 4; i++) {
+      const char *v = json_field(cJSON_GetObjectItemCaseSensitive(it, COLS[i]), bufs[i], sizeof bufs[i]);
+      if (v == NULL) { snprintf(why, sizeof why, "%s: missing, or not a string or whole number", COLS[i]); pre = why; }
+      f[i] = (char *)v;
+    }
+    if (pre) for (int i = 0; i < 4; i++) f[i] = NULL;
+    rc = imp_line(&im, n, pre, f, err);
+    if (rc != RV_OK) break;
+  }
+  return imp_end(&im, rc, source, NULL, out, err);
 }
 
 rv_status rv_bank_report(rv_engine *e, int64_t id, cJSON **out, rv_err *err){

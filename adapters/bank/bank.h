@@ -37,6 +37,15 @@ typedef struct rv_bank_opts {
 ** frees with cJSON_Delete(). */
 rv_status rv_bank_import_file(rv_engine *e, const char *path, const rv_bank_opts *opts,
                               cJSON **out /* OUT */, rv_err *err);
+/* Import confirmations posted over HTTP: items is an array of objects
+** {payment_id, amount_rials, paid_at, bank_ref} (amount a number or a
+** string of digits); "line" in the report is the 1-based item number.
+** Same rules and tables as a file (source "http", no file hash: a
+** repeated call reports its confirmations as duplicates). Runs in the
+** caller's transaction when one is open (a savepoint), else in its own.
+** Returns: new JSON report in *out, caller frees with cJSON_Delete(). */
+rv_status rv_bank_import_json(rv_engine *e, const cJSON *items, const char *source,
+                              const rv_bank_opts *opts, cJSON **out /* OUT */, rv_err *err);
 /* The report of an earlier import; NOTFOUND if there is none. */
 rv_status rv_bank_report(rv_engine *e, int64_t import_id, cJSON **out /* OUT */, rv_err *err);
 /* Every import with its counts, newest first. */

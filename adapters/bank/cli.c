@@ -24,6 +24,8 @@ static int usage(const char *msg){
   return 2;
 }
 
+#define MAX_SHOWN 200      /* lines listed in the text report; --json has all */
+
 static void print_report(const cJSON *r){
   const cJSON *c = cJSON_GetObjectItemCaseSensitive(r, "counts");
   const cJSON *lines = cJSON_GetObjectItemCaseSensitive(r, "lines"), *l;
@@ -37,14 +39,18 @@ static void print_report(const cJSON *r){
          (long long)rv_json_int(c, "buffered", 0), (long long)rv_json_int(c, "duplicate", 0),
          (long long)rv_json_int(c, "mismatched", 0), (long long)rv_json_int(c, "rejected", 0));
   printf("  applied %lld Rials\n", (long long)rv_json_int(r, "applied_rials", 0));
+  int shown = 0, more = 0;
   cJSON_ArrayForEach(l, lines) {
     const char *o = rv_json_str(l, "outcome");
-    if (o && strcmp(o, "correlated") != 0 && strcmp(o, "started") != 0)
-      cJSON_AddItemToArray(issues, cJSON_Duplicate(l, 1));
+    if (o == NULL || strcmp(o, "correlated") == 0 || strcmp(o, "started") == 0) continue;
+    if (shown < MAX_SHOWN) { cJSON_AddItemToArray(issues, cJSON_Duplicate(l, 1)); shown++; }
+    else more++;
   }
-  if (cJSON_GetArraySize(issues) > 0) {
+  if (shown > 0) {
     printf("lines to look at:\n");
     cli_table(issues, "line,outcome,payment_id,amount_rials,bank_ref,instance,reason");
+    if (more) printf("... and %d more (ravand --json bank report %lld)\n", more,
+                     (long long)rv_json_int(r, "import", 0));
   }
   cJSON_Delete(issues);
 }
@@ -86,7 +92,18 @@ int rv_bank_cli(const rv_cli_env *env, int argc, char **argv){
     return 1;
   }
   if (env->json) rv_cli_print_json(rep);
-  else if (sub[0] == 'l') cli_table(rep, "id,source,file,imported,total,applied_rials,counts");
+  else if (sub[0] == 'l') {
+    cJSON *row;
+    cJSON_ArrayForEach(row, rep) {          /* flatten the counts into columns */
+      cJSON *c = cJSON_DetachItemFromObjectCaseSensitive(row, "counts"), *x;
+      cJSON_ArrayForEach(x, c)              /* "started" would print as a time */
+        cJSON_AddNumberToObject(row, strcmp(x->string, "started") == 0 ? "new_instances" : x->string,
+                                x->valuedouble);
+      cJSON_Delete(c);
+    }
+    cli_table(rep, "id,source,file,total,correlated,new_instances,buffered,duplicate,"
+                   "mismatched,rejected,applied_rials");
+  }
   else print_report(rep);
   cJSON_Delete(rep);
   rv_cli_close(e);

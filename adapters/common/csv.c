@@ -1,10 +1,12 @@
 /*
 ** adapters/common/csv.c -- RFC 4180 record reader (see csv.h).
 **
-** Two passes per record: the first finds where the record ends (line
-** breaks inside quotes belong to the record) and checks length, NUL and
-** UTF-8; the second splits fields. Both look only at [start, end), so a
-** malformed record never moves the resync point past its own lines.
+** Two passes per record: the first finds where the record ends (a quote
+** at the start of a field opens a quoted field, whose line breaks belong
+** to the record) and checks the length; then NUL and UTF-8 are checked and
+** the second pass splits fields. A malformed record that spans lines is
+** cut back to its first line, so the resync point never moves past a line
+** that was not reported.
 */
 #include <string.h>
 #include "common/csv.h"

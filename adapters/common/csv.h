@@ -12,7 +12,9 @@
 ** surrogates, > U+10FFFF), bad quoting, an unterminated quote at the end
 ** of the buffer, records longer than max_record bytes, more than
 ** RV_CSV_MAX_FIELDS fields. After an error the reader resynchronises at
-** the next line break, so one bad line costs one line.
+** the next line break, so one bad line costs one line; a malformed record
+** that spans lines (a stray quote) is reported at its first line and the
+** lines after it are read again on their own, so none is swallowed.
 **
 ** Loop thread or any single thread; no global state.
 */

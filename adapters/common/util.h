@@ -47,7 +47,7 @@ void      rv_publish_clean(const char *dir, const char *name);
 ** "point:N", the Nth time this process passes it), the process kills
 ** itself with SIGKILL (no cleanup, no atexit), so tests can stop it
 ** exactly between two durable steps. Points: ledger-written,
-** export-batched, export-written, export-synced, export-renamed,
+** export-batched, export-partial, export-written, export-synced, export-renamed,
 ** feed-chunk, records-written/-synced/-renamed. */
 void rv_crash_point(const char *point);
 

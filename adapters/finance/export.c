@@ -15,7 +15,8 @@
 **     rename, fsync dir); a crash leaves at most a hidden ".name.PID.tmp",
 **     removed by the next publication of that batch.
 ** Crash points (RV_TEST_CRASH_AT): export-batched (batch committed, no
-** file yet), export-written, export-synced, export-renamed (util.c).
+** file yet), export-partial (the first row written and flushed),
+** export-written, export-synced, export-renamed (util.c).
 */
 #include <errno.h>
 #include <string.h>
@@ -156,6 +157,7 @@ rv_status rv_export_publish(rv_store *st, int64_t batch, const char *dir, int64_
     rv_csv_cell(&b, col(s, 7));
     rv_buf_adds(&b, "\r\n");
     emit(&pub, &h, &b);
+    if (n == 1) { fflush(pub.f); rv_crash_point("export-partial"); }   /* half a file on disk */
   }
   sqlite3_reset(s);
   rv_buf_fini(&b);

@@ -1,7 +1,8 @@
 /*
 ** adapters/registry/cli.c -- `ravand feed`:
 **
-**   ravand feed import FILE [--all-spouses] [--chunk N] [--ttl DURATION] [--message NAME]
+**   ravand feed import FILE [--all-spouses] [--chunk N] [--chunk-ms MS] [--ttl DURATION]
+**                           [--message NAME]
 **       validate and apply a civil-registry marriage file; prints the
 **       reconciliation report with every rejected and duplicate line.
 **       Exit 0: applied (or already applied); 1: the file was rejected as
@@ -22,7 +23,8 @@
 static int usage(const char *msg){
   if (msg) fprintf(stderr, "ravand: %s\n", msg);
   fprintf(stderr,
-    "usage: ravand feed import FILE [--all-spouses] [--chunk N] [--ttl DURATION] [--message NAME]\n"
+    "usage: ravand feed import FILE [--all-spouses] [--chunk N] [--chunk-ms MS] [--ttl DURATION]\n"
+    "                              [--message NAME]\n"
     "       ravand feed list | report ID\n");
   return 2;
 }
@@ -59,6 +61,7 @@ static void print_report(const cJSON *r){
 int rv_feed_cli(const rv_cli_env *env, int argc, char **argv){
   bool bad = false;
   const char *chunk = rv_cli_opt(&argc, argv, "--chunk", &bad);
+  const char *chunk_ms = rv_cli_opt(&argc, argv, "--chunk-ms", &bad);
   const char *ttl = rv_cli_opt(&argc, argv, "--ttl", &bad);
   const char *msg = rv_cli_opt(&argc, argv, "--message", &bad);
   bool all = rv_cli_flag(&argc, argv, "--all-spouses");
@@ -76,6 +79,7 @@ int rv_feed_cli(const rv_cli_env *env, int argc, char **argv){
     rv_status st;
     if (argc != 2) return usage("feed import needs one FILE");
     if (chunk) { o.chunk = atoi(chunk); if (o.chunk <= 0) return usage("--chunk must be a positive number"); }
+    if (chunk_ms) { o.chunk_ms = atoi(chunk_ms); if (o.chunk_ms <= 0) return usage("--chunk-ms must be a positive number"); }
     if (ttl) {
       rv_duration d;
       if (rv_duration_parse(ttl, &d, &err) != RV_OK) { fprintf(stderr, "ravand: --ttl: %s\n", err.msg); return 2; }

@@ -8,12 +8,12 @@
 ** so the log never disagrees with the outbox. The row's state after each
 ** attempt:
 **
-**   attempt answered          retries left   state
-**   2xx                       -              sent       (sent_at, gateway_id)
-**   failed, code uncertain    yes            uncertain  (ambiguous += 1)
-**   failed, other             yes            retrying
-**   failed, any               no             failed, or uncertain when any
-**                                            attempt was ambiguous
+**   attempt answered                      state
+**   2xx                                   sent       (sent_at, gateway_id)
+**   failed, and some attempt so far was
+**     ambiguous (code "uncertain")        uncertain  (ambiguous counts them)
+**   failed, retries left                  retrying
+**   failed, no retries left               failed     (the engine opens an incident)
 **
 ** "uncertain" means the gateway may have accepted the message: the
 ** request was written and the connection then closed or timed out. Against
@@ -85,9 +85,8 @@ rv_status rv_sms_log_result(rv_store *st, int64_t now, int64_t job_id, rv_job_ou
 
   if (!ok && code && strcmp(code, "uncertain") == 0) ambiguous++;
   if (ok) state = "sent";
-  else if (attempts < retries) state = ambiguous && code && strcmp(code, "uncertain") == 0
-                                       ? "uncertain" : "retrying";
-  else state = ambiguous ? "uncertain" : "failed";
+  else if (ambiguous) state = "uncertain";       /* sticky until an attempt succeeds */
+  else state = attempts < retries ? "retrying" : "failed";
 
   to = rv_sms_mask(rv_json_str(input, "to"));
   text = rv_strdup(rv_json_str(input, "text"));

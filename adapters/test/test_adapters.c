@@ -7,7 +7,8 @@
 **   error  throws the BPMN error input.code (default "TEST_ERROR")
 **   sms    records the message in memory (rv_test_sms_log) and succeeds;
 **          deduplicates on the job key, like a well-behaved gateway.
-**          The real SMS gateway adapter replaces it (adapters issue).
+**          When a gateway is configured, adapters/sms registers the real
+**          `sms` adapter, which is found before this one.
 **
 ** Every answer is delivered from a zero-delay libevent callback, never
 ** from inside invoke(), as the adapter contract requires.

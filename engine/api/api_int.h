@@ -151,6 +151,8 @@ typedef struct rv_hist {
 
 typedef struct rv_rl rv_rl;     /* rate limiter, ratelimit.c */
 
+#define RV_QCACHE 64
+
 struct rv_api {
   rv_engine     *e;
   rv_store      *st;
@@ -172,6 +174,8 @@ struct rv_api {
   uint64_t       seq;
   char           boot[8];
   rv_rl         *rl_addr, *rl_principal, *rl_authfail;
+  struct { char *sql; uint64_t hash, used; sqlite3_stmt *stmt; } qcache[RV_QCACHE];
+  uint64_t       qtick;
   /* metrics */
   rv_hist       *lat;             /* per route, + 1 for "other" */
   int64_t        batch_hist[RV_BATCH_BUCKETS + 1];
@@ -191,6 +195,8 @@ void rv__forbidden(rv_req *r);
 /* Map an engine status (with its message) to a problem. */
 void rv__reply_err(rv_req *r, rv_status s, const rv_err *err);
 const char *rv__status_title(int status);
+/* Append v as compact JSON (fast path for integer numbers). */
+void rv__json_write(rv_buf *b, const cJSON *v);
 /* Build the problem body (new cJSON). */
 cJSON *rv__problem_json(int status, const char *detail, const char *request_id);
 
@@ -223,7 +229,7 @@ bool rv__valid_ident(const char *s, size_t max);
 /*--- Scope (policy.c) -------------------------------------------------------*/
 
 /* A query with positional bindings ('t' borrowed text, 'i' int64). */
-#define RV_SQL_MAX_BINDS 48
+#define RV_SQL_MAX_BINDS 96
 typedef struct rv_sql {
   rv_buf      sql;
   char        fmt[RV_SQL_MAX_BINDS + 1];
@@ -238,12 +244,18 @@ void rv__sql_t(rv_sql *q, const char *frag, const char *v);    /* frag has one '
 void rv__sql_i(rv_sql *q, const char *frag, int64_t v);
 /* Run and return rows as an array of objects (columns named *_json are
 ** parsed). Returns: new cJSON, or NULL with err set. */
-cJSON *rv__sql_rows(rv_store *st, rv_sql *q, rv_err *err);
+cJSON *rv__sql_rows(rv_api *a, rv_sql *q, rv_err *err);
+void   rv__qcache_free(rv_api *a);
 
 /* Append " AND (<what p may see>)" for tasks aliased t joined to
 ** instances aliased i, and for instances aliased i. */
 void rv__scope_tasks(rv_sql *q, const rv_principal *p);
 void rv__scope_instances(rv_sql *q, const rv_principal *p);
+/* The two disjoint halves of rv__scope_tasks() for task-acting roles:
+** by office and group, or (by_assignee) assigned to p by name and not in
+** the first half. As two arms of a UNION ALL each can use an index and
+** yield rows in id order, so a cartable page does not sort the backlog. */
+void rv__scope_tasks_arm(rv_sql *q, const rv_principal *p, bool by_assignee);
 bool rv__task_visible(rv_req *r, int64_t task);
 bool rv__instance_visible(rv_req *r, int64_t inst);
 bool rv__may_start(rv_api *a, const rv_principal *p, const char *process);
@@ -268,8 +280,6 @@ void   rv__rl_free(rv_rl *rl);
 /* Take one token for key at now_ns; false when the bucket is empty.
 ** *retry_s is how long until one is available. */
 bool   rv__rl_take(rv_rl *rl, const char *key, int64_t now_ns, int *retry_s);
-/* True when key's bucket has a token (absent keys have). Takes none. */
-bool   rv__rl_has(rv_rl *rl, const char *key, int64_t now_ns);
 int64_t rv__mono_ns(void);
 
 /*--- Resources: one file each ------------------------------------------------*/

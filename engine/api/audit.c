@@ -137,7 +137,7 @@ void rv__audit_list(rv_req *r){
   rv__sql_add(&s, " ORDER BY id DESC");
   rv__sql_i(&s, " LIMIT ?", limit + 1);
   rv__sql_i(&s, " OFFSET ?", offset);
-  rows = rv__sql_rows(r->api->st, &s, &err);
+  rows = rv__sql_rows(r->api, &s, &err);
   rv__sql_fini(&s);
   if (rows == NULL) { rv__reply_err(r, err.code, &err); return; }
   o = cJSON_CreateObject();

@@ -170,7 +170,7 @@ static void list(rv_req *r, const char *const *allowed){
   rv__sql_add(&q, " ORDER BY i.id DESC");
   rv__sql_i(&q, " LIMIT ?", limit + 1);
   rv__sql_i(&q, " OFFSET ?", offset);
-  rows = rv__sql_rows(r->api->st, &q, &err);
+  rows = rv__sql_rows(r->api, &q, &err);
   rv__sql_fini(&q);
   if (rows == NULL) { rv__reply_err(r, err.code, &err); return; }
   cJSON_ArrayForEach(it, rows) add_label(it);
@@ -198,7 +198,7 @@ static void public_instance(rv_req *r, int64_t id){
                    " i.started, i.ended FROM instances i JOIN definitions d ON d.id=i.definition_id WHERE ");
   rv__sql_i(&q, "i.id=?", id);
   rv__scope_instances(&q, &r->p);
-  rows = rv__sql_rows(r->api->st, &q, &err);
+  rows = rv__sql_rows(r->api, &q, &err);
   rv__sql_fini(&q);
   if (rows == NULL) { rv__reply_err(r, err.code, &err); return; }
   if (cJSON_GetArraySize(rows) != 1) { cJSON_Delete(rows); rv__not_found(r); return; }
@@ -208,7 +208,7 @@ static void public_instance(rv_req *r, int64_t id){
   /* status history: what the applicant was shown, and when */
   rv__sql_init(&q, "SELECT at, detail AS status_text FROM history WHERE event='STATUS' AND ");
   rv__sql_i(&q, "instance_id=? ORDER BY id", id);
-  x = rv__sql_rows(r->api->st, &q, &err);
+  x = rv__sql_rows(r->api, &q, &err);
   rv__sql_fini(&q);
   cJSON_AddItemToObject(o, "history", x ? x : cJSON_CreateArray());
   /* their own open steps */
@@ -217,7 +217,7 @@ static void public_instance(rv_req *r, int64_t id){
   rv__sql_i(&q, "t.instance_id=?", id);
   rv__scope_tasks(&q, &r->p);
   rv__sql_add(&q, " ORDER BY t.id");
-  x = rv__sql_rows(r->api->st, &q, &err);
+  x = rv__sql_rows(r->api, &q, &err);
   rv__sql_fini(&q);
   cJSON_AddItemToObject(o, "tasks", x ? x : cJSON_CreateArray());
   rv__reply_json(r, 200, o);

@@ -65,13 +65,43 @@ static cJSON *col_json(sqlite3_stmt *s, int i){
   }
 }
 
-static sqlite3_stmt *prepare(rv_store *st, rv_sql *q, rv_err *err){
+/* Dynamic SQL is cached by its text: the same role and the same filters
+** give the same text, and parsing it costs more than running it. */
+static uint64_t text_hash(const char *s){
+  uint64_t h = 1469598103934665603u;
+  for (; *s; s++) { h ^= (unsigned char)*s; h *= 1099511628211u; }
+  return h;
+}
+
+static sqlite3_stmt *prepare(rv_api *a, rv_sql *q, rv_err *err){
   sqlite3_stmt *s = NULL;
+  uint64_t h;
+  int slot = -1, oldest = 0;
   if (q->sql.toobig) { rv_fail(err, RV_INVALID, "query too complex"); return NULL; }
-  if (sqlite3_prepare_v2(rv_store_db(st), q->sql.p, -1, &s, NULL) != SQLITE_OK) {
-    rv_fail(err, RV_IO, "query: %s", sqlite3_errmsg(rv_store_db(st)));
-    return NULL;
+  h = text_hash(q->sql.p);
+  for (int i = 0; i < RV_QCACHE; i++) {
+    if (a->qcache[i].sql && a->qcache[i].hash == h && strcmp(a->qcache[i].sql, q->sql.p) == 0) {
+      slot = i;
+      s = a->qcache[i].stmt;
+      sqlite3_reset(s);
+      sqlite3_clear_bindings(s);
+      break;
+    }
+    if (a->qcache[i].used < a->qcache[oldest].used) oldest = i;
   }
+  if (s == NULL) {
+    if (sqlite3_prepare_v3(rv_store_db(a->st), q->sql.p, -1, SQLITE_PREPARE_PERSISTENT, &s, NULL) != SQLITE_OK) {
+      rv_fail(err, RV_IO, "query: %s", sqlite3_errmsg(rv_store_db(a->st)));
+      return NULL;
+    }
+    slot = oldest;
+    sqlite3_finalize(a->qcache[slot].stmt);
+    rv_free(a->qcache[slot].sql);
+    a->qcache[slot].sql = rv_strdup(q->sql.p);
+    a->qcache[slot].hash = h;
+    a->qcache[slot].stmt = s;
+  }
+  a->qcache[slot].used = ++a->qtick;
   for (int i = 0; i < q->n; i++) {
     if (q->fmt[i] == 't') {
       if (q->t[i]) sqlite3_bind_text(s, i + 1, q->t[i], -1, SQLITE_TRANSIENT);
@@ -81,8 +111,17 @@ static sqlite3_stmt *prepare(rv_store *st, rv_sql *q, rv_err *err){
   return s;
 }
 
-cJSON *rv__sql_rows(rv_store *st, rv_sql *q, rv_err *err){
-  sqlite3_stmt *s = prepare(st, q, err);
+void rv__qcache_free(rv_api *a){
+  for (int i = 0; i < RV_QCACHE; i++) {
+    sqlite3_finalize(a->qcache[i].stmt);
+    rv_free(a->qcache[i].sql);
+    a->qcache[i].stmt = NULL;
+    a->qcache[i].sql = NULL;
+  }
+}
+
+cJSON *rv__sql_rows(rv_api *api, rv_sql *q, rv_err *err){
+  sqlite3_stmt *s = prepare(api, q, err);
   cJSON *a;
   int nc, rc;
   if (s == NULL) return NULL;
@@ -104,21 +143,21 @@ cJSON *rv__sql_rows(rv_store *st, rv_sql *q, rv_err *err){
     cJSON_AddItemToArray(a, o);
   }
   if (rc != SQLITE_DONE) {
-    rv_fail(err, rc == SQLITE_BUSY ? RV_BUSY : RV_IO, "query: %s", sqlite3_errmsg(rv_store_db(st)));
+    rv_fail(err, rc == SQLITE_BUSY ? RV_BUSY : RV_IO, "query: %s", sqlite3_errmsg(rv_store_db(api->st)));
     cJSON_Delete(a);
     a = NULL;
   }
-  sqlite3_finalize(s);
+  sqlite3_reset(s);
   return a;
 }
 
-static bool exists(rv_store *st, rv_sql *q){
+static bool exists(rv_api *a, rv_sql *q){
   rv_err err;
-  sqlite3_stmt *s = prepare(st, q, &err);
+  sqlite3_stmt *s = prepare(a, q, &err);
   bool yes;
   if (s == NULL) return false;
   yes = sqlite3_step(s) == SQLITE_ROW;
-  sqlite3_finalize(s);
+  sqlite3_reset(s);
   return yes;
 }
 
@@ -156,6 +195,16 @@ void rv__scope_tasks(rv_sql *q, const rv_principal *p){
   rv__sql_add(q, ")");
 }
 
+void rv__scope_tasks_arm(rv_sql *q, const rv_principal *p, bool by_assignee){
+  if (!by_assignee) {
+    rv__sql_add(q, " AND ");
+    task_group_scope(q, p);
+  } else {
+    rv__sql_t(q, " AND t.assignee=? AND NOT ", p->name);
+    task_group_scope(q, p);
+  }
+}
+
 void rv__scope_instances(rv_sql *q, const rv_principal *p){
   switch (p->role) {
   case RV_ROLE_OPERATOR: return;
@@ -184,7 +233,7 @@ bool rv__task_visible(rv_req *r, int64_t task){
   rv__sql_init(&q, "SELECT 1 FROM tasks t JOIN instances i ON i.id=t.instance_id WHERE ");
   rv__sql_i(&q, "t.id=?", task);
   rv__scope_tasks(&q, &r->p);
-  yes = exists(r->api->st, &q);
+  yes = exists(r->api, &q);
   rv__sql_fini(&q);
   return yes;
 }
@@ -195,7 +244,7 @@ bool rv__instance_visible(rv_req *r, int64_t inst){
   rv__sql_init(&q, "SELECT 1 FROM instances i WHERE ");
   rv__sql_i(&q, "i.id=?", inst);
   rv__scope_instances(&q, &r->p);
-  yes = exists(r->api->st, &q);
+  yes = exists(r->api, &q);
   rv__sql_fini(&q);
   return yes;
 }

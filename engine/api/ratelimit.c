@@ -107,12 +107,3 @@ bool rv__rl_take(rv_rl *rl, const char *key, int64_t now, int *retry_s){
   b->tokens -= 1;
   return true;
 }
-
-bool rv__rl_has(rv_rl *rl, const char *key, int64_t now){
-  uint32_t h;
-  if (rl == NULL) return true;
-  h = hash(key) % (uint32_t)rl->n;
-  for (int probes = 0; probes < rl->n && rl->b[h].key[0]; probes++, h = (h + 1) % (uint32_t)rl->n)
-    if (strncmp(rl->b[h].key, key, sizeof rl->b[h].key - 1) == 0) return level(rl, &rl->b[h], now) >= 1;
-  return true;
-}

@@ -129,6 +129,86 @@ void rv__reply_err(rv_req *r, rv_status s, const rv_err *err){
   }
 }
 
+/*--- Writing JSON ------------------------------------------------------------*/
+
+/* cJSON prints every number that does not fit an int (our millisecond
+** times, ids) through "%1.15g" and a sscanf round-trip check: most of the
+** cost of a cartable page. Integers up to 2^53 are written directly here;
+** other numbers as the shortest of %.15g / %.17g that reads back. */
+static void put_int(rv_buf *b, int64_t v){
+  char tmp[24];
+  int i = (int)sizeof tmp;
+  uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+  do { tmp[--i] = (char)('0' + u % 10); u /= 10; } while (u);
+  if (v < 0) tmp[--i] = '-';
+  rv_buf_add(b, tmp + i, sizeof tmp - (size_t)i);
+}
+
+static void put_string(rv_buf *b, const char *s){
+  static const char hex[] = "0123456789abcdef";
+  const char *run = s;
+  rv_buf_add(b, "\"", 1);
+  for (; *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    rv_buf_add(b, run, (size_t)(s - run));
+    run = s + 1;
+    switch (c) {
+    case '"':  rv_buf_add(b, "\\\"", 2); break;
+    case '\\': rv_buf_add(b, "\\\\", 2); break;
+    case '\n': rv_buf_add(b, "\\n", 2); break;
+    case '\r': rv_buf_add(b, "\\r", 2); break;
+    case '\t': rv_buf_add(b, "\\t", 2); break;
+    case '\b': rv_buf_add(b, "\\b", 2); break;
+    case '\f': rv_buf_add(b, "\\f", 2); break;
+    default: {
+      char u[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15] };
+      rv_buf_add(b, u, 6);
+    }
+    }
+  }
+  rv_buf_add(b, run, (size_t)(s - run));
+  rv_buf_add(b, "\"", 1);
+}
+
+void rv__json_write(rv_buf *b, const cJSON *v){
+  const cJSON *c;
+  if (v == NULL || cJSON_IsNull(v) || cJSON_IsInvalid(v)) { rv_buf_adds(b, "null"); return; }
+  if (cJSON_IsFalse(v)) { rv_buf_adds(b, "false"); return; }
+  if (cJSON_IsTrue(v)) { rv_buf_adds(b, "true"); return; }
+  if (cJSON_IsNumber(v)) {
+    double d = v->valuedouble;
+    if (!isfinite(d)) rv_buf_adds(b, "null");
+    else if (d == floor(d) && fabs(d) <= 9007199254740992.0) put_int(b, (int64_t)d);
+    else {
+      char tmp[32];
+      snprintf(tmp, sizeof tmp, "%.15g", d);
+      if (strtod(tmp, NULL) != d) snprintf(tmp, sizeof tmp, "%.17g", d);
+      rv_buf_adds(b, tmp);
+    }
+    return;
+  }
+  if (cJSON_IsString(v)) { put_string(b, v->valuestring ? v->valuestring : ""); return; }
+  if (cJSON_IsRaw(v)) { rv_buf_adds(b, v->valuestring ? v->valuestring : "null"); return; }
+  if (cJSON_IsArray(v)) {
+    rv_buf_add(b, "[", 1);
+    for (c = v->child; c; c = c->next) {
+      if (c != v->child) rv_buf_add(b, ",", 1);
+      rv__json_write(b, c);
+    }
+    rv_buf_add(b, "]", 1);
+    return;
+  }
+  rv_buf_add(b, "{", 1);
+  for (c = v->child; c; c = c->next) {
+    if (c != v->child) rv_buf_add(b, ",", 1);
+    put_string(b, c->string ? c->string : "");
+    rv_buf_add(b, ":", 1);
+    rv__json_write(b, c);
+  }
+  rv_buf_add(b, "}", 1);
+}
+
 /*--- Identifiers -------------------------------------------------------------*/
 
 bool rv__valid_ident(const char *s, size_t max){

@@ -21,6 +21,8 @@
 #define READERS_OF_TASKS     (ROLES_TASK_ACTORS | ROLE(OPERATOR))
 #define ENGINE_PEOPLE        (ROLE(ANALYST) | ROLE(OPERATOR) | ROLE(IT_ADMIN))
 
+void rv__h_bank_confirmations(rv_req *r);     /* adapters/bank/api.c */
+
 const rv_route rv__routes[] = {
   /* method  pattern                            action               roles                 flags */
   { GET,  "/healthz",                           "health",            0,                    RT_PUBLIC,         rv__h_health },
@@ -47,6 +49,9 @@ const rv_route rv__routes[] = {
   { GET,  "/v1/my/requests/{id}",               "my.request",        ROLE(APPLICANT),      0,                 rv__h_my_request },
   { POST, "/v1/messages",                       "message.correlate", ROLE(OPERATOR),       RT_WRITE | RT_BODY, rv__h_message },
   { POST, "/v1/signals",                        "signal.broadcast",  ROLE(OPERATOR),       RT_WRITE | RT_BODY, rv__h_signal },
+  /* the bank's callback (adapters/bank/api.c): organisations need the bank agreement */
+  { POST, "/v1/bank/confirmations",             "bank.confirm",      ROLE(OPERATOR) | ROLE(ORGANISATION),
+                                                                                           RT_WRITE | RT_BODY, rv__h_bank_confirmations },
   { GET,  "/v1/incidents",                      "incident.list",     ROLE(OPERATOR),       RT_PII,            rv__h_incidents },
   { POST, "/v1/incidents/{id}/retry",           "incident.retry",    ROLE(OPERATOR),       RT_WRITE,          rv__h_incident_retry },
   { GET,  "/v1/audit",                          "audit.list",        ROLE(IT_ADMIN),       RT_PII,            rv__audit_list },
@@ -215,9 +220,14 @@ void rv__dispatch(rv_req *r){
   rv_err err;
   char key[32];
   int retry;
+  bool sp;
 
   if (!route(r)) return;
-  if (rv_store_begin(a->st, &err) != RV_OK) {
+  /* A call that changes state runs in its own savepoint, so that its audit
+  ** row and its change commit or vanish together. Reads need none: their
+  ** only write is the audit row, one statement. */
+  sp = (r->route->flags & RT_WRITE) != 0;
+  if (sp && rv_store_begin(a->st, &err) != RV_OK) {
     rv__problem(r, 503, "the store is busy; retry");
     r->retry_after = 1;
     return;
@@ -240,10 +250,11 @@ void rv__dispatch(rv_req *r){
   r->route->fn(r);
 done:
   if (r->status == 0) rv__problem(r, 500, "the handler gave no reply");
-  if (needs_audit(r)) {
-    if (!rv__audit_req(r)) { rv_store_rollback(a->st); return; }
+  if (needs_audit(r) && !rv__audit_req(r)) {
+    if (sp) rv_store_rollback(a->st);
+    return;
   }
-  if (rv_store_commit(a->st, &err) != RV_OK) {
+  if (sp && rv_store_commit(a->st, &err) != RV_OK) {
     rv__problem(r, 503, "the change could not be committed; retry");
     r->retry_after = 1;
   }

@@ -36,6 +36,7 @@
 #include <sodium.h>
 #include "api/api_int.h"
 #include "core/mem.h"
+#include "cal/cal.h"
 
 struct rv_conn {
   rv_api   *api;
@@ -115,6 +116,14 @@ rv_status rv_api_cfg_set(rv_api_cfg *c, const char *name, const char *v, rv_err 
       snprintf(buf, sizeof buf, "%.*s", (int)(n - 1), v);
       if (!parse_num(buf, 0.05, 3600, &d)) return rv_fail(err, RV_INVALID, "--deadline: 0.05s..3600s");
       c->deadline_ms = (int)(d * 1000);
+      return RV_OK;
+    }
+    if (v[0] == 'P') {
+      rv_duration dur;
+      int64_t ms;
+      if (rv_duration_parse(v, &dur, NULL) != RV_OK || (ms = rv_duration_ms(&dur)) < 50 || ms > 3600000)
+        return rv_fail(err, RV_INVALID, "--deadline: an ISO 8601 duration of 0.05 s to 1 h");
+      c->deadline_ms = (int)ms;
       return RV_OK;
     }
     if (!parse_num(v, 50, 3600000, &d)) return rv_fail(err, RV_INVALID, "--deadline takes e.g. 10s (or milliseconds)");
@@ -308,10 +317,12 @@ static void send_reply(rv_api *a, rv_req *r){
     evbuffer_add(b, r->raw, r->raw_len);
     ctype = r->ctype ? r->ctype : "application/octet-stream";
   } else if (r->out) {
-    char *t = cJSON_PrintUnformatted(r->out);
-    evbuffer_add(b, t, strlen(t));
-    evbuffer_add(b, "\n", 1);
-    cJSON_free(t);
+    rv_buf j;
+    rv_buf_init(&j, 0);
+    rv__json_write(&j, r->out);
+    rv_buf_add(&j, "\n", 1);
+    evbuffer_add(b, j.p, j.len);
+    rv_buf_fini(&j);
     if (r->status >= 400) ctype = "application/problem+json";
   }
   evhttp_add_header(h, "Content-Type", ctype);
@@ -496,6 +507,7 @@ void rv_api_free(rv_api *a){
   evhttp_set_bevcb(a->http, NULL, NULL);
   evhttp_set_gencb(a->http, NULL, NULL);
   event_free(a->flush_ev);
+  rv__qcache_free(a);
   rv__rl_free(a->rl_addr);
   rv__rl_free(a->rl_principal);
   rv__rl_free(a->rl_authfail);

@@ -28,61 +28,83 @@ static void page_reply(rv_req *r, cJSON *rows, int64_t limit, int64_t offset){
 
 /*--- GET /v1/tasks ---------------------------------------------------------------*/
 
+typedef struct task_filter {
+  const char *state, *assignee;
+  int64_t cf, ct, df, dt, inst;
+  bool has_cf, has_ct, has_df, has_dt, has_inst, unassigned, has_un;
+} task_filter;
+
+static void add_filters(rv_sql *s, rv_req *r, const task_filter *f){
+  if (strcmp(f->state, "all") != 0) rv__sql_t(s, " AND t.state=?", f->state);
+  if (rv__q_str(r, "process")) rv__sql_t(s, " AND t.process_id=?", rv__q_str(r, "process"));
+  if (rv__q_str(r, "element")) rv__sql_t(s, " AND t.element_id=?", rv__q_str(r, "element"));
+  if (rv__q_str(r, "status_text")) rv__sql_t(s, " AND t.status_text=?", rv__q_str(r, "status_text"));
+  if (rv__q_str(r, "branch")) rv__sql_t(s, " AND t.branch=?", rv__q_str(r, "branch"));
+  if (rv__q_str(r, "county")) rv__sql_t(s, " AND t.county=?", rv__q_str(r, "county"));
+  if (f->assignee)
+    rv__sql_t(s, " AND t.assignee=?", strcmp(f->assignee, "me") == 0 ? r->p.name : f->assignee);
+  if (f->has_un) rv__sql_add(s, f->unassigned ? " AND t.assignee IS NULL" : " AND t.assignee IS NOT NULL");
+  if (rv__q_str(r, "group"))
+    rv__sql_t(s, " AND instr(','||replace(coalesce(t.candidate_groups,''),' ','')||',', ','||?||',')>0",
+              rv__q_str(r, "group"));
+  if (rv__q_str(r, "business_key")) rv__sql_t(s, " AND i.business_key=?", rv__q_str(r, "business_key"));
+  if (f->has_inst) rv__sql_i(s, " AND t.instance_id=?", f->inst);
+  if (f->has_cf) rv__sql_i(s, " AND t.created>=?", f->cf);
+  if (f->has_ct) rv__sql_i(s, " AND t.created<?", f->ct);
+  if (f->has_df) rv__sql_i(s, " AND t.due>=?", f->df);
+  if (f->has_dt) rv__sql_i(s, " AND t.due<?", f->dt);
+}
+
 void rv__h_tasks(rv_req *r){
   static const char *const q[] = {
     "process", "element", "status_text", "branch", "county", "assignee", "group", "state",
     "created_from", "created_to", "due_from", "due_to", "business_key", "instance", "unassigned",
     "limit", "offset", NULL,
   };
-  int64_t limit, offset, cf = 0, ct = 0, df = 0, dt = 0, inst = 0;
-  bool has_cf, has_ct, has_df, has_dt, has_inst, unassigned = false, has_un;
-  const char *state, *assignee;
+  static const char *const cols_public =
+    "SELECT t.id, t.instance_id AS instance, t.process_id AS process, t.element_id AS element,"
+    " t.name, t.assignee, t.status_text, t.created, t.due, t.state"
+    " FROM tasks t JOIN instances i ON i.id=t.instance_id WHERE 1";
+  static const char *const cols_staff =
+    "SELECT t.id, t.instance_id AS instance, t.process_id AS process, t.element_id AS element,"
+    " t.name, t.candidate_groups, t.assignee, t.branch, t.county, t.status_text, t.created, t.due,"
+    " t.state, i.business_key FROM tasks t JOIN instances i ON i.id=t.instance_id WHERE 1";
+  task_filter f = {0};
+  int64_t limit, offset;
   bool pub = r->p.role == RV_ROLE_APPLICANT || r->p.role == RV_ROLE_ORGANISATION;
   rv_sql s;
   rv_err err;
   cJSON *rows;
 
   if (!rv__q_parse(r, q) || !rv__q_page(r, &limit, &offset) ||
-      !rv__q_time(r, "created_from", &cf, &has_cf) || !rv__q_time(r, "created_to", &ct, &has_ct) ||
-      !rv__q_time(r, "due_from", &df, &has_df) || !rv__q_time(r, "due_to", &dt, &has_dt) ||
-      !rv__q_int(r, "instance", 1, INT64_C(1) << 53, &inst, &has_inst) ||
-      !rv__q_bool(r, "unassigned", &unassigned, &has_un)) return;
-  state = rv__q_str(r, "state");
-  if (state == NULL) state = "open";
-  if (strcmp(state, "open") && strcmp(state, "completed") && strcmp(state, "canceled") && strcmp(state, "all")) {
+      !rv__q_time(r, "created_from", &f.cf, &f.has_cf) || !rv__q_time(r, "created_to", &f.ct, &f.has_ct) ||
+      !rv__q_time(r, "due_from", &f.df, &f.has_df) || !rv__q_time(r, "due_to", &f.dt, &f.has_dt) ||
+      !rv__q_int(r, "instance", 1, INT64_C(1) << 53, &f.inst, &f.has_inst) ||
+      !rv__q_bool(r, "unassigned", &f.unassigned, &f.has_un)) return;
+  f.state = rv__q_str(r, "state");
+  if (f.state == NULL) f.state = "open";
+  if (strcmp(f.state, "open") && strcmp(f.state, "completed") && strcmp(f.state, "canceled") &&
+      strcmp(f.state, "all")) {
     rv__problem(r, 400, "'state' is open, completed, canceled or all");
     return;
   }
-  rv__sql_init(&s, pub
-    ? "SELECT t.id, t.instance_id AS instance, t.process_id AS process, t.element_id AS element,"
-      " t.name, t.assignee, t.status_text, t.created, t.due, t.state"
-      " FROM tasks t JOIN instances i ON i.id=t.instance_id WHERE 1"
-    : "SELECT t.id, t.instance_id AS instance, t.process_id AS process, t.element_id AS element,"
-      " t.name, t.candidate_groups, t.assignee, t.branch, t.county, t.status_text, t.created, t.due,"
-      " t.state, i.business_key FROM tasks t JOIN instances i ON i.id=t.instance_id WHERE 1");
-  if (strcmp(state, "all") != 0) rv__sql_t(&s, " AND t.state=?", state);
-  if (rv__q_str(r, "process")) rv__sql_t(&s, " AND t.process_id=?", rv__q_str(r, "process"));
-  if (rv__q_str(r, "element")) rv__sql_t(&s, " AND t.element_id=?", rv__q_str(r, "element"));
-  if (rv__q_str(r, "status_text")) rv__sql_t(&s, " AND t.status_text=?", rv__q_str(r, "status_text"));
-  if (rv__q_str(r, "branch")) rv__sql_t(&s, " AND t.branch=?", rv__q_str(r, "branch"));
-  if (rv__q_str(r, "county")) rv__sql_t(&s, " AND t.county=?", rv__q_str(r, "county"));
-  if ((assignee = rv__q_str(r, "assignee")) != NULL)
-    rv__sql_t(&s, " AND t.assignee=?", strcmp(assignee, "me") == 0 ? r->p.name : assignee);
-  if (has_un) rv__sql_add(&s, unassigned ? " AND t.assignee IS NULL" : " AND t.assignee IS NOT NULL");
-  if (rv__q_str(r, "group"))
-    rv__sql_t(&s, " AND instr(','||replace(coalesce(t.candidate_groups,''),' ','')||',', ','||?||',')>0",
-              rv__q_str(r, "group"));
-  if (rv__q_str(r, "business_key")) rv__sql_t(&s, " AND i.business_key=?", rv__q_str(r, "business_key"));
-  if (has_inst) rv__sql_i(&s, " AND t.instance_id=?", inst);
-  if (has_cf) rv__sql_i(&s, " AND t.created>=?", cf);
-  if (has_ct) rv__sql_i(&s, " AND t.created<?", ct);
-  if (has_df) rv__sql_i(&s, " AND t.due>=?", df);
-  if (has_dt) rv__sql_i(&s, " AND t.due<?", dt);
-  rv__scope_tasks(&s, &r->p);
-  rv__sql_add(&s, " ORDER BY t.id");
+  f.assignee = rv__q_str(r, "assignee");
+  rv__sql_init(&s, pub ? cols_public : cols_staff);
+  add_filters(&s, r, &f);
+  if (r->p.role == RV_ROLE_OPERATOR) {
+    rv__sql_add(&s, " ORDER BY t.id");
+  } else {
+    /* by office and group UNION ALL assigned by name: see policy.c */
+    rv__scope_tasks_arm(&s, &r->p, false);
+    rv__sql_add(&s, " UNION ALL ");
+    rv__sql_add(&s, pub ? cols_public : cols_staff);
+    add_filters(&s, r, &f);
+    rv__scope_tasks_arm(&s, &r->p, true);
+    rv__sql_add(&s, " ORDER BY 1");
+  }
   rv__sql_i(&s, " LIMIT ?", limit + 1);
   rv__sql_i(&s, " OFFSET ?", offset);
-  rows = rv__sql_rows(r->api->st, &s, &err);
+  rows = rv__sql_rows(r->api, &s, &err);
   rv__sql_fini(&s);
   if (rows == NULL) { rv__reply_err(r, err.code, &err); return; }
   page_reply(r, rows, limit, offset);
@@ -255,7 +277,7 @@ void rv__h_task_comments(rv_req *r){
   cJSON_Delete(t);
   rv__sql_init(&s, "SELECT id, author, body, created FROM task_comments WHERE ");
   rv__sql_i(&s, "task_id=? ORDER BY id", r->ids[0]);
-  rows = rv__sql_rows(r->api->st, &s, &err);
+  rows = rv__sql_rows(r->api, &s, &err);
   rv__sql_fini(&s);
   if (rows == NULL) { rv__reply_err(r, err.code, &err); return; }
   o = cJSON_CreateObject();

@@ -4,10 +4,16 @@
 **
 ** The engine journals every external input of an instance (engine.c,
 ** table `journal`): start variables, task completions (data and actor),
-** messages, signals, timer firings, adapter answers, cancels and retries,
-** each with the instant of its command, the instance it applied to and the
-** history mark (max history id when the command began). The history table
-** holds what the engine did in response.
+** messages, signals, timer firings, adapter answers, cancels, retries and
+** task claims/transfers (runtime/taskops.c), each with the instant of its
+** command, the instance it applied to and the history mark (max history
+** id when the command began). The history table holds what the engine did
+** in response.
+**
+** Adding a kind of input: journal it like engine.c's journal() does (the
+** instance, the element and ei of its target, no database ids needed to
+** find it again, the mark), and teach apply_input() in replay.c to apply
+** it; until then replays report it as "not applied".
 **
 ** A RECORDING (`ravand record`) is one instance tree (a root instance and
 ** the instances its call activities started) written as JSON Lines, one
@@ -34,6 +40,9 @@
 ** with the recorded ones. Gateway decisions are carried along with the
 ** values their conditions read, but they are not compared (a changed
 ** condition text alone is no divergence); they explain divergences.
+** Ledger rows written by the payroll/finance adapters are carried the same
+** way (a replay calls no adapter); the job input that asked for them is
+** compared.
 **
 ** Clock values handed to Lua: inside a command, Lua's now() is the
 ** command's instant (engine.c freezes it), which is the `at` journaled
@@ -55,7 +64,9 @@
 #include "runtime/engine.h"
 
 /* Write a recording of the instance tree that contains `instance` (its
-** root and all descendants) to out. now is the "recorded" time. */
+** root and all descendants) to out, read in one snapshot; the engine
+** clock gives the "recorded" time. RV_NOTFOUND for an unknown instance.
+** Borrows e and out (not closed). */
 rv_status rv_journal_record(rv_engine *e, int64_t instance, FILE *out, rv_err *err);
 
 /* Root instances of a process (all versions, any status), oldest first.
@@ -94,17 +105,20 @@ rv_status rv_journal_replay(const char *path, const rv_replay_opts *opts,
                             rv_replay_result *out /* OUT */, rv_err *err);
 
 /* `ravand replay FILE...`: print "FILE: identical" or the first
-** divergence for each; returns the exit code (0 only if all identical). */
+** divergence for each (JSON with json); returns the exit code (0 only if
+** all are identical). Borrows files and out. */
 int rv_journal_replay_main(const char *const *files, int n, bool json, FILE *out);
 
-/* `ravand replay --against FILE.bpmn FILES...`: the impact report.
-** Returns 0 if every recording keeps its path, 1 otherwise. */
+/* `ravand replay --against FILE.bpmn FILES...`: the impact report
+** (scripts_dir may be NULL). Returns 0 if every recording keeps its path,
+** 1 otherwise. Borrows its arguments. */
 int rv_journal_impact_main(const char *against, const char *scripts_dir,
                            const char *const *files, int n, bool json, FILE *out);
 
 /* `ravand test DIR...`: run every *.jsonl under the directories (process
 ** tests and recordings), print results and coverage per process.
-** Returns the exit code (0 only if all pass). */
+** Returns the exit code (0 only if at least one file ran and all passed).
+** Borrows its arguments. */
 int rv_journal_test_main(const char *const *dirs, int n, bool json, FILE *out);
 
 #endif

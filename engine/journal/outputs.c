@@ -19,6 +19,9 @@
 **   incident                    an incident was raised
 **   instance                    an instance started, completed, terminated, was canceled
 **   event                       other history (timer fired, message correlated, ...)
+**   ledger                      a payroll/finance ledger row written for the tree
+**                               (live runs only: a replay calls no adapter, so this is
+**                               carried, never compared; the job line that asked for it is)
 **   end                         the final state of an instance
 */
 #include <stdio.h>
@@ -26,7 +29,7 @@
 #include <string.h>
 #include "journal/journal_int.h"
 
-int64_t rr_scalar(sqlite3 *db, const char *sql, int64_t arg, int64_t dflt){
+int64_t rv__jr_scalar(sqlite3 *db, const char *sql, int64_t arg, int64_t dflt){
   sqlite3_stmt *s;
   int64_t v = dflt;
   if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK) return dflt;
@@ -39,7 +42,7 @@ int64_t rr_scalar(sqlite3 *db, const char *sql, int64_t arg, int64_t dflt){
 
 /*--- Trees -------------------------------------------------------------------------*/
 
-static void tree_add(rr_tree *t, int64_t id, const char *proc){
+static void tree_add(rv__jr_tree *t, int64_t id, const char *proc){
   t->ids = rv_realloc(t->ids, sizeof *t->ids * (size_t)(t->n + 1));
   t->procs = rv_realloc(t->procs, sizeof *t->procs * (size_t)(t->n + 1));
   t->ids[t->n] = id;
@@ -47,7 +50,7 @@ static void tree_add(rr_tree *t, int64_t id, const char *proc){
   t->n++;
 }
 
-void rr_tree_load(sqlite3 *db, int64_t root, rr_tree *t){
+void rv__jr_tree_load(sqlite3 *db, int64_t root, rv__jr_tree *t){
   sqlite3_stmt *s = NULL;
   memset(t, 0, sizeof *t);
   if (root <= 0) return;
@@ -62,19 +65,19 @@ void rr_tree_load(sqlite3 *db, int64_t root, rr_tree *t){
   sqlite3_finalize(s);
 }
 
-void rr_tree_fini(rr_tree *t){
+void rv__jr_tree_fini(rv__jr_tree *t){
   for (int i = 0; i < t->n; i++) rv_free(t->procs[i]);
   rv_free(t->procs);
   rv_free(t->ids);
   memset(t, 0, sizeof *t);
 }
 
-int rr_tree_index(const rr_tree *t, int64_t id){
+int rv__jr_tree_index(const rv__jr_tree *t, int64_t id){
   for (int i = 0; i < t->n; i++) if (t->ids[i] == id) return i + 1;
   return 0;
 }
 
-char *rr_tree_sql_list(const rr_tree *t){
+char *rv__jr_tree_sql_list(const rv__jr_tree *t){
   rv_buf b;
   rv_buf_init(&b, 0);
   rv_buf_adds(&b, "-1");                 /* never an id: keeps "IN (...)" valid */
@@ -84,7 +87,7 @@ char *rr_tree_sql_list(const rr_tree *t){
 
 /*--- Output lists ----------------------------------------------------------------*/
 
-void rr_outs_add(rr_outs *o, cJSON *line, int group){
+void rv__jr_outs_add(rv__jr_outs *o, cJSON *line, int group){
   if (o->n == o->cap) {
     o->cap = o->cap ? o->cap * 2 : 64;
     o->v = rv_realloc(o->v, sizeof *o->v * (size_t)o->cap);
@@ -95,16 +98,16 @@ void rr_outs_add(rr_outs *o, cJSON *line, int group){
   o->n++;
 }
 
-void rr_outs_fini(rr_outs *o){
+void rv__jr_outs_fini(rv__jr_outs *o){
   for (int i = 0; i < o->n; i++) cJSON_Delete(o->v[i]);
   rv_free(o->v);
   rv_free(o->group);
   memset(o, 0, sizeof *o);
 }
 
-bool rr_is_info(const cJSON *line){
+bool rv__jr_is_info(const cJSON *line){
   const char *k = rv_json_str(line, "out");
-  return k && strcmp(k, "decision") == 0;
+  return k && (strcmp(k, "decision") == 0 || strcmp(k, "ledger") == 0);
 }
 
 /*--- Canonical JSON ---------------------------------------------------------------*/
@@ -114,13 +117,13 @@ static int key_cmp(const void *a, const void *b){
   return strcmp(x->string ? x->string : "", y->string ? y->string : "");
 }
 
-cJSON *rr_sorted(const cJSON *v){
+cJSON *rv__jr_sorted(const cJSON *v){
   cJSON *o;
   const cJSON *it;
   if (v == NULL) return NULL;
   if (cJSON_IsArray(v)) {
     o = cJSON_CreateArray();
-    cJSON_ArrayForEach(it, v) cJSON_AddItemToArray(o, rr_sorted(it));
+    cJSON_ArrayForEach(it, v) cJSON_AddItemToArray(o, rv__jr_sorted(it));
     return o;
   }
   if (cJSON_IsObject(v)) {
@@ -129,15 +132,15 @@ cJSON *rr_sorted(const cJSON *v){
     o = cJSON_CreateObject();
     cJSON_ArrayForEach(it, v) kids[i++] = it;
     qsort(kids, (size_t)n, sizeof *kids, key_cmp);
-    for (i = 0; i < n; i++) cJSON_AddItemToObject(o, kids[i]->string, rr_sorted(kids[i]));
+    for (i = 0; i < n; i++) cJSON_AddItemToObject(o, kids[i]->string, rv__jr_sorted(kids[i]));
     rv_free(kids);
     return o;
   }
   return cJSON_Duplicate(v, 1);
 }
 
-char *rr_canon(const cJSON *line){
-  cJSON *s = rr_sorted(line);
+char *rv__jr_canon(const cJSON *line){
+  cJSON *s = rv__jr_sorted(line);
   char *t = rv_json_print(s);
   cJSON_Delete(s);
   return t;
@@ -201,7 +204,7 @@ static cJSON *job_input(sqlite3 *db, int64_t inst, int64_t ei, const char *elem,
 static const char *const detail_events[] = {
   "TASK_COMPLETED", "MESSAGE_CORRELATED", "SIGNAL_RECEIVED", "BOUNDARY_TRIGGERED",
   "EVENT_SUBPROCESS_TRIGGERED", "ERROR_THROWN", "ESCALATION_THROWN", "INCIDENT_RESOLVED",
-  NULL
+  "TASK_CLAIMED", "TASK_UNCLAIMED", "TASK_TRANSFERRED", NULL
 };
 
 static cJSON *history_line(sqlite3 *db, int k, int64_t inst, const char *ev, const char *elem,
@@ -244,7 +247,7 @@ static cJSON *history_line(sqlite3 *db, int k, int64_t inst, const char *ev, con
     } else {
       o = line_new("job", k, elem);
       cJSON_AddStringToObject(o, "adapter", detail ? detail : "");
-      cJSON_AddItemToObject(o, "input", in ? rr_sorted(in) : cJSON_CreateNull());
+      cJSON_AddItemToObject(o, "input", in ? rv__jr_sorted(in) : cJSON_CreateNull());
     }
     cJSON_Delete(in);
     return o;
@@ -272,8 +275,8 @@ static cJSON *history_line(sqlite3 *db, int k, int64_t inst, const char *ev, con
   return o;
 }
 
-void rr_outputs(sqlite3 *db, const rr_tree *t, int64_t lo, int64_t hi, int group, rr_outs *o){
-  char *list = rr_tree_sql_list(t);
+void rv__jr_outputs(sqlite3 *db, const rv__jr_tree *t, int64_t lo, int64_t hi, int group, rv__jr_outs *o){
+  char *list = rv__jr_tree_sql_list(t);
   char *sql = rv_asprintf("SELECT instance_id, event, element_id, ei, detail FROM history"
                           " WHERE instance_id IN (%s) AND id>?1 AND (?2<0 OR id<=?2) ORDER BY id", list);
   sqlite3_stmt *s = NULL;
@@ -282,12 +285,41 @@ void rr_outputs(sqlite3 *db, const rr_tree *t, int64_t lo, int64_t hi, int group
   sqlite3_bind_int64(s, 2, hi);
   while (sqlite3_step(s) == SQLITE_ROW) {
     int64_t inst = sqlite3_column_int64(s, 0);
-    int k = rr_tree_index(t, inst);
+    int k = rv__jr_tree_index(t, inst);
     if (k == 0) continue;
-    rr_outs_add(o, history_line(db, k, inst, (const char *)sqlite3_column_text(s, 1),
+    rv__jr_outs_add(o, history_line(db, k, inst, (const char *)sqlite3_column_text(s, 1),
                                 (const char *)sqlite3_column_text(s, 2),
                                 sqlite3_column_int64(s, 3),
                                 (const char *)sqlite3_column_text(s, 4)), group);
+  }
+  sqlite3_finalize(s);
+  rv_free(sql);
+  rv_free(list);
+}
+
+/*--- Ledger rows ----------------------------------------------------------------------*/
+
+void rv__jr_ledger(sqlite3 *db, const rv__jr_tree *t, int group, rv__jr_outs *o){
+  char *list, *sql;
+  sqlite3_stmt *s = NULL;
+  if (rv__jr_scalar(db, "SELECT count(*) FROM sqlite_master WHERE name='fin_ledger'", 0, 0) == 0)
+    return;
+  list = rv__jr_tree_sql_list(t);
+  sql = rv_asprintf("SELECT instance_id, element_id, ledger, national_id, period, sheba, amount_rials,"
+                    " kind, reference FROM fin_ledger WHERE instance_id IN (%s) ORDER BY id", list);
+  if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) == SQLITE_OK) {
+    while (sqlite3_step(s) == SQLITE_ROW) {
+      cJSON *l = line_new("ledger", rv__jr_tree_index(t, sqlite3_column_int64(s, 0)),
+                          (const char *)sqlite3_column_text(s, 1));
+      add_col(l, "ledger", s, 2);
+      add_col(l, "national_id", s, 3);
+      add_col(l, "period", s, 4);
+      add_col(l, "sheba", s, 5);
+      add_col(l, "amount_rials", s, 6);
+      add_col(l, "kind", s, 7);
+      add_col(l, "reference", s, 8);
+      rv__jr_outs_add(o, l, group);
+    }
   }
   sqlite3_finalize(s);
   rv_free(sql);
@@ -300,7 +332,7 @@ static int str_cmp(const void *a, const void *b){
   return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-void rr_end_states(rv_engine *e, const rr_tree *t, int group, rr_outs *o){
+void rv__jr_end_states(rv_engine *e, const rv__jr_tree *t, int group, rv__jr_outs *o){
   for (int k = 1; k <= t->n; k++) {
     cJSON *in = NULL, *line, *w, *tm;
     const cJSON *it;
@@ -314,7 +346,7 @@ void rr_end_states(rv_engine *e, const rr_tree *t, int group, rr_outs *o){
     cJSON_AddStringToObject(line, "status", rv_json_str(in, "status"));
     if (rv_json_str(in, "status_text"))
       cJSON_AddStringToObject(line, "status_text", rv_json_str(in, "status_text"));
-    cJSON_AddItemToObject(line, "vars", rr_sorted(cJSON_GetObjectItemCaseSensitive(in, "variables")));
+    cJSON_AddItemToObject(line, "vars", rv__jr_sorted(cJSON_GetObjectItemCaseSensitive(in, "variables")));
     /* where tokens rest: "element" or "element:incident" / ":joining", sorted */
     cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(in, "tokens")) {
       const char *el = rv_json_str(it, "element"), *st = rv_json_str(it, "state");
@@ -336,6 +368,6 @@ void rr_end_states(rv_engine *e, const rr_tree *t, int group, rr_outs *o){
       cJSON_AddItemToArray(tm, x);
     }
     cJSON_Delete(in);
-    rr_outs_add(o, line, group);
+    rv__jr_outs_add(o, line, group);
   }
 }

@@ -70,35 +70,35 @@ static bool subset(const cJSON *got, const cJSON *want, const char *what, rv_buf
 }
 
 /* Lines of one kind since *mark; advances *mark. */
-static cJSON *since(sqlite3 *db, const rr_tree *t, int64_t *mark, const char *kind, const char *field,
+static cJSON *since(sqlite3 *db, const rv__jr_tree *t, int64_t *mark, const char *kind, const char *field,
                     int only_inst){
-  rr_outs o = {0};
+  rv__jr_outs o = {0};
   cJSON *a = cJSON_CreateArray();
-  rr_outputs(db, t, *mark, -1, 0, &o);
+  rv__jr_outputs(db, t, *mark, -1, 0, &o);
   for (int i = 0; i < o.n; i++) {
     const char *k = rv_json_str(o.v[i], "out"), *v = rv_json_str(o.v[i], field);
     if (k == NULL || strcmp(k, kind) != 0 || v == NULL) continue;
     if (only_inst > 0 && rv_json_int(o.v[i], "inst", 1) != only_inst) continue;
     cJSON_AddItemToArray(a, cJSON_CreateString(v));
   }
-  rr_outs_fini(&o);
-  *mark = rr_scalar(db, "SELECT coalesce(max(id), 0) FROM history", 0, 0);
+  rv__jr_outs_fini(&o);
+  *mark = rv__jr_scalar(db, "SELECT coalesce(max(id), 0) FROM history", 0, 0);
   return a;
 }
 
-bool rr_check(rv_engine *e, int64_t root, const cJSON *x, int64_t *path_mark, int64_t *sms_mark,
+bool rv__jr_check(rv_engine *e, int64_t root, const cJSON *x, int64_t *path_mark, int64_t *sms_mark,
               rv_buf *msg){
   sqlite3 *db = rv_store_db(rv_engine_store(e));
   const char *what = rv_json_str(x, "expect");
   int k = (int)rv_json_int(x, "inst", 1);
   bool explicit_inst = cJSON_GetObjectItemCaseSensitive(x, "inst") != NULL;
   int64_t id;
-  rr_tree t;
+  rv__jr_tree t;
   cJSON *in = NULL;
   bool ok = false;
   rv_err err;
 
-  rr_tree_load(db, root, &t);
+  rv__jr_tree_load(db, root, &t);
   id = k >= 1 && k <= t.n ? t.ids[k - 1] : 0;
   if (what == NULL) {
     rv_buf_adds(msg, "no \"expect\" kind");
@@ -120,7 +120,7 @@ bool rr_check(rv_engine *e, int64_t root, const cJSON *x, int64_t *path_mark, in
     sqlite3_finalize(s);
     ok = same_list(got, cJSON_GetObjectItemCaseSensitive(x, "elements"), true, msg);
   } else if (strcmp(what, "incidents") == 0) {
-    int64_t n = rr_scalar(db, "SELECT count(*) FROM incidents WHERE instance_id=? AND state='open'", id, 0);
+    int64_t n = rv__jr_scalar(db, "SELECT count(*) FROM incidents WHERE instance_id=? AND state='open'", id, 0);
     ok = n == rv_json_int(x, "count", 0);
     if (!ok) rv_buf_printf(msg, "expected %lld open incidents, got %lld",
                            (long long)rv_json_int(x, "count", 0), (long long)n);
@@ -156,7 +156,7 @@ bool rr_check(rv_engine *e, int64_t root, const cJSON *x, int64_t *path_mark, in
                   " sms, job, incidents)", what);
   }
   cJSON_Delete(in);
-  rr_tree_fini(&t);
+  rv__jr_tree_fini(&t);
   return ok;
 }
 
@@ -175,7 +175,7 @@ static cov_proc *cov_find(cov *c, const char *id){
   return NULL;
 }
 
-static void cov_models(cov *c, const rr_result *res){
+static void cov_models(cov *c, const rv__jr_result *res){
   for (int b = 0; b < res->n_bpmn; b++) {
     rv_diags dg;
     rv_model *m = NULL;
@@ -207,7 +207,7 @@ static void cov_models(cov *c, const rr_result *res){
   }
 }
 
-static void cov_mark(cov *c, const rr_result *res){
+static void cov_mark(cov *c, const rv__jr_result *res){
   for (int i = 0; i < res->outs.n; i++) {
     const cJSON *l = res->outs.v[i];
     const char *k = rv_json_str(l, "out");
@@ -323,9 +323,9 @@ int rv_journal_test_main(const char *const *dirs, int n, bool json, FILE *out){
   for (int i = 0; i < n; i++) find_files(dirs[i], &files, &nf);
   qsort(files, (size_t)nf, sizeof *files, str_cmp);
   for (int i = 0; i < nf; i++) {
-    rr_result res;
+    rv__jr_result res;
     rv_err err = {0};
-    rv_status rc = rr_run_file(files[i], NULL, &res, &err);
+    rv_status rc = rv__jr_run_file(files[i], NULL, &res, &err);
     bool ok = rc == RV_OK && res.verdict == RV_REPLAY_IDENTICAL;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "file", files[i]);
@@ -343,7 +343,7 @@ int rv_journal_test_main(const char *const *dirs, int n, bool json, FILE *out){
       cov_models(&c, &res);
       cov_mark(&c, &res);
     }
-    rr_result_fini(&res);
+    rv__jr_result_fini(&res);
     rv_free(files[i]);
   }
   rv_free(files);

@@ -39,8 +39,8 @@ static int jrow_cmp(const void *a, const void *b){
 
 #define SQL_JCOLS "SELECT seq, instance_id, at, command, payload, mark FROM journal"
 
-static void collect_inputs(sqlite3 *db, const rr_tree *t, jrow **v, int *n){
-  char *list = rr_tree_sql_list(t), *sql;
+static void collect_inputs(sqlite3 *db, const rv__jr_tree *t, jrow **v, int *n){
+  char *list = rv__jr_tree_sql_list(t), *sql;
   sqlite3_stmt *s = NULL, *q = NULL;
 
   sql = rv_asprintf(SQL_JCOLS " WHERE instance_id IN (%s) ORDER BY seq", list);
@@ -90,17 +90,17 @@ static void collect_inputs(sqlite3 *db, const rr_tree *t, jrow **v, int *n){
 /* Payload fields that are database ids (meaningless elsewhere). */
 static const char *const volatile_keys[] = { "task", "job", "timer", "incident", "instances", "at", NULL };
 
-static cJSON *input_line(const jrow *r, const rr_tree *t){
+static cJSON *input_line(const jrow *r, const rv__jr_tree *t){
   cJSON *o = cJSON_CreateObject(), *p = rv_json_parse(r->payload);
   const cJSON *it;
-  int k = rr_tree_index(t, r->inst);
+  int k = rv__jr_tree_index(t, r->inst);
   cJSON_AddStringToObject(o, "in", r->cmd);
   cJSON_AddNumberToObject(o, "at", (double)r->at);
   if (k > 0) cJSON_AddNumberToObject(o, "inst", k);
   cJSON_ArrayForEach(it, p) {
     bool skip = false;
     for (int i = 0; volatile_keys[i]; i++) if (strcmp(it->string, volatile_keys[i]) == 0) skip = true;
-    if (!skip) cJSON_AddItemToObject(o, it->string, rr_sorted(it));
+    if (!skip) cJSON_AddItemToObject(o, it->string, rv__jr_sorted(it));
   }
   cJSON_Delete(p);
   return o;
@@ -112,7 +112,7 @@ static const char *base_name(const char *path){
 }
 
 /* Instance lines and the deployments they ran. */
-static rv_status describe_tree(sqlite3 *db, const rr_tree *t, rr_rec *r, int64_t **dep_ids,
+static rv_status describe_tree(sqlite3 *db, const rv__jr_tree *t, rv__jr_rec *r, int64_t **dep_ids,
                                rv_err *err){
   sqlite3_stmt *s = NULL;
   sqlite3_prepare_v2(db,
@@ -150,9 +150,9 @@ static rv_status describe_tree(sqlite3 *db, const rr_tree *t, rr_rec *r, int64_t
     cJSON_AddNumberToObject(o, "deployment", d);
     if (sqlite3_column_type(s, 7) != SQLITE_NULL)
       cJSON_AddStringToObject(o, "business_key", (const char *)sqlite3_column_text(s, 7));
-    if (parent > 0 && rr_tree_index(t, parent) > 0) {
+    if (parent > 0 && rv__jr_tree_index(t, parent) > 0) {
       sqlite3_stmt *c = NULL;
-      cJSON_AddNumberToObject(o, "parent", rr_tree_index(t, parent));
+      cJSON_AddNumberToObject(o, "parent", rv__jr_tree_index(t, parent));
       sqlite3_prepare_v2(db, "SELECT element_id FROM history WHERE instance_id=? AND ei=?"
                              " AND event='ELEMENT_ACTIVATED' ORDER BY id LIMIT 1", -1, &c, NULL);
       sqlite3_bind_int64(c, 1, parent);
@@ -168,7 +168,7 @@ static rv_status describe_tree(sqlite3 *db, const rr_tree *t, rr_rec *r, int64_t
   return RV_OK;
 }
 
-static void embed_deployments(sqlite3 *db, const int64_t *dep_ids, rr_rec *r){
+static void embed_deployments(sqlite3 *db, const int64_t *dep_ids, rv__jr_rec *r){
   sqlite3_stmt *s = NULL, *f = NULL;
   sqlite3_prepare_v2(db, "SELECT created, hash FROM deployments WHERE id=?", -1, &s, NULL);
   sqlite3_prepare_v2(db, "SELECT path, kind, content FROM deployment_files WHERE deployment_id=?"
@@ -186,7 +186,7 @@ static void embed_deployments(sqlite3 *db, const int64_t *dep_ids, rr_rec *r){
     while (sqlite3_step(f) == SQLITE_ROW) {
       const char *path = (const char *)sqlite3_column_text(f, 0);
       const char *kind = (const char *)sqlite3_column_text(f, 1);
-      rr_file *fl;
+      rv__jr_file *fl;
       r->files = rv_realloc(r->files, sizeof *r->files * (size_t)(r->n_files + 1));
       fl = &r->files[r->n_files++];
       memset(fl, 0, sizeof *fl);
@@ -196,7 +196,7 @@ static void embed_deployments(sqlite3 *db, const int64_t *dep_ids, rr_rec *r){
       fl->kind = rv_strdup(kind);
       fl->dep = d + 1;
       rv_buf_init(&fl->text, 0);
-      rr_file_add_text(fl, sqlite3_column_blob(f, 2) ? sqlite3_column_blob(f, 2) : "",
+      rv__jr_file_add_text(fl, sqlite3_column_blob(f, 2) ? sqlite3_column_blob(f, 2) : "",
                        (size_t)sqlite3_column_bytes(f, 2));
     }
   }
@@ -225,31 +225,38 @@ rv_status rv_journal_roots(rv_engine *e, const char *process_id, int64_t **out, 
 rv_status rv_journal_record(rv_engine *e, int64_t instance, FILE *out, rv_err *err){
   sqlite3 *db = rv_store_db(rv_engine_store(e));
   int64_t root = instance, *dep_ids = NULL, now = rv_clock_now(rv_engine_clock(e));
-  rr_tree t;
-  rr_rec r;
+  rv__jr_tree t;
+  rv__jr_rec r;
   jrow *rows = NULL;
   int n_rows = 0;
-  bool marks = true;
+  bool marks = true, snapshot = false;
   rv_status rc;
   char when[40];
 
-  if (rr_scalar(db, "SELECT count(*) FROM instances WHERE id=?", instance, 0) == 0)
+  if (rv__jr_scalar(db, "SELECT count(*) FROM instances WHERE id=?", instance, 0) == 0)
     return rv_fail(err, RV_NOTFOUND, "no instance %lld", (long long)instance);
+  /* one read transaction: a snapshot, even while `ravand serve` writes */
+  if (rv_store_depth(rv_engine_store(e)) == 0 && sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK)
+    snapshot = true;
   for (int guard = 0; guard < 64; guard++) {      /* a call chain is never this deep */
-    int64_t p = rr_scalar(db, "SELECT coalesce(parent_instance, 0) FROM instances WHERE id=?", root, 0);
+    int64_t p = rv__jr_scalar(db, "SELECT coalesce(parent_instance, 0) FROM instances WHERE id=?", root, 0);
     if (p <= 0) break;
     root = p;
   }
   memset(&r, 0, sizeof r);
-  rr_tree_load(db, root, &t);
+  rv__jr_tree_load(db, root, &t);
   rc = describe_tree(db, &t, &r, &dep_ids, err);
-  if (rc != RV_OK) { rr_tree_fini(&t); rr_rec_fini(&r); rv_free(dep_ids); return rc; }
+  if (rc != RV_OK) {
+    rv__jr_tree_fini(&t); rv__jr_rec_fini(&r); rv_free(dep_ids);
+    if (snapshot) sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+    return rc;
+  }
   embed_deployments(db, dep_ids, &r);
   rv_free(dep_ids);
 
   r.header = cJSON_CreateObject();
   cJSON_AddStringToObject(r.header, "ravand", "recording");
-  cJSON_AddNumberToObject(r.header, "format", RR_FORMAT);
+  cJSON_AddNumberToObject(r.header, "format", RV_JR_FORMAT);
   cJSON_AddStringToObject(r.header, "process", rv_json_str(r.insts[0], "process"));
   cJSON_AddNumberToObject(r.header, "version", (double)rv_json_int(r.insts[0], "version", 0));
   cJSON_AddStringToObject(r.header, "hash", rv_json_str(r.insts[0], "hash"));
@@ -269,16 +276,18 @@ rv_status rv_journal_record(rv_engine *e, int64_t instance, FILE *out, rv_err *e
   }
   if (marks) {
     for (int i = 0; i < n_rows; i++)
-      rr_outputs(db, &t, i == 0 ? 0 : rows[i].mark, i + 1 < n_rows ? rows[i + 1].mark : -1, i, &r.outs);
+      rv__jr_outputs(db, &t, i == 0 ? 0 : rows[i].mark, i + 1 < n_rows ? rows[i + 1].mark : -1, i, &r.outs);
   } else {
-    rr_outputs(db, &t, 0, -1, n_rows - 1, &r.outs);
+    rv__jr_outputs(db, &t, 0, -1, n_rows - 1, &r.outs);
   }
-  rr_end_states(e, &t, n_rows - 1, &r.outs);
-  rr_rec_write(&r, out);
+  rv__jr_ledger(db, &t, n_rows - 1, &r.outs);
+  rv__jr_end_states(e, &t, n_rows - 1, &r.outs);
+  rv__jr_rec_write(&r, out);
 
   for (int i = 0; i < n_rows; i++) { rv_free(rows[i].cmd); rv_free(rows[i].payload); }
   rv_free(rows);
-  rr_tree_fini(&t);
-  rr_rec_fini(&r);
+  rv__jr_tree_fini(&t);
+  rv__jr_rec_fini(&r);
+  if (snapshot) sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
   return ferror(out) ? rv_fail(err, RV_IO, "cannot write the recording") : RV_OK;
 }

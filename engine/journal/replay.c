@@ -40,8 +40,8 @@
 
 #define DEFAULT_CLOCK 1774051200000LL    /* 2026-03-21T00:00:00Z */
 
-typedef struct rr_run {
-  rr_rec      rec;
+typedef struct rv__jr_run {
+  rv__jr_rec      rec;
   const rv_replay_opts *o;
   rv_engine  *e;
   sqlite3    *db;
@@ -54,8 +54,8 @@ typedef struct rr_run {
   cJSON      *waits;          /* what the replay waited for then (or at the end) */
   int64_t     path_mark, sms_mark;
   int         extra_timers;
-  rr_result  *res;
-} rr_run;
+  rv__jr_result  *res;
+} rv__jr_run;
 
 const char *rv_replay_verdict_name(rv_replay_verdict v){
   switch (v) {
@@ -92,7 +92,7 @@ static int64_t q_int(sqlite3 *db, int64_t dflt, const char *sql, const char *fmt
   return v;
 }
 
-static int64_t history_mark(rr_run *r){
+static int64_t history_mark(rv__jr_run *r){
   return q_int(r->db, 0, "SELECT coalesce(max(id), 0) FROM history", "");
 }
 
@@ -142,8 +142,8 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
   return remove(path);
 }
 
-static void note(rr_run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void note(rr_run *r, const char *fmt, ...){
+static void note(rv__jr_run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void note(rv__jr_run *r, const char *fmt, ...){
   char line[1024];
   va_list ap;
   va_start(ap, fmt);
@@ -152,15 +152,15 @@ static void note(rr_run *r, const char *fmt, ...){
   rv_buf_printf(&r->res->report, "  %s\n", line);
 }
 
-static void set_where(rr_result *res, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void set_where(rr_result *res, const char *fmt, ...){
+static void set_where(rv__jr_result *res, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void set_where(rv__jr_result *res, const char *fmt, ...){
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(res->where, sizeof res->where, fmt, ap);
   va_end(ap);
 }
 
-static void add_bpmn(rr_result *res, const char *text, size_t len){
+static void add_bpmn(rv__jr_result *res, const char *text, size_t len){
   res->bpmn = rv_realloc(res->bpmn, sizeof *res->bpmn * (size_t)(res->n_bpmn + 1));
   res->bpmn_len = rv_realloc(res->bpmn_len, sizeof *res->bpmn_len * (size_t)(res->n_bpmn + 1));
   res->bpmn[res->n_bpmn] = rv_strndup(text ? text : "", len);
@@ -179,7 +179,7 @@ static int64_t time_of(const cJSON *v, int64_t dflt){
 
 /*--- Instances ------------------------------------------------------------------------*/
 
-static void find_root(rr_run *r){
+static void find_root(rv__jr_run *r){
   const char *proc = rv_json_str(r->rec.header, "process");
   if (r->root) return;
   r->root = q_int(r->db, 0, "SELECT min(id) FROM instances WHERE coalesce(parent_instance, 0)=0"
@@ -187,20 +187,20 @@ static void find_root(rr_run *r){
 }
 
 /* The replay's instance number k (1 = root), or 0 when it does not exist. */
-static int64_t inst_of(rr_run *r, const cJSON *j){
-  rr_tree t;
+static int64_t inst_of(rv__jr_run *r, const cJSON *j){
+  rv__jr_tree t;
   int k = (int)rv_json_int(j, "inst", 1);
   int64_t id = 0;
   find_root(r);
-  rr_tree_load(r->db, r->root, &t);
+  rv__jr_tree_load(r->db, r->root, &t);
   if (k >= 1 && k <= t.n) id = t.ids[k - 1];
-  rr_tree_fini(&t);
+  rv__jr_tree_fini(&t);
   return id;
 }
 
 /*--- Deploying --------------------------------------------------------------------------*/
 
-static rv_status deploy_recorded(rr_run *r, rv_err *err){
+static rv_status deploy_recorded(rv__jr_run *r, rv_err *err){
   const cJSON *i1 = r->rec.n_insts ? r->rec.insts[0] : NULL;
   const char *root_file = rv_json_str(i1, "file");
   int root_dep = (int)rv_json_int(i1, "deployment", 1);
@@ -209,7 +209,7 @@ static rv_status deploy_recorded(rr_run *r, rv_err *err){
 
   if (r->rec.n_deps == 0) return rv_fail(err, RV_INVALID, "the recording embeds no deployment");
   for (int d = 0; rc == RV_OK && d < r->rec.n_deps; d++) {
-    const rr_dep *dep = &r->rec.deps[d];
+    const rv__jr_dep *dep = &r->rec.deps[d];
     char dir[512], scripts[600];
     const char **files = NULL;
     char **paths = NULL;
@@ -219,7 +219,7 @@ static rv_status deploy_recorded(rr_run *r, rv_err *err){
     snprintf(scripts, sizeof scripts, "%s/scripts", dir);
     rc = mkdirs(scripts, err);
     for (int i = 0; rc == RV_OK && i < r->rec.n_files; i++) {
-      const rr_file *f = &r->rec.files[i];
+      const rv__jr_file *f = &r->rec.files[i];
       char *path;
       if (f->dep != dep->id) continue;
       if (strchr(f->name, '\\') || strstr(f->name, "..") || f->name[0] == '/')
@@ -278,7 +278,7 @@ static rv_status deploy_recorded(rr_run *r, rv_err *err){
   return rc;
 }
 
-static rv_status deploy_test(rr_run *r, rv_err *err){
+static rv_status deploy_test(rv__jr_run *r, rv_err *err){
   rv_status rc = RV_OK;
   if (r->rec.n_deploys == 0) return rv_fail(err, RV_INVALID, "a process test needs a {\"deploy\":[...]} line");
   for (int d = 0; rc == RV_OK && d < r->rec.n_deploys; d++) {
@@ -332,12 +332,12 @@ static rv_job_outcome outcome_of(const char *s){
   return RV_JOB_OK;
 }
 
-static rv_status fire_due_all(rr_run *r){
+static rv_status fire_due_all(rv__jr_run *r){
   for (int i = 0; i < 1000; i++) if (rv_engine_fire_due(r->e) == 0) break;
   return RV_OK;
 }
 
-static rv_status apply_input(rr_run *r, const cJSON *j, rv_err *err){
+static rv_status apply_input(rv__jr_run *r, const cJSON *j, rv_err *err){
   const char *kind = rv_json_str(j, "in"), *el = rv_json_str(j, "element");
   const cJSON *obj;
   int64_t ei = rv_json_int(j, "ei", -1), id, target;
@@ -418,6 +418,17 @@ static rv_status apply_input(rr_run *r, const cJSON *j, rv_err *err){
                                 cJSON_GetObjectItemCaseSensitive(j, "result"),
                                 rv_json_str(j, "code"), rv_json_str(j, "message"), err);
   }
+  if (strcmp(kind, "claim") == 0 || strcmp(kind, "unclaim") == 0 || strcmp(kind, "transfer") == 0) {
+    /* task assignment (runtime/taskops.c): the open task of that element */
+    target = q_int(r->db, 0, "SELECT id FROM tasks WHERE instance_id=?1 AND element_id=?2 AND state='open'"
+                   " ORDER BY ei=?3 DESC, id LIMIT 1", "iti", id, el, ei);
+    if (target == 0) return rv_fail(err, RV_NOTFOUND, "no open task '%s'", el ? el : "?");
+    if (kind[0] == 't')
+      return rv_engine_task_transfer(r->e, target, rv_json_str(j, "branch"), rv_json_str(j, "actor"),
+                                     rv_json_str(j, "reason"), err);
+    return (kind[0] == 'c' ? rv_engine_task_claim : rv_engine_task_unclaim)(r->e, target,
+                                                                            rv_json_str(j, "user"), err);
+  }
   if (strcmp(kind, "cancel") == 0) return rv_engine_cancel(r->e, id, err);
   if (strcmp(kind, "retry") == 0) {
     target = q_int(r->db, 0, "SELECT id FROM incidents WHERE instance_id=?1 AND element_id=?2"
@@ -429,14 +440,14 @@ static rv_status apply_input(rr_run *r, const cJSON *j, rv_err *err){
 }
 
 /* What the tree waits for now: open tasks, pending jobs, subscriptions. */
-static cJSON *waits_now(rr_run *r){
+static cJSON *waits_now(rv__jr_run *r){
   cJSON *a = cJSON_CreateArray();
-  rr_tree t;
+  rv__jr_tree t;
   char *list, *sql;
   sqlite3_stmt *s = NULL;
   find_root(r);
-  rr_tree_load(r->db, r->root, &t);
-  list = rr_tree_sql_list(&t);
+  rv__jr_tree_load(r->db, r->root, &t);
+  list = rv__jr_tree_sql_list(&t);
   sql = rv_asprintf(
     "SELECT 'task', instance_id, element_id, NULL FROM tasks WHERE instance_id IN (%s) AND state='open'"
     " UNION ALL SELECT 'job', instance_id, element_id, adapter FROM jobs WHERE instance_id IN (%s)"
@@ -447,7 +458,7 @@ static cJSON *waits_now(rr_run *r){
   while (sqlite3_step(s) == SQLITE_ROW) {
     cJSON *w = cJSON_CreateObject();
     cJSON_AddStringToObject(w, "kind", (const char *)sqlite3_column_text(s, 0));
-    cJSON_AddNumberToObject(w, "inst", rr_tree_index(&t, sqlite3_column_int64(s, 1)));
+    cJSON_AddNumberToObject(w, "inst", rv__jr_tree_index(&t, sqlite3_column_int64(s, 1)));
     cJSON_AddStringToObject(w, "element", (const char *)sqlite3_column_text(s, 2));
     if (sqlite3_column_type(s, 3) != SQLITE_NULL)
       cJSON_AddStringToObject(w, "name", (const char *)sqlite3_column_text(s, 3));
@@ -456,12 +467,12 @@ static cJSON *waits_now(rr_run *r){
   sqlite3_finalize(s);
   rv_free(sql);
   rv_free(list);
-  rr_tree_fini(&t);
+  rv__jr_tree_fini(&t);
   return a;
 }
 
 /* Does a later recorded input fire this timer (inst k, element)? */
-static bool timer_recorded(const rr_run *r, int from, int k, const char *el){
+static bool timer_recorded(const rv__jr_run *r, int from, int k, const char *el){
   for (int i = from; i < r->rec.n_steps; i++) {
     const cJSON *j = r->rec.steps[i].j;
     const char *kind = rv_json_str(j, "in"), *e2 = rv_json_str(j, "element");
@@ -473,21 +484,21 @@ static bool timer_recorded(const rr_run *r, int from, int k, const char *el){
 
 /* --against: fire the timers that fell due before horizon and that no
 ** remaining recorded input fires (see the file header, step 4). */
-static void fire_unrecorded(rr_run *r, int from, int64_t horizon){
+static void fire_unrecorded(rv__jr_run *r, int from, int64_t horizon){
   for (int guard = 0; guard < 1000; guard++) {
-    rr_tree t;
+    rv__jr_tree t;
     char *list, *sql;
     sqlite3_stmt *s = NULL;
     int64_t fire = 0, due = 0;
     find_root(r);
-    rr_tree_load(r->db, r->root, &t);
-    list = rr_tree_sql_list(&t);
+    rv__jr_tree_load(r->db, r->root, &t);
+    list = rv__jr_tree_sql_list(&t);
     sql = rv_asprintf("SELECT id, instance_id, element_id, due FROM timers WHERE instance_id IN (%s)"
                       " AND due<? ORDER BY due, id", list);
     sqlite3_prepare_v2(r->db, sql, -1, &s, NULL);
     sqlite3_bind_int64(s, 1, horizon);
     while (fire == 0 && sqlite3_step(s) == SQLITE_ROW) {
-      int k = rr_tree_index(&t, sqlite3_column_int64(s, 1));
+      int k = rv__jr_tree_index(&t, sqlite3_column_int64(s, 1));
       if (!timer_recorded(r, from, k, (const char *)sqlite3_column_text(s, 2))) {
         fire = sqlite3_column_int64(s, 0);
         due = sqlite3_column_int64(s, 3);
@@ -496,7 +507,7 @@ static void fire_unrecorded(rr_run *r, int from, int64_t horizon){
     sqlite3_finalize(s);
     rv_free(sql);
     rv_free(list);
-    rr_tree_fini(&t);
+    rv__jr_tree_fini(&t);
     if (fire == 0) return;
     if (due > rv_clock_now(&r->clk)) rv_clock_set(&r->clk, due);
     if (rv_engine_fire_timer(r->e, fire, NULL) != RV_OK) return;
@@ -509,15 +520,15 @@ static void fire_unrecorded(rr_run *r, int from, int64_t horizon){
 /* Canonical strings of the lines that are compared, and where they are. */
 typedef struct cmpv { char **s; int *at; int n; } cmpv;
 
-static void cmpv_build(const rr_outs *o, cmpv *v, const char *only){
+static void cmpv_build(const rv__jr_outs *o, cmpv *v, const char *only){
   v->s = rv_malloc(sizeof *v->s * (size_t)(o->n + 1));
   v->at = rv_malloc(sizeof *v->at * (size_t)(o->n + 1));
   v->n = 0;
   for (int i = 0; i < o->n; i++) {
     const char *k = rv_json_str(o->v[i], "out");
-    if (rr_is_info(o->v[i])) continue;
+    if (rv__jr_is_info(o->v[i])) continue;
     if (only && (k == NULL || strcmp(k, only) != 0)) continue;
-    v->s[v->n] = rr_canon(o->v[i]);
+    v->s[v->n] = rv__jr_canon(o->v[i]);
     v->at[v->n] = i;
     v->n++;
   }
@@ -548,6 +559,11 @@ static void brief(const cJSON *l, char *buf, size_t n){
   else if (k && strcmp(k, "instance") == 0) snprintf(buf, n, "instance %s", S(rv_json_str(l, "event")));
   else if (k && strcmp(k, "event") == 0) snprintf(buf, n, "%s %s", S(rv_json_str(l, "event")), el ? el : "");
   else if (k && strcmp(k, "end") == 0) snprintf(buf, n, "end state (%s)", S(rv_json_str(l, "status")));
+  else if (k && strcmp(k, "job") == 0) {
+    char *in = rv_json_print(cJSON_GetObjectItemCaseSensitive(l, "input"));
+    snprintf(buf, n, "job %s input %.120s%s", el ? el : "?", in, strlen(in) > 120 ? "..." : "");
+    cJSON_free(in);
+  }
   else if (el) snprintf(buf, n, "%s %s", k ? k : "?", el);
   else {
     char *t = rv_json_print(l);
@@ -559,9 +575,10 @@ static void brief(const cJSON *l, char *buf, size_t n){
 }
 
 /* The nearest decision before line `at` of instance k, or NULL. */
-static const cJSON *decision_before(const rr_outs *o, int at, int k){
+static const cJSON *decision_before(const rv__jr_outs *o, int at, int k){
   for (int i = at - 1; i >= 0; i--)
-    if (rr_is_info(o->v[i]) && rv_json_int(o->v[i], "inst", 1) == k) return o->v[i];
+    if (strcmp(S(rv_json_str(o->v[i], "out")), "decision") == 0 && rv_json_int(o->v[i], "inst", 1) == k)
+      return o->v[i];
   return NULL;
 }
 
@@ -571,7 +588,10 @@ static const char *chosen(const cJSON *d){
   return arrow ? arrow + 4 : (t ? t : "");
 }
 
-static void end_diff(rr_run *r, const cJSON *e, const cJSON *a){
+/* Note every difference of two end states; the first one also becomes
+** the verdict's one-line "where". */
+static void end_diff(rv__jr_run *r, const cJSON *e, const cJSON *a){
+  size_t before = r->res->report.len;
   const cJSON *ev = cJSON_GetObjectItemCaseSensitive(e, "vars"), *av = cJSON_GetObjectItemCaseSensitive(a, "vars"), *it;
   static const char *const fields[] = { "status", "status_text", "waiting", "timers", NULL };
   for (int i = 0; fields[i]; i++) {
@@ -596,9 +616,15 @@ static void end_diff(rr_run *r, const cJSON *e, const cJSON *a){
       note(r, "variable %s: recorded (unset), replayed %s", it->string, ys);
       cJSON_free(ys);
     }
+  if (r->res->report.len > before) {
+    const char *first = r->res->report.p + before + 2;      /* past the indent */
+    size_t len = strcspn(first, "\n");
+    set_where(r->res, "end of instance %lld: %.*s", (long long)rv_json_int(e, "inst", 1),
+              (int)(len > 200 ? 200 : len), first);
+  }
 }
 
-static const char *step_name(const rr_run *r, int g, char *buf, size_t n){
+static const char *step_name(const rv__jr_run *r, int g, char *buf, size_t n){
   const cJSON *j;
   if (g < 0 || g >= r->rec.n_steps) { snprintf(buf, n, "before any input"); return buf; }
   j = r->rec.steps[g].j;
@@ -611,7 +637,7 @@ static const char *step_name(const rr_run *r, int g, char *buf, size_t n){
 }
 
 /* Is there a recorded input that answers wait w? */
-static bool answered(const rr_run *r, const cJSON *w){
+static bool answered(const rv__jr_run *r, const cJSON *w){
   const char *kind = rv_json_str(w, "kind"), *el = rv_json_str(w, "element"), *name = rv_json_str(w, "name");
   const char *want = strcmp(kind, "task") == 0 ? "complete" : strcmp(kind, "job") == 0 ? "job" : kind;
   bool by_name = strcmp(kind, "message") == 0 || strcmp(kind, "signal") == 0;
@@ -624,9 +650,9 @@ static bool answered(const rr_run *r, const cJSON *w){
   return false;
 }
 
-static void classify(rr_run *r){
-  rr_result *res = r->res;
-  const rr_outs *E = &r->rec.outs, *A = &res->outs;
+static void classify(rv__jr_run *r){
+  rv__jr_result *res = r->res;
+  const rv__jr_outs *E = &r->rec.outs, *A = &res->outs;
   cmpv ce, ca, pe, pa;
   int d, dp, unapplied = 0;
   char be[300], ba[300], gname[200];
@@ -666,9 +692,9 @@ static void classify(rr_run *r){
       if (de) note(r, "  gateway %s, recorded: %s", S(rv_json_str(de, "element")), S(rv_json_str(de, "detail")));
       if (da) note(r, "  gateway %s, replayed: %s", S(rv_json_str(da, "element")), S(rv_json_str(da, "detail")));
     }
+    set_where(res, "expected %s, got %s", be, ba);
     if (el && al && strcmp(S(rv_json_str(el, "out")), "end") == 0 && strcmp(S(rv_json_str(al, "out")), "end") == 0)
       end_diff(r, el, al);
-    set_where(res, "expected %s, got %s", be, ba);
   }
   for (int i = 0; i < r->rec.n_steps; i++)
     if (r->why_not[i]) note(r, "%s was not applied: %s", step_name(r, i, gname, sizeof gname), r->why_not[i]);
@@ -723,7 +749,7 @@ done:
 
 /*--- The run --------------------------------------------------------------------------------*/
 
-static void run_steps(rr_run *r){
+static void run_steps(rv__jr_run *r){
   int64_t recorded = rv_json_int(r->rec.header, "recorded", -1);
   bool against = r->o && r->o->against;
   for (int i = 0; i < r->rec.n_steps; i++) {
@@ -735,7 +761,7 @@ static void run_steps(rr_run *r){
       bool ok;
       find_root(r);
       rv_buf_init(&msg, 4096);
-      ok = rr_check(r->e, r->root, j, &r->path_mark, &r->sms_mark, &msg);
+      ok = rv__jr_check(r->e, r->root, j, &r->path_mark, &r->sms_mark, &msg);
       r->res->n_checks++;
       if (!ok) {
         r->res->n_failed++;
@@ -766,38 +792,43 @@ static void run_steps(rr_run *r){
   if (r->waits == NULL) r->waits = waits_now(r);
 }
 
-static void collect_outputs(rr_run *r){
-  rr_tree t;
+static void collect_outputs(rv__jr_run *r){
+  rv__jr_tree t;
   int last = -1, prev = -1;
   find_root(r);
-  rr_tree_load(r->db, r->root, &t);
+  rv__jr_tree_load(r->db, r->root, &t);
+  int64_t lo = 0;                /* the first input's outputs: everything before too */
   for (int i = 0; i < r->rec.n_steps; i++) {
     if (r->rec.steps[i].expect) continue;
-    if (prev >= 0) rr_outputs(r->db, &t, prev == 0 ? 0 : r->marks[prev], r->marks[i], prev, &r->res->outs);
+    if (prev >= 0) {
+      rv__jr_outputs(r->db, &t, lo, r->marks[i], prev, &r->res->outs);
+      lo = r->marks[i];
+    }
     prev = i;
     last = i;
   }
-  if (prev >= 0) rr_outputs(r->db, &t, prev == 0 ? 0 : r->marks[prev], -1, prev, &r->res->outs);
-  rr_end_states(r->e, &t, last, &r->res->outs);
+  if (prev >= 0) rv__jr_outputs(r->db, &t, lo, -1, prev, &r->res->outs);
+  rv__jr_ledger(r->db, &t, last, &r->res->outs);
+  rv__jr_end_states(r->e, &t, last, &r->res->outs);
   r->res->n_procs = t.n;
   r->res->procs = rv_calloc((size_t)t.n + 1, sizeof *r->res->procs);
   for (int k = 0; k < t.n; k++) r->res->procs[k] = rv_strdup(t.procs[k]);
-  rr_tree_fini(&t);
+  rv__jr_tree_fini(&t);
 }
 
-static void emit(rr_run *r, rv_err *err){
+static void emit(rv__jr_run *r, rv_err *err){
   FILE *f = fopen(r->o->emit, "w");
-  rr_outs keep = r->rec.outs;
+  rv__jr_outs keep = r->rec.outs;
   if (f == NULL) { rv_fail(err, RV_IO, "%s: %s", r->o->emit, strerror(errno)); return; }
   r->rec.outs = r->res->outs;
-  rr_rec_write(&r->rec, f);
+  rv__jr_rec_write(&r->rec, f);
   r->rec.outs = keep;
   fclose(f);
 }
 
-void rr_result_fini(rr_result *res){
+void rv__jr_result_fini(rv__jr_result *res){
   rv_buf_fini(&res->report);
-  rr_outs_fini(&res->outs);
+  rv__jr_outs_fini(&res->outs);
   for (int i = 0; i < res->n_procs; i++) rv_free(res->procs[i]);
   rv_free(res->procs);
   for (int i = 0; i < res->n_bpmn; i++) rv_free(res->bpmn[i]);
@@ -806,8 +837,8 @@ void rr_result_fini(rr_result *res){
   memset(res, 0, sizeof *res);
 }
 
-rv_status rr_run_file(const char *path, const rv_replay_opts *o, rr_result *res, rv_err *err){
-  rr_run r;
+rv_status rv__jr_run_file(const char *path, const rv_replay_opts *o, rv__jr_result *res, rv_err *err){
+  rv__jr_run r;
   rv_engine_cfg cfg = {0};
   rv_status rc;
   const char *tmpdir = getenv("TMPDIR");
@@ -820,15 +851,15 @@ rv_status rr_run_file(const char *path, const rv_replay_opts *o, rr_result *res,
   r.res = res;
   r.first_fail = -1;
   res->verdict = RV_REPLAY_ERROR;
-  rc = rr_rec_load(path, &r.rec, err);
+  rc = rv__jr_rec_load(path, &r.rec, err);
   if (rc != RV_OK) return rc;
   if (r.rec.is_test && o && o->against) {
-    rr_rec_fini(&r.rec);
+    rv__jr_rec_fini(&r.rec);
     return rv_fail(err, RV_INVALID, "%s: --against takes recordings, not process tests", path);
   }
   snprintf(r.tmp, sizeof r.tmp, "%s/ravand-replay-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
   if (mkdtemp(r.tmp) == NULL) {
-    rr_rec_fini(&r.rec);
+    rv__jr_rec_fini(&r.rec);
     return rv_fail(err, RV_IO, "mkdtemp %s: %s", r.tmp, strerror(errno));
   }
   snprintf(dbpath, sizeof dbpath, "%s/replay.db", r.tmp);
@@ -865,7 +896,7 @@ rv_status rr_run_file(const char *path, const rv_replay_opts *o, rr_result *res,
   rv_free(r.marks);
   cJSON_Delete(r.waits);
   rv_engine_close(r.e);
-  rr_rec_fini(&r.rec);
+  rv__jr_rec_fini(&r.rec);
   nftw(r.tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
   return rc;
 }
@@ -874,15 +905,15 @@ rv_status rr_run_file(const char *path, const rv_replay_opts *o, rr_result *res,
 
 rv_status rv_journal_replay(const char *path, const rv_replay_opts *o, rv_replay_result *out,
                             rv_err *err){
-  rr_result res;
-  rv_status rc = rr_run_file(path, o, &res, err);
+  rv__jr_result res;
+  rv_status rc = rv__jr_run_file(path, o, &res, err);
   memset(out, 0, sizeof *out);
   out->verdict = res.verdict;
   snprintf(out->where, sizeof out->where, "%s", res.where);
   out->report = rv_buf_take(&res.report);
   out->n_inputs = res.n_inputs;
   out->n_outputs = res.outs.n;
-  rr_result_fini(&res);
+  rv__jr_result_fini(&res);
   return rc;
 }
 

@@ -13,11 +13,11 @@
 #include <string.h>
 #include "journal/journal_int.h"
 
-void rr_file_add_text(rr_file *f, const char *data, size_t len){
+void rv__jr_file_add_text(rv__jr_file *f, const char *data, size_t len){
   rv_buf_add(&f->text, data, len);
 }
 
-void rr_rec_fini(rr_rec *r){
+void rv__jr_rec_fini(rv__jr_rec *r){
   rv_free(r->path);
   rv_free(r->dir);
   cJSON_Delete(r->header);
@@ -35,7 +35,7 @@ void rr_rec_fini(rr_rec *r){
   rv_free(r->deploys);
   for (int i = 0; i < r->n_steps; i++) cJSON_Delete(r->steps[i].j);
   rv_free(r->steps);
-  rr_outs_fini(&r->outs);
+  rv__jr_outs_fini(&r->outs);
   memset(r, 0, sizeof *r);
 }
 
@@ -55,7 +55,7 @@ static char *read_line(FILE *f){
   return rv_buf_take(&b);
 }
 
-static rv_status add_line(rr_rec *r, cJSON *j, int lineno, rv_err *err){
+static rv_status add_line(rv__jr_rec *r, cJSON *j, int lineno, rv_err *err){
   const cJSON *first = j->child;
   const char *key = first ? first->string : "";
   if (strcmp(key, "instance") == 0) {
@@ -89,7 +89,7 @@ static rv_status add_line(rr_rec *r, cJSON *j, int lineno, rv_err *err){
     return RV_OK;
   }
   if (strcmp(key, "src") == 0) {
-    rr_file *f = r->n_files ? &r->files[r->n_files - 1] : NULL;
+    rv__jr_file *f = r->n_files ? &r->files[r->n_files - 1] : NULL;
     const char *name = rv_json_str(j, "src"), *text = rv_json_str(j, "text");
     if (f == NULL || name == NULL || strcmp(name, f->name) != 0 || text == NULL)
       return rv_fail(err, RV_INVALID, "line %d: source line outside its file", lineno);
@@ -113,13 +113,13 @@ static rv_status add_line(rr_rec *r, cJSON *j, int lineno, rv_err *err){
     return RV_OK;
   }
   if (strcmp(key, "out") == 0) {
-    rr_outs_add(&r->outs, j, r->n_steps - 1);
+    rv__jr_outs_add(&r->outs, j, r->n_steps - 1);
     return RV_OK;
   }
   return rv_fail(err, RV_INVALID, "line %d: unknown line (starts with \"%s\")", lineno, key);
 }
 
-rv_status rr_rec_load(const char *path, rr_rec *r, rv_err *err){
+rv_status rv__jr_rec_load(const char *path, rv__jr_rec *r, rv_err *err){
   FILE *f = fopen(path, "r");
   char *line, *copy;
   int lineno = 0;
@@ -153,10 +153,10 @@ rv_status rr_rec_load(const char *path, rr_rec *r, rv_err *err){
                      " {\"ravand\":\"recording\"|\"test\",...}", path, lineno);
         break;
       }
-      if (rv_json_int(j, "format", RR_FORMAT) != RR_FORMAT) {
+      if (rv_json_int(j, "format", RV_JR_FORMAT) != RV_JR_FORMAT) {
         cJSON_Delete(j);
         rc = rv_fail(err, RV_INVALID, "%s: format %lld is not supported (this ravand reads %d)",
-                     path, (long long)rv_json_int(j, "format", 0), RR_FORMAT);
+                     path, (long long)rv_json_int(j, "format", 0), RV_JR_FORMAT);
         break;
       }
       r->is_test = strcmp(kind, "test") == 0;
@@ -175,37 +175,37 @@ rv_status rr_rec_load(const char *path, rr_rec *r, rv_err *err){
   }
   fclose(f);
   if (rc == RV_OK && r->header == NULL) rc = rv_fail(err, RV_INVALID, "%s: empty file", path);
-  if (rc != RV_OK) rr_rec_fini(r);
+  if (rc != RV_OK) rv__jr_rec_fini(r);
   return rc;
 }
 
-void rr_line_print(const cJSON *line, FILE *f){
+void rv__jr_line_print(const cJSON *line, FILE *f){
   char *t = rv_json_print(line);
   fputs(t, f);
   fputc('\n', f);
   cJSON_free(t);
 }
 
-void rr_rec_write(const rr_rec *r, FILE *f){
+void rv__jr_rec_write(const rv__jr_rec *r, FILE *f){
   int o = 0;
-  rr_line_print(r->header, f);
-  for (int i = 0; i < r->n_insts; i++) rr_line_print(r->insts[i], f);
+  rv__jr_line_print(r->header, f);
+  for (int i = 0; i < r->n_insts; i++) rv__jr_line_print(r->insts[i], f);
   for (int d = 0; d < r->n_deps; d++) {
     cJSON *x = cJSON_CreateObject();
     cJSON_AddNumberToObject(x, "deployment", r->deps[d].id);
     cJSON_AddNumberToObject(x, "created", (double)r->deps[d].created);
     if (r->deps[d].hash) cJSON_AddStringToObject(x, "hash", r->deps[d].hash);
-    rr_line_print(x, f);
+    rv__jr_line_print(x, f);
     cJSON_Delete(x);
     for (int i = 0; i < r->n_files; i++) {
-      const rr_file *fl = &r->files[i];
+      const rv__jr_file *fl = &r->files[i];
       const char *p = fl->text.p ? fl->text.p : "", *nl;
       if (fl->dep != r->deps[d].id) continue;
       x = cJSON_CreateObject();
       cJSON_AddStringToObject(x, "file", fl->name);
       cJSON_AddStringToObject(x, "kind", fl->kind);
       cJSON_AddNumberToObject(x, "deployment", fl->dep);
-      rr_line_print(x, f);
+      rv__jr_line_print(x, f);
       cJSON_Delete(x);
       for (;;) {            /* one line per source line, split on '\n' */
         char *text;
@@ -214,7 +214,7 @@ void rr_rec_write(const rr_rec *r, FILE *f){
         x = cJSON_CreateObject();
         cJSON_AddStringToObject(x, "src", fl->name);
         cJSON_AddStringToObject(x, "text", text);
-        rr_line_print(x, f);
+        rv__jr_line_print(x, f);
         cJSON_Delete(x);
         rv_free(text);
         if (nl == NULL) break;
@@ -222,11 +222,11 @@ void rr_rec_write(const rr_rec *r, FILE *f){
       }
     }
   }
-  for (int i = 0; i < r->n_deploys; i++) rr_line_print(r->deploys[i], f);
-  while (o < r->outs.n && r->outs.group[o] < 0) rr_line_print(r->outs.v[o++], f);
+  for (int i = 0; i < r->n_deploys; i++) rv__jr_line_print(r->deploys[i], f);
+  while (o < r->outs.n && r->outs.group[o] < 0) rv__jr_line_print(r->outs.v[o++], f);
   for (int i = 0; i < r->n_steps; i++) {
-    rr_line_print(r->steps[i].j, f);
-    while (o < r->outs.n && r->outs.group[o] <= i) rr_line_print(r->outs.v[o++], f);
+    rv__jr_line_print(r->steps[i].j, f);
+    while (o < r->outs.n && r->outs.group[o] <= i) rv__jr_line_print(r->outs.v[o++], f);
   }
-  while (o < r->outs.n) rr_line_print(r->outs.v[o++], f);
+  while (o < r->outs.n) rv__jr_line_print(r->outs.v[o++], f);
 }

@@ -365,6 +365,7 @@ extern void rv__results_free(rv_engine *e);
 
 void rv_engine_close(rv_engine *e){
   if (e == NULL) return;
+  rv_adapters_unbind_engine(e);   /* adapter.h: no binding may outlive the engine */
   rv__results_free(e);
   if (e->flush_ev) event_free(e->flush_ev);
   rv__defs_free(e);
@@ -522,7 +523,7 @@ rv_status rv_engine_complete_task(rv_engine *e, int64_t task_id, const cJSON *da
     cJSON_AddStringToObject(p, "element", n->id);
     cJSON_AddNumberToObject(p, "ei", (double)ei->key);
     if (actor) cJSON_AddStringToObject(p, "actor", actor);
-    cJSON_AddItemToObject(p, "data", data ? cJSON_Duplicate(data, 1) : cJSON_CreateObject());
+    if (data) cJSON_AddItemToObject(p, "data", cJSON_Duplicate(data, 1));   /* absent: none given */
     journal(&c, in->id, "complete", p);
     cJSON_Delete(p);
     rv__history(&c, in, "TASK_COMPLETED", ei->node, ei->key, actor);

@@ -50,13 +50,23 @@ static rv_status row_get(rv_engine *e, int64_t id, task_row *r, rv_err *err){
   return rc;
 }
 
-/* Journal the input and record history; both in the open transaction. */
+/* Journal the input (with the history mark, as engine.c does: see
+** journal/journal.h) and record history; both in the open transaction.
+** The payload names the task by element and ei too, as a recording does. */
 static rv_status note(rv_engine *e, int64_t now, const task_row *r, const char *cmd,
-                      const char *event, const cJSON *payload, const char *detail, rv_err *err){
-  char *p = rv_json_print(payload);
-  rv_status rc = rv_store_exec(e->st, err,
-    "INSERT INTO journal(instance_id, at, command, payload) VALUES(?,?,?,?)",
-    "iitt", r->instance, now, cmd, p);
+                      const char *event, cJSON *payload, const char *detail, rv_err *err){
+  sqlite3_stmt *s = rv_store_stmt(e->st, "SELECT coalesce(max(id), 0) FROM history");
+  int64_t mark = 0;
+  char *p;
+  rv_status rc;
+  if (sqlite3_step(s) == SQLITE_ROW) mark = sqlite3_column_int64(s, 0);
+  sqlite3_reset(s);
+  cJSON_AddStringToObject(payload, "element", r->element);
+  cJSON_AddNumberToObject(payload, "ei", (double)r->ei);
+  p = rv_json_print(payload);
+  rc = rv_store_exec(e->st, err,
+    "INSERT INTO journal(instance_id, at, command, payload, mark) VALUES(?,?,?,?,?)",
+    "iitti", r->instance, now, cmd, p, mark);
   cJSON_free(p);
   if (rc == RV_OK)
     rc = rv_store_exec(e->st, err,

@@ -109,7 +109,12 @@ static const char *const migrations[] = {
   "CREATE INDEX task_comments_task ON task_comments(task_id, id);"
   "CREATE TABLE api_starts(instance_id INTEGER PRIMARY KEY, principal_id INTEGER NOT NULL,"
   "  role TEXT NOT NULL, organisation TEXT, agreement TEXT);"
-  "CREATE INDEX api_starts_org ON api_starts(organisation);",
+  "CREATE INDEX api_starts_org ON api_starts(organisation);"
+  /* cartable lists: one office's (or one user's) tasks come out of these in
+  ** id order, so a page costs its own rows, not the whole backlog */
+  "CREATE INDEX api_tasks_branch ON tasks(branch, state);"
+  "CREATE INDEX api_tasks_county ON tasks(county, state);"
+  "CREATE INDEX api_tasks_assignee ON tasks(assignee, state);",
   /* 3: adapters: SMS delivery log, bank confirmations (owned by adapters/sms, adapters/bank) */
   "CREATE TABLE sms_log(id INTEGER PRIMARY KEY, job_id INTEGER NOT NULL UNIQUE,"
   "  instance_id INTEGER NOT NULL, element_id TEXT NOT NULL, recipient TEXT NOT NULL,"
@@ -193,9 +198,11 @@ static const char *const migrations[] = {
   "  birth_date TEXT NOT NULL, role TEXT NOT NULL CHECK(role IN ('insured','pensioner')),"
   "  insurance_type TEXT, pension_no TEXT, branch TEXT, county TEXT, sheba TEXT, mobile TEXT,"
   "  marital_status TEXT, supplementary TEXT) WITHOUT ROWID;"
+  /* key columns first: SQLite 3.40's integrity_check misreads WITHOUT ROWID
+  ** tables whose key columns are not the leading ones ("NULL value in ...") */
   "CREATE TABLE rec_contributions(national_id TEXT NOT NULL, from_period TEXT NOT NULL,"
-  "  to_period TEXT NOT NULL, days_per_month INTEGER NOT NULL, wage_rials INTEGER NOT NULL,"
-  "  insurance_type TEXT NOT NULL, workshop TEXT NOT NULL,"
+  "  workshop TEXT NOT NULL, to_period TEXT NOT NULL, days_per_month INTEGER NOT NULL,"
+  "  wage_rials INTEGER NOT NULL, insurance_type TEXT NOT NULL,"
   "  PRIMARY KEY(national_id, from_period, workshop)) WITHOUT ROWID;"
   "CREATE TABLE rec_dependents(principal_id TEXT NOT NULL, national_id TEXT NOT NULL,"
   "  first_name TEXT NOT NULL, last_name TEXT NOT NULL, relation TEXT NOT NULL,"

@@ -171,6 +171,11 @@ static void run_cases(live *l, cases *c){
   message(l, "docs", "D-1", "{\"docs_ok\":true}", "msg-1");   /* before prep is done: buffered (1 hour) */
   at(l, "2026-03-21T10:00:00Z");
   complete(l, c->docs, "prep", NULL, "clerk-1");               /* consumes the buffered message */
+  {                                                             /* API task commands */
+    int64_t t = q1(l, "SELECT id FROM tasks WHERE instance_id=? AND element_id='review'", c->review, NULL);
+    assert_int_equal(rv_engine_task_transfer(l->e, t, "1203", "office-1", "wrong office", &err), RV_OK);
+    assert_int_equal(rv_engine_task_claim(l->e, t, "clerk-2", &err), RV_OK);
+  }
   complete(l, c->review, "review", "{\"approved\":true}", "clerk-2");
   rv_engine_signal(l->e, "go", NULL, NULL, &err);
   rv_engine_drain(l->e);                                        /* flaky fails once */
@@ -304,6 +309,7 @@ static void test_every_input_is_journaled(void **state){
     "{\"in\":\"start\"", "{\"in\":\"complete\"", "{\"in\":\"job\"", "\"outcome\":\"failed\"",
     "{\"in\":\"timer\"", "{\"in\":\"message\"", "\"result\":\"buffered\"", "\"result\":\"started\"",
     "{\"in\":\"signal\"", "{\"in\":\"retry\"", "{\"in\":\"cancel\"", "\"suffix\":\"sms\"",
+    "{\"in\":\"claim\"", "{\"in\":\"transfer\"", "\"assignee\":\"clerk-2\"",
     "\"out\":\"sms\"", "\"out\":\"task\"", "\"out\":\"job\"", "\"out\":\"incident\"",
     "\"out\":\"status\"", "\"out\":\"decision\"", "(amount=9000000)", "\"inst\":2", NULL
   };
@@ -518,10 +524,8 @@ static void crash_child(const char *db, int from, int fd){
   snprintf(l.db, sizeof l.db, "%s", db);
   rv_clock_init_virtual(&l.clk, 1774080000000LL);
   live_engine(&l);
-  if (from == 0) { deploy(&l, FIX "claim.bpmn"); deploy(&l, FIX "inputs.bpmn"); }
-  else {
-    static const char *const t0 = "2026-03-21T08:10:00Z";
-    at(&l, t0);
+  if (from > 0) {
+    at(&l, "2026-03-21T08:10:00Z");
     rv_engine_drain(l.e);          /* recovery, as `serve` does first */
   }
   for (int i = from; i < CRASH_STEPS; i++) {
@@ -536,13 +540,20 @@ static void crash_child(const char *db, int from, int fd){
 
 static void test_crash_recovery_replays(void **state){
   char dir[256], db[300];
-  int next = 0, kills = 0;
+  int next = 0, kills = 0, target;
   unsigned seed = (unsigned)time(NULL);
   live l;
   (void)state;
   srand(seed);
   make_dir(dir, sizeof dir);
   snprintf(db, sizeof db, "%s/crash.db", dir);
+  memset(&l, 0, sizeof l);
+  snprintf(l.db, sizeof l.db, "%s", db);
+  rv_clock_init_virtual(&l.clk, 1774080000000LL);
+  live_engine(&l);
+  deploy(&l, FIX "claim.bpmn");
+  deploy(&l, FIX "inputs.bpmn");
+  rv_engine_close(l.e);
   while (next < CRASH_STEPS) {
     int p[2];
     pid_t pid;
@@ -553,16 +564,29 @@ static void test_crash_recovery_replays(void **state){
     pid = fork();
     if (pid == 0) { close(p[0]); crash_child(db, next, p[1]); }
     close(p[1]);
-    if (kills < 6) {
-      usleep((useconds_t)(rand() % 12000));
+    in = fdopen(p[0], "r");
+    /* kill after a random number of acknowledged steps and a random
+    ** moment more: between commands, or inside one (a drain with jobs in
+    ** flight, a commit); the first kills may come before any ack */
+    target = kills < 8 ? next - 1 + rand() % (CRASH_STEPS - next + 1) : CRASH_STEPS;
+    if (target < next) {
+      usleep((useconds_t)(rand() % 4000));
       kill(pid, SIGKILL);
       kills++;
     }
-    in = fdopen(p[0], "r");
-    while (fgets(line, sizeof line, in)) if (atoi(line) + 1 > next) next = atoi(line) + 1;
+    while (fgets(line, sizeof line, in)) {
+      if (atoi(line) + 1 > next) next = atoi(line) + 1;
+      if (next > target && kills < 8) {
+        usleep((useconds_t)(rand() % 4000));
+        kill(pid, SIGKILL);
+        kills++;
+        break;
+      }
+    }
     fclose(in);
     waitpid(pid, &st, 0);
     if (WIFEXITED(st) && WEXITSTATUS(st) != 0) fail_msg("child failed (%d), seed %u", WEXITSTATUS(st), seed);
+    if (WIFSIGNALED(st)) print_message("# killed; resuming at step %d of %d\n", next, CRASH_STEPS);
   }
   /* the live run as it ended, recorded; every case replays identically */
   memset(&l, 0, sizeof l);

@@ -40,6 +40,27 @@
 **                                   the current one called becomes current
 **   versions PROCESS N              deployed versions of PROCESS
 **   version N                       the current instance runs version N
+**   records DIR                     load records CSV fixtures (persons.csv, statements.csv,
+**                                   ...) from DIR into the rec_* tables (rv_records_load);
+**                                   the `records` adapter then answers from them
+**   bank FILE [TTL]                 import a bank confirmation CSV (rv_bank_import_file);
+**                                   TTL an ISO duration for unmatched lines (default 7 days)
+**   bank-outcome WORD N             the last bank import had N lines with outcome WORD
+**   feed FILE                       import a civil-registry marriage file (rv_feed_import)
+**   feed-report KEY VALUE           the last feed report has KEY (dotted: spouses.started) = VALUE
+**   ledger KIND N [SUM]             fin_ledger has N rows of KIND (and they sum to SUM Rials)
+**   find PROCESS KEY [as NAME]      the newest instance of PROCESS with business key KEY
+**                                   becomes current
+**   stub NAME [JSON]                register a stand-in adapter NAME (for adapters not built
+**                                   yet): answers OK with its input, JSON's keys added; when
+**                                   JSON has a key equal to the input's "op", that object's keys
+**                                   are added instead
+**   clock-to ISO                    set the virtual clock to an instant (also backwards: for
+**                                   dated rules, before anything runs), then fire timers and run jobs
+**   transfer ELEMENT BRANCH [REASON]   send the open task of ELEMENT to another branch
+**                                   (rv_engine_task_transfer, the API's transfer)
+**   task ELEMENT COLUMN VALUE       the latest task of ELEMENT has COLUMN (of the tasks table:
+**                                   branch, county, state, candidate_groups, ...) = VALUE
 ** Output is TAP: one "ok"/"not ok" line per expectation.
 */
 #include <stdarg.h>
@@ -54,6 +75,10 @@
 #include "core/json.h"
 #include "core/mem.h"
 #include "test/test_adapters.h"
+#include "adapter.h"
+#include "records/records.h"
+#include "bank/bank.h"
+#include "registry/feed.h"
 
 #ifndef RV_SOURCE_ROOT
 #define RV_SOURCE_ROOT "."
@@ -66,6 +91,42 @@ static int64_t cur, hist_cursor;
 static struct { char name[64]; int64_t id; } named[64];
 static int n_named, n_ok, n_fail, lineno;
 static char last_msg_result[32];
+static cJSON *last_bank_report;
+static cJSON *last_feed_report;
+
+/* `stub NAME [JSON]`: a stand-in adapter answering its input plus JSON's keys. */
+struct stub { rv_adapter_ops ops; char name[64]; cJSON *extra; };
+static struct stub stubs[8];
+static int n_stubs;
+struct stub_answer { rv_adapter_done_fn done; void *arg; cJSON *result; };
+static void stub_deliver(evutil_socket_t fd, short what, void *p){
+  struct stub_answer *a = p;
+  (void)fd; (void)what;
+  a->done(a->arg, RV_JOB_OK, a->result, NULL, NULL);
+  rv_free(a);
+}
+static rv_status stub_invoke(void *self, struct event_base *base, const rv_job_info *job,
+                             rv_adapter_done_fn done, void *arg){
+  struct stub *sb = self;
+  struct stub_answer *a = rv_calloc(1, sizeof *a);
+  struct timeval tv = {0, 0};
+  const cJSON *x, *extra = sb->extra;
+  a->done = done; a->arg = arg;
+  a->result = job->input ? cJSON_Duplicate(job->input, 1) : cJSON_CreateObject();
+  {  /* JSON keyed by the input's op: {"op-a": {...}, "op-b": {...}} answers per op */
+    const char *op = rv_json_str(job->input, "op");
+    const cJSON *per = op ? cJSON_GetObjectItemCaseSensitive(sb->extra, op) : NULL;
+    if (cJSON_IsObject(per)) extra = per;
+  }
+  cJSON_ArrayForEach(x, extra) {
+    cJSON_DeleteItemFromObjectCaseSensitive(a->result, x->string);
+    cJSON_AddItemToObject(a->result, x->string, cJSON_Duplicate(x, 1));
+  }
+  if (event_base_once(base, -1, EV_TIMEOUT, stub_deliver, a, &tv) != 0) {
+    cJSON_Delete(a->result); rv_free(a); return RV_IO;
+  }
+  return RV_OK;
+}
 
 static void okf(bool ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void okf(bool ok, const char *fmt, ...){
@@ -84,6 +145,7 @@ static void open_engine(void){
   cfg.db_path = dbpath;
   cfg.clock = &clk;
   if (rv_engine_open(&cfg, &E, &err) != RV_OK) { printf("Bail out! %s\n", err.msg); exit(1); }
+  rv_adapters_bind_engine(E);   /* the records adapter reads the engine's store */
 }
 
 static sqlite3 *db(void){ return rv_store_db(rv_engine_store(E)); }
@@ -217,6 +279,7 @@ static void cmd(char **w, int n){
   } else if (strcmp(c, "cancel") == 0) {
     okf(rv_engine_cancel(E, cur, &err) == RV_OK, "cancel %s", err.msg);
   } else if (strcmp(c, "restart") == 0) {
+    rv_adapters_unbind_engine(E);
     rv_engine_close(E);
     open_engine();
     drain();
@@ -375,6 +438,102 @@ static void cmd(char **w, int n){
     int64_t k = scalar("SELECT d.version FROM instances i JOIN definitions d ON d.id=i.definition_id WHERE i.id=?",
                        "i", cur);
     okf(k == atoll(w[1]), "instance runs version %s (got %lld)", w[1], (long long)k);
+  } else if (strcmp(c, "records") == 0 && n > 1) {
+    char dir[4096];
+    cJSON *rep = NULL;
+    snprintf(dir, sizeof dir, "%s/%s", basedir, w[1]);
+    okf(rv_records_load(rv_engine_store(E), dir, false, rv_clock_now(&clk), &rep, &err) == RV_OK,
+        "records %s %s", w[1], err.msg);
+    if (rep) { char *t = rv_json_print(rep); printf("# records: %s\n", t); cJSON_free(t); }
+    cJSON_Delete(rep);
+  } else if (strcmp(c, "bank") == 0 && n > 1) {
+    char path[4096];
+    rv_bank_opts o = {0};
+    rv_duration d;
+    snprintf(path, sizeof path, "%s/%s", basedir, w[1]);
+    if (n > 2 && rv_duration_parse(w[2], &d, NULL) == RV_OK) o.ttl_ms = rv_duration_ms(&d);
+    cJSON_Delete(last_bank_report);
+  cJSON_Delete(last_feed_report);
+  for (int i = 0; i < n_stubs; i++) { rv_adapter_unregister(&stubs[i].ops); cJSON_Delete(stubs[i].extra); }
+    last_bank_report = NULL;
+    okf(rv_bank_import_file(E, path, &o, &last_bank_report, &err) == RV_OK, "bank %s %s", w[1], err.msg);
+    if (last_bank_report) { char *t = rv_json_print(last_bank_report); printf("# bank: %s\n", t); cJSON_free(t); }
+    drain();
+  } else if (strcmp(c, "bank-outcome") == 0 && n > 2) {
+    int k = 0;
+    const cJSON *l, *lines = last_bank_report ? cJSON_GetObjectItemCaseSensitive(last_bank_report, "lines") : NULL;
+    cJSON_ArrayForEach(l, lines) {
+      const char *o = rv_json_str(l, "outcome");
+      if (o && strcmp(o, w[1]) == 0) k++;
+    }
+    okf(k == atoi(w[2]), "bank outcome %s = %s (got %d)", w[1], w[2], k);
+  } else if (strcmp(c, "feed") == 0 && n > 1) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", basedir, w[1]);
+    cJSON_Delete(last_feed_report);
+    last_feed_report = NULL;
+    okf(rv_feed_import(E, path, NULL, &last_feed_report, &err) == RV_OK, "feed %s %s", w[1], err.msg);
+    if (last_feed_report) { char *t = rv_json_print(last_feed_report); printf("# feed: %s\n", t); cJSON_free(t); }
+    drain();
+  } else if (strcmp(c, "feed-report") == 0 && n > 2) {
+    const cJSON *v = last_feed_report;
+    char key[256], *tok, *save = NULL, *got;
+    snprintf(key, sizeof key, "%s", w[1]);
+    for (tok = strtok_r(key, ".", &save); tok && v; tok = strtok_r(NULL, ".", &save))
+      v = cJSON_GetObjectItemCaseSensitive(v, tok);
+    got = v ? rv_json_text(v) : NULL;
+    okf(got && strcmp(got, w[2]) == 0, "feed report %s = %s (got %s)", w[1], w[2], got ? got : "nothing");
+    rv_free(got);
+  } else if (strcmp(c, "ledger") == 0 && n > 2) {
+    int64_t k = scalar("SELECT count(*) FROM fin_ledger WHERE kind=?", "t", w[1]);
+    int64_t sum = scalar("SELECT coalesce(sum(amount_rials),0) FROM fin_ledger WHERE kind=?", "t", w[1]);
+    okf(k == atoll(w[2]) && (n < 4 || sum == atoll(w[3])), "ledger %s rows = %s sum = %s (got %lld, %lld)",
+        w[1], w[2], n > 3 ? w[3] : "-", (long long)k, (long long)sum);
+  } else if (strcmp(c, "find") == 0 && n > 2) {
+    int64_t k = scalar("SELECT id FROM instances WHERE process_id=? AND business_key=? ORDER BY id DESC LIMIT 1",
+                       "tt", w[1], w[2]);
+    okf(k > 0, "find %s %s (got %lld)", w[1], w[2], (long long)k);
+    if (k > 0) {
+      cur = k;
+      hist_cursor = 0;
+      if (n > 4 && strcmp(w[3], "as") == 0 && n_named < 64) {
+        snprintf(named[n_named].name, sizeof named[n_named].name, "%s", w[4]);
+        named[n_named++].id = cur;
+      }
+    }
+  } else if (strcmp(c, "stub") == 0 && n > 1 && n_stubs < 8) {
+    struct stub *sb = &stubs[n_stubs++];
+    snprintf(sb->name, sizeof sb->name, "%s", w[1]);
+    sb->extra = n > 2 ? rv_json_parse(w[2]) : NULL;
+    sb->ops.name = sb->name;
+    sb->ops.invoke = stub_invoke;
+    sb->ops.self = sb;
+    rv_adapter_register(&sb->ops);
+    okf(n < 3 || sb->extra != NULL, "stub %s", w[1]);
+  } else if (strcmp(c, "clock-to") == 0 && n > 1) {
+    int64_t ms = 0;
+    okf(rv_datetime_parse(w[1], &ms, &err) == RV_OK, "clock-to %s %s", w[1], err.msg);
+    if (ms > 0) rv_clock_set(&clk, ms);
+    drain();
+  } else if (strcmp(c, "transfer") == 0 && n > 2) {
+    int64_t t = task_of(w[1]);
+    rv_status rc = t > 0 ? rv_engine_task_transfer(E, t, w[2], "tester", n > 3 ? w[3] : NULL, &err) : RV_NOTFOUND;
+    okf(rc == RV_OK, "transfer %s (task %lld) to %s %s", w[1], (long long)t, w[2], err.msg);
+    drain();
+  } else if (strcmp(c, "task") == 0 && n > 3) {
+    /* task ELEMENT COLUMN VALUE: the latest task of ELEMENT (current instance) */
+    sqlite3_stmt *s;
+    char sql[256], got[512] = "(no task)";
+    bool col_ok = strspn(w[2], "abcdefghijklmnopqrstuvwxyz_") == strlen(w[2]);
+    snprintf(sql, sizeof sql, "SELECT %s FROM tasks WHERE instance_id=? AND element_id=? ORDER BY id DESC LIMIT 1",
+             col_ok ? w[2] : "NULL");
+    sqlite3_prepare_v2(db(), sql, -1, &s, NULL);
+    sqlite3_bind_int64(s, 1, cur);
+    sqlite3_bind_text(s, 2, w[1], -1, SQLITE_TRANSIENT);
+    if (s && sqlite3_step(s) == SQLITE_ROW)
+      snprintf(got, sizeof got, "%s", sqlite3_column_text(s, 0) ? (const char *)sqlite3_column_text(s, 0) : "NULL");
+    sqlite3_finalize(s);
+    okf(col_ok && strcmp(got, w[3]) == 0, "task %s %s = %s (got %s)", w[1], w[2], w[3], got);
   } else {
     okf(false, "unknown scenario command '%s'", c);
   }
@@ -409,7 +568,9 @@ int main(int argc, char **argv){
     rv_status rc = rv_store_integrity(rv_engine_store(E), &err);
     okf(rc == RV_OK, "integrity_check");
   }
+  rv_adapters_unbind_engine(E);
   rv_engine_close(E);
+  cJSON_Delete(last_bank_report);
   rv_test_sms_reset();
   {
     char p[300];

@@ -45,6 +45,11 @@ static inline void tenv_open(tenv *t){
 
 static inline void tenv_close(tenv *t){
   char cmd[400];
+  rv_err err;
+  if (rv_store_integrity(rv_engine_store(t->e), &err) != RV_OK) {
+    fprintf(stderr, "integrity_check: %s\n", err.msg);
+    abort();
+  }
   rv_adapters_unbind_engine(t->e);
   rv_engine_close(t->e);
   t->e = NULL;

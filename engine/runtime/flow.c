@@ -63,13 +63,20 @@ rv_status rv__side_clear(rv_ctx *c, rv_inst *in, int64_t key){
 
 void rv__set_status(rv_ctx *c, rv_inst *in, rv_ei *ei, const rv_node *n){
   if (n->status) {
+    /* a status may name variables like an SMS template: "{days} of 720 days" */
+    char *text;
+    if (strchr(n->status, '{')) {
+      cJSON *vars = rv__vars_visible(in, ei);
+      text = rv__render(n->status, vars);
+      cJSON_Delete(vars);
+    } else text = rv_strdup(n->status);
     rv_free(in->status_text);
-    in->status_text = rv_strdup(n->status);
+    in->status_text = text;
     in->dirty = true;
-    rv__history(c, in, "STATUS", ei->node, ei->key, n->status);
+    rv__history(c, in, "STATUS", ei->node, ei->key, text);
     rv_store_exec(c->e->st, NULL,
       "UPDATE tasks SET status_text=? WHERE instance_id=? AND state='open'", "ti",
-      n->status, in->id);
+      text, in->id);
   }
   if (n->sms) {
     cJSON *vars = rv__vars_visible(in, ei);

@@ -109,8 +109,14 @@ char *rv__render(const char *tmpl, const cJSON *vars){
       if (len >= sizeof name) len = sizeof name - 1;
       memcpy(name, open + 1, len);
       name[len] = 0;
-      v = cJSON_GetObjectItemCaseSensitive(vars, name);
-      if (v) { char *t = rv_json_text(v); rv_buf_adds(&b, t); rv_free(t); }
+      /* dotted paths reach into objects: {contract.no} */
+      v = vars;
+      for (char *seg = name, *dot; v && seg; seg = dot ? dot + 1 : NULL) {
+        dot = strchr(seg, '.');
+        if (dot) *dot = 0;
+        v = cJSON_IsObject(v) ? cJSON_GetObjectItemCaseSensitive(v, seg) : NULL;
+      }
+      if (v && !cJSON_IsNull(v)) { char *t = rv_json_text(v); rv_buf_adds(&b, t); rv_free(t); }
     }
     p = close + 1;
   }

@@ -555,11 +555,11 @@ int main(int argc, char **argv){
   rv_test_sms_reset();
   open_engine();
   while (fgets(line, sizeof line, f)) {
-    char *w[32];
+    char *w[128];
     int n;
     lineno++;
     line[strcspn(line, "\r\n")] = 0;
-    n = split(line, w, 32);
+    n = split(line, w, 128);
     if (n > 0) cmd(w, n);
   }
   fclose(f);

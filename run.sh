@@ -1,8 +1,11 @@
 #!/bin/sh
-# run.sh -- the quick start: install, build, deploy the processes with
-# their rules into an embedded SQLite database, load demo data and serve.
-#   ./run.sh                 (database: ./ravand.db, listen 127.0.0.1:8080)
+# run.sh -- the quick start: install what is missing, build, deploy the
+# five directives' processes with their Lua rules into an embedded SQLite
+# database, load demo data (first run only), start the fake SMS gateway
+# and serve the API, timers and jobs.
+#   ./run.sh
 #   RAVAND_DB=/var/lib/ravand/ravand.db RAVAND_LISTEN=0.0.0.0:8080 ./run.sh
+# Demo tokens (one principal per role) are printed and kept in demo/tokens.txt.
 set -e
 cd "$(dirname "$0")"
 ./setup.sh
@@ -10,9 +13,16 @@ cd "$(dirname "$0")"
 ninja -C build >/dev/null
 DB="${RAVAND_DB:-ravand.db}"
 LISTEN="${RAVAND_LISTEN:-127.0.0.1:8080}"
+SMS_PORT="${RAVAND_FAKE_SMS_PORT:-9099}"
 R="build/ravand --db $DB"
 $R deploy --scripts scripts processes/*.bpmn
-if [ -x demo/load.sh ] && [ "$($R --json instances list --limit 1)" = "[]" ]; then
+if [ "$($R --json instances list --limit 1 | tr -d ' \n\t')" = "[]" ]; then
   RAVAND="$R" demo/load.sh
 fi
-exec $R serve --listen "$LISTEN"
+# the fake SMS gateway (loopback only): every SMS the processes send lands there
+build/adapters/ravand-fake-sms --port "$SMS_PORT" >/dev/null 2>&1 &
+SMS_PID=$!
+trap 'kill $SMS_PID 2>/dev/null' EXIT INT TERM
+printf '{"sms": {"url": "http://127.0.0.1:%s/send", "sender": "ravand-demo"}}\n' "$SMS_PORT" > ravand.demo.json
+echo "run: fake SMS gateway on 127.0.0.1:$SMS_PORT (GET /messages lists what was sent)"
+$R --config ravand.demo.json serve --listen "$LISTEN" --applicant-starts '*'

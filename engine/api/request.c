@@ -342,6 +342,30 @@ static bool utf8_ok(const unsigned char *s, size_t n){
   return true;
 }
 
+static int key_cmp(const void *a, const void *b){
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Duplicate keys: pairwise for small objects, sorted for big ones. */
+static bool has_duplicate_keys(const cJSON *o, int n){
+  const cJSON *c;
+  bool dup = false;
+  if (n <= 16) {
+    for (c = o->child; c && !dup; c = c->next)
+      for (const cJSON *d = c->next; d && !dup; d = d->next) dup = strcmp(c->string, d->string) == 0;
+    return dup;
+  }
+  {
+    const char **k = rv_malloc(sizeof *k * (size_t)n);
+    int i = 0;
+    for (c = o->child; c; c = c->next) k[i++] = c->string;
+    qsort(k, (size_t)n, sizeof *k, key_cmp);
+    for (i = 1; i < n && !dup; i++) dup = strcmp(k[i - 1], k[i]) == 0;
+    rv_free(k);
+  }
+  return dup;
+}
+
 /* Escapes like \ud800 decode to invalid UTF-8 inside cJSON; check again. */
 static const char *check_tree(const cJSON *v, int depth, bool big, long *nodes){
   if (++*nodes > JSON_MAX_NODES) return "too many JSON values";
@@ -358,16 +382,12 @@ static const char *check_tree(const cJSON *v, int depth, bool big, long *nodes){
     cJSON_ArrayForEach(c, v) {
       const char *why;
       if (++items > JSON_MAX_ITEMS) return "an array or object has more than 10000 items";
-      if (cJSON_IsObject(v)) {
-        const cJSON *o;
-        if (!utf8_ok((const unsigned char *)c->string, strlen(c->string))) return "keys must be valid UTF-8";
-        /* duplicate keys: quadratic, but items are few in every schema we take */
-        for (o = v->child; o != c; o = o->next)
-          if (strcmp(o->string, c->string) == 0) return "duplicate key in a JSON object";
-      }
+      if (cJSON_IsObject(v) && !utf8_ok((const unsigned char *)c->string, strlen(c->string)))
+        return "keys must be valid UTF-8";
       why = check_tree(c, depth + 1, big, nodes);
       if (why) return why;
     }
+    if (cJSON_IsObject(v) && has_duplicate_keys(v, items)) return "duplicate key in a JSON object";
   }
   return NULL;
 }

@@ -1,0 +1,42 @@
+#!/bin/sh
+# demo/load.sh -- demo data for the quick start: person records (generated
+# plus the directive fixtures), a marriage feed, a few requests of every
+# directive, and one principal per role with a token in demo/tokens.txt.
+# Called by run.sh on an empty database; RAVAND is the ravand command
+# with its --db option.
+set -e
+cd "$(dirname "$0")/.."
+R="${RAVAND:-build/ravand --db ravand.db}"
+OUT=demo/data
+mkdir -p "$OUT"
+echo "demo: generating 2,000 person records"
+$R records generate 2000 "$OUT/generated" --seed 1405 >/dev/null
+$R records load "$OUT/generated" >/dev/null
+for d in tests/fixtures/supplementary tests/fixtures/voluntary tests/fixtures/premium \
+         tests/fixtures/marriage/records tests/fixtures/inquiry/records; do
+  [ -d "$d" ] && $R records load "$d" >/dev/null 2>&1 || true
+done
+echo "demo: importing a civil-registry marriage file"
+$R feed import tests/fixtures/marriage/feed-1404-12.csv >/dev/null || true
+echo "demo: starting requests"
+$R message supplementary-request '{"national_id": "1234567806"}' --key 1234567806 >/dev/null || true
+$R start voluntary-contract '{"national_id": "0499370899", "mobile": "09120000000"}' --business-key 0499370899 >/dev/null || true
+$R start premium-slip '{"national_id": "0650451252", "mobile": "09130000000", "channel": "online", "category": "self14", "wage_daily_rials": 4000000}' --business-key 0650451252 >/dev/null || true
+$R start coverage-inquiry '{"national_id": "0499370899"}' --business-key 0499370899 >/dev/null || true
+$R start org-onboarding '{"organisation": "bank-y", "organisation_name": "بانک نمونه", "organisation_type": "bank", "contact_mobile": "09121239999"}' >/dev/null || true
+$R tick >/dev/null || true
+echo "demo: principals (tokens in demo/tokens.txt, shown once)"
+: > demo/tokens.txt
+chmod 600 demo/tokens.txt
+add() {
+  name=$1; shift
+  $R principal add "$name" "$@" >/dev/null 2>&1 || true
+  printf '%-10s %s\n' "$name" "$($R principal token "$name" | tail -n1)" >> demo/tokens.txt
+}
+add operator  --role operator
+add analyst   --role analyst
+add applicant --role applicant --national-id 1234567806
+add branch    --role branch --branch "$($R --json records show 1234567806 2>/dev/null | sed -n 's/.*"branch":[[:space:]]*"\([^"]*\)".*/\1/p' | head -n1)"
+add kanoon    --role association --county "$($R --json records show 1234567806 2>/dev/null | sed -n 's/.*"county":[[:space:]]*"\([^"]*\)".*/\1/p' | head -n1)"
+add committee --role committee
+cat demo/tokens.txt

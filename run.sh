@@ -16,13 +16,13 @@ LISTEN="${RAVAND_LISTEN:-127.0.0.1:8080}"
 SMS_PORT="${RAVAND_FAKE_SMS_PORT:-9099}"
 R="build/ravand --db $DB"
 $R deploy --scripts scripts processes/*.bpmn
-if [ "$($R --json instances list --limit 1 | tr -d ' \n\t')" = "[]" ]; then
-  RAVAND="$R" demo/load.sh
-fi
 # the fake SMS gateway (loopback only): every SMS the processes send lands there
 build/adapters/ravand-fake-sms --port "$SMS_PORT" >/dev/null 2>&1 &
 SMS_PID=$!
 trap 'kill $SMS_PID 2>/dev/null' EXIT INT TERM
 printf '{"sms": {"url": "http://127.0.0.1:%s/send", "sender": "ravand-demo"}}\n' "$SMS_PORT" > ravand.demo.json
+if [ "$($R --json instances list --limit 1 | tr -d ' \n\t')" = "[]" ]; then
+  RAVAND="$R --config ravand.demo.json" demo/load.sh
+fi
 echo "run: fake SMS gateway on 127.0.0.1:$SMS_PORT (GET /messages lists what was sent)"
 $R --config ravand.demo.json serve --listen "$LISTEN" --applicant-starts '*'

@@ -606,6 +606,18 @@ static int cmd_serve(args *a){
   serve_base = event_base_new();
   cfg.db_path = a->db;
   cfg.base = serve_base;
+  if (a->now) {            /* a fixed virtual clock (tests, demos of a past period) */
+    int64_t ms;
+    char *end;
+    long long v = strtoll(a->now, &end, 10);
+    if (*end == 0) ms = v;
+    else if (rv_datetime_parse(a->now, &ms, &err) != RV_OK) {
+      event_base_free(serve_base);
+      return usage("--now: not an ISO 8601 instant or epoch ms");
+    }
+    rv_clock_init_virtual(&vclock, ms);
+    cfg.clock = &vclock;
+  }
   if (rv_engine_open(&cfg, &e, &err) != RV_OK) {
     fprintf(stderr, "ravand: %s\n", err.msg);
     event_base_free(serve_base);

@@ -40,6 +40,9 @@ typedef struct rv_api_cfg {
   ** ids, or "*". NULL: nobody. */
   const char *applicant_starts;
   const char *organisation_starts;
+  /* The web console's built files (console/dist), served at "/".
+  ** NULL: the build's console/dist if it was built; "none": off. */
+  const char *console_dir;
 } rv_api_cfg;
 
 /* Names of the `serve` options rv_api_cfg_set() understands

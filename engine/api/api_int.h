@@ -31,7 +31,7 @@
   X(BRANCH,       "branch",       "branch")                      \
   X(ASSOCIATION,  "association",  "association")                 \
   X(COMMITTEE,    "committee",    "committee")                   \
-  X(IT_ADMIN,     "it_admin",     NULL)                          \
+  X(IT_ADMIN,     "it_admin",     "it_admin")                    \
   X(ORGANISATION, "organisation", "organisation")                \
   X(OPERATOR,     "operator",     NULL)                          \
   X(ANALYST,      "analyst",      NULL)
@@ -46,10 +46,12 @@ typedef enum rv_role {
 
 #define ROLE(uc) (1u << RV_ROLE_##uc)
 #define ROLES_ALL 0xFFFEu
-/* Roles that work on tasks (claim, complete, comment). */
+/* Roles that work on tasks (claim, complete, comment). IT admins do the
+** tasks of their group ("grant access" in org onboarding), nothing else. */
 #define ROLES_TASK_ACTORS (ROLE(APPLICANT) | ROLE(BRANCH) | ROLE(ASSOCIATION) | \
-                           ROLE(COMMITTEE) | ROLE(ORGANISATION))
-#define ROLES_STAFF (ROLE(BRANCH) | ROLE(ASSOCIATION) | ROLE(COMMITTEE) | ROLE(OPERATOR))
+                           ROLE(COMMITTEE) | ROLE(ORGANISATION) | ROLE(IT_ADMIN))
+#define ROLES_STAFF (ROLE(BRANCH) | ROLE(ASSOCIATION) | ROLE(COMMITTEE) | ROLE(IT_ADMIN) | \
+                     ROLE(OPERATOR))
 
 #define RV_MAX_GROUPS 16
 #define RV_SCOPE_LEN  64
@@ -132,6 +134,8 @@ struct rv_req {
   char     *location;
   bool      www_auth;
   int       retry_after;
+  bool      console;           /* a console file (console.c): its own headers */
+  const char *cache;           /* Cache-Control of a console file */
   /* audit */
   bool      audit;             /* force an audit row */
   char      object[96];
@@ -161,6 +165,7 @@ struct rv_api {
   rv_api_cfg     cfg;
   unsigned char  pepper[32];
   char          *applicant_starts, *organisation_starts;
+  char          *console_dir;    /* console/dist or --console DIR; NULL: none */
   /* connections */
   rv_conn       *conns;
   int            n_conns;
@@ -311,6 +316,10 @@ void rv__h_signal(rv_req *r);
 /* incidents.c */
 void rv__h_incidents(rv_req *r);
 void rv__h_incident_retry(rv_req *r);
+/* console.c: the web console's files at "/" (before the batch; public).
+** True when the request was a console request and has its reply. */
+bool  rv__console_handle(rv_req *r);
+char *rv__console_dir(const char *opt);     /* new string or NULL */
 /* metrics.c */
 void rv__h_health(rv_req *r);
 void rv__h_metrics(rv_req *r);

@@ -14,11 +14,13 @@
 **                 branch        t.branch = p.branch
 **                 association   t.county = p.county
 **                 committee     (no office scope)
+**                 it_admin      (no office scope; its group is "it_admin")
 **                 organisation  the instance was started by p's organisation
-** Operators see every task; IT admins and analysts none.
+** Operators see every task; analysts none.
 ** An instance is visible to an applicant by business key, to an
-** organisation if it started it, to branch/association/committee staff if
-** one of its tasks (open or done) is visible to them, to operators always.
+** organisation if it started it, to branch/association/committee staff and
+** IT admins if one of its tasks (open or done) is visible to them, to
+** operators always.
 */
 #include <string.h>
 #include "api/api_int.h"
@@ -177,7 +179,8 @@ static void task_group_scope(rv_sql *q, const rv_principal *p){
   case RV_ROLE_APPLICANT:    rv__sql_t(q, " AND i.business_key=?", p->national_id); break;
   case RV_ROLE_BRANCH:       rv__sql_t(q, " AND t.branch=?", p->branch); break;
   case RV_ROLE_ASSOCIATION:  rv__sql_t(q, " AND t.county=?", p->county); break;
-  case RV_ROLE_COMMITTEE:    break;
+  case RV_ROLE_COMMITTEE:
+  case RV_ROLE_IT_ADMIN:     break;
   case RV_ROLE_ORGANISATION:
     rv__sql_t(q, " AND t.instance_id IN (SELECT instance_id FROM api_starts WHERE organisation=?)",
               p->organisation);
@@ -217,6 +220,7 @@ void rv__scope_instances(rv_sql *q, const rv_principal *p){
   case RV_ROLE_BRANCH:
   case RV_ROLE_ASSOCIATION:
   case RV_ROLE_COMMITTEE:
+  case RV_ROLE_IT_ADMIN:
     rv__sql_add(q, " AND EXISTS (SELECT 1 FROM tasks t WHERE t.instance_id=i.id");
     rv__scope_tasks(q, p);
     rv__sql_add(q, ")");

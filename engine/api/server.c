@@ -53,7 +53,7 @@ struct rv_conn {
 const char *const rv_api_opt_names[] = {
   "--max-body", "--max-deploy-body", "--max-headers", "--max-header-count", "--deadline",
   "--max-conns", "--max-conns-per-addr", "--rate", "--rate-addr", "--burst",
-  "--max-auth-failures", "--pepper", "--applicant-starts", "--organisation-starts", NULL,
+  "--max-auth-failures", "--pepper", "--applicant-starts", "--organisation-starts", "--console", NULL,
 };
 
 const char rv_api_opt_usage[] =
@@ -71,7 +71,8 @@ const char rv_api_opt_usage[] =
   "    --max-auth-failures N    failed logins per address per 10 minutes [20]\n"
   "    --pepper FILE            token pepper [DB.pepper]\n"
   "    --applicant-starts LIST  processes applicants may start: ids, comma separated, or '*'\n"
-  "    --organisation-starts LIST  the same for organisation users\n";
+  "    --organisation-starts LIST  the same for organisation users\n"
+  "    --console DIR            the web console's files at / [console/dist if built; none: off]\n";
 
 static bool parse_size(const char *v, size_t *out){
   char *end;
@@ -150,6 +151,7 @@ rv_status rv_api_cfg_set(rv_api_cfg *c, const char *name, const char *v, rv_err 
   if (strcmp(name, "--pepper") == 0) { c->pepper_path = v; return RV_OK; }
   if (strcmp(name, "--applicant-starts") == 0) { c->applicant_starts = v; return RV_OK; }
   if (strcmp(name, "--organisation-starts") == 0) { c->organisation_starts = v; return RV_OK; }
+  if (strcmp(name, "--console") == 0) { c->console_dir = v; return RV_OK; }
   return rv_fail(err, RV_INVALID, "unknown option %s", name);
 }
 
@@ -236,6 +238,8 @@ static void on_setup(evutil_socket_t fd, short what, void *arg){
   }
   bufferevent_decref(c->bev);
   c->bev = NULL;
+  event_free(c->setup_ev);           /* one-shot; freeing it in its callback is allowed */
+  c->setup_ev = NULL;
   c->evcon = evcon;
   evhttp_connection_get_peer(evcon, &addr, &port);
   snprintf(c->addr, sizeof c->addr, "%s", addr ? addr : "?");
@@ -327,8 +331,16 @@ static void send_reply(rv_api *a, rv_req *r){
   }
   evhttp_add_header(h, "Content-Type", ctype);
   evhttp_add_header(h, "X-Request-Id", r->id);
-  evhttp_add_header(h, "Cache-Control", "no-store");
+  evhttp_add_header(h, "Cache-Control", r->console && r->cache ? r->cache : "no-store");
   evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+  if (r->console) {            /* the console loads nothing from elsewhere */
+    evhttp_add_header(h, "Content-Security-Policy",
+                      "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+                      "img-src 'self' data:; font-src 'self'; connect-src 'self'; object-src 'none'; "
+                      "base-uri 'none'; form-action 'none'; frame-ancestors 'none'");
+    evhttp_add_header(h, "X-Frame-Options", "DENY");
+    evhttp_add_header(h, "Referrer-Policy", "no-referrer");
+  }
   if (r->location) evhttp_add_header(h, "Location", r->location);
   if (r->www_auth) evhttp_add_header(h, "WWW-Authenticate", "Bearer realm=\"ravand\"");
   if (r->retry_after > 0) {
@@ -381,6 +393,10 @@ static void on_request(struct evhttp_request *ev, void *arg){
   TAILQ_FOREACH(kv, h, next) nh++;
   if (nh > a->cfg.max_header_count) {
     rv__problem(r, 431, "more than %d header fields", a->cfg.max_header_count);
+    reply_now(a, r);
+    return;
+  }
+  if (rv__console_handle(r)) {       /* the web console's files: no store, no batch */
     reply_now(a, r);
     return;
   }
@@ -465,6 +481,8 @@ rv_status rv_api_start(struct evhttp *http, rv_engine *e, const rv_api_cfg *cfg,
   a->applicant_starts = rv_strdup(cfg->applicant_starts);
   a->organisation_starts = rv_strdup(cfg->organisation_starts);
   a->cfg.applicant_starts = a->cfg.organisation_starts = NULL;
+  a->console_dir = rv__console_dir(cfg->console_dir);
+  a->cfg.console_dir = NULL;
   randombytes_buf(boot, sizeof boot);
   sodium_bin2hex(a->boot, sizeof a->boot, boot, sizeof boot);
   a->lat = rv_calloc((size_t)rv__n_routes + 1, sizeof *a->lat);
@@ -514,6 +532,7 @@ void rv_api_free(rv_api *a){
   rv_free(a->lat);
   rv_free(a->applicant_starts);
   rv_free(a->organisation_starts);
+  rv_free(a->console_dir);
   sodium_memzero(a->pepper, sizeof a->pepper);
   rv_free(a);
 }

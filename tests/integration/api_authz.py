@@ -45,8 +45,8 @@ PRINCIPALS = {
 }
 
 ROLE_GROUP = {'applicant': 'applicant', 'branch': 'branch', 'association': 'association',
-              'committee': 'committee', 'organisation': 'organisation'}
-ACTORS = {'applicant', 'branch', 'association', 'committee', 'organisation'}
+              'committee': 'committee', 'organisation': 'organisation', 'it_admin': 'it_admin'}
+ACTORS = {'applicant', 'branch', 'association', 'committee', 'organisation', 'it_admin'}
 ALL = {'applicant', 'branch', 'association', 'committee', 'organisation', 'it_admin', 'operator', 'analyst'}
 
 # The policy table: who may call each endpoint at all (function level).
@@ -60,8 +60,8 @@ ROUTE_ROLES = {
     'start_request': {'applicant', 'operator'},          # process open to applicants
     'start_request_other': {'applicant', 'operator'},    # with someone else's national ID
     'start_org': {'organisation', 'operator'},           # process open to organisations
-    'instance_list': {'applicant', 'organisation', 'branch', 'association', 'committee', 'operator'},
-    'instance_get': {'applicant', 'organisation', 'branch', 'association', 'committee', 'operator'},
+    'instance_list': {'applicant', 'organisation', 'branch', 'association', 'committee', 'it_admin', 'operator'},
+    'instance_get': {'applicant', 'organisation', 'branch', 'association', 'committee', 'it_admin', 'operator'},
     'instance_cancel': {'operator'},
     'my_requests': {'applicant'},
     'my_request': {'applicant'},
@@ -109,6 +109,7 @@ def task_visible(p, t):
             'branch': t['branch'] == p.branch,
             'association': t['county'] == p.county,
             'committee': True,
+            'it_admin': True,
             'organisation': t['org'] == p.org}[p.role]
 
 
@@ -119,7 +120,7 @@ def instance_visible(p, inst, tasks):
         return inst['business_key'] == p.nid
     if p.role == 'organisation':
         return inst['org'] == p.org
-    if p.role in ('branch', 'association', 'committee'):
+    if p.role in ('branch', 'association', 'committee', 'it_admin'):
         return any(task_visible(p, t) for t in tasks if t['instance'] == inst['id'])
     return False
 
@@ -172,7 +173,7 @@ def setup(s):
         return r.json['items'][0]['id']
 
     def complete(who, task, data):
-        r = s.req('POST', '/v1/tasks/%d/complete' % task, who=who, body={'data': data})
+        r = s.req('POST', '/v1/tasks/%d/complete' % task, who=who, body={'data': data} if data else None)
         assert r.status == 200, (who, task, r)
 
     for side in 'AB':
@@ -187,7 +188,9 @@ def setup(s):
         complete(app, open_task(w, 'applicant_docs'), {'confirm': True})
         complete(ass, open_task(w, 'association_review'), {'approved': True})
         complete(br, open_task(w, 'branch_review'), {'accepted': True})
-        start('org' + side, 'api-org', org=ORG[side])                                     # O: organisation
+        o = start('org' + side, 'api-org', org=ORG[side])                                 # O: organisation
+        if side == 'A':                                                                   # ... and IT admin
+            complete('orgA', open_task(o, 'org_review'), None)
     # crossed offices: applicant A, county C1, but paid by branch B2
     m = start('op', 'api-request', 'A', 'C1', 'B2')
     complete('appA', open_task(m, 'applicant_docs'), {'confirm': True})

@@ -91,6 +91,10 @@ int rv_feed_cli(const rv_cli_env *env, int argc, char **argv){
     st = rv_feed_import(e, argv[1], &o, &rep, &err);
     rv_cli_close(e);
     if (rep) { if (env->json) rv_cli_print_json(rep); else print_report(rep); }
+    if (st != RV_OK && rep == NULL) {
+      fprintf(stderr, "ravand: feed import: %s\n", err.msg);
+      return 1;
+    }
     if (st != RV_OK) {
       fprintf(stderr, "ravand: feed import stopped: %s (run it again to resume)\n", err.msg);
       cJSON_Delete(rep);

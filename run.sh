@@ -11,6 +11,8 @@ cd "$(dirname "$0")"
 ./setup.sh
 [ -d build ] || meson setup build --buildtype=release >/dev/null
 ninja -C build >/dev/null
+# the web console at / (docs/console.md): npm ci once, then vite build; the API works without it
+ninja -C build console-dist >/dev/null 2>&1 || true
 DB="${RAVAND_DB:-ravand.db}"
 LISTEN="${RAVAND_LISTEN:-127.0.0.1:8080}"
 SMS_PORT="${RAVAND_FAKE_SMS_PORT:-9099}"
@@ -25,4 +27,5 @@ if [ "$($R --json instances list --limit 1 | tr -d ' \n\t')" = "[]" ]; then
   RAVAND="$R --config ravand.demo.json" demo/load.sh
 fi
 echo "run: fake SMS gateway on 127.0.0.1:$SMS_PORT (GET /messages lists what was sent)"
+[ -f console/dist/index.html ] && echo "run: web console at http://$LISTEN/ (sign in with a token from demo/tokens.txt)"
 $R --config ravand.demo.json serve --listen "$LISTEN" --applicant-starts '*'

@@ -4,6 +4,8 @@
 set -e
 PKGS="build-essential meson ninja-build pkg-config libxml2-dev liblua5.4-dev \
 libsqlite3-dev libevent-dev libcjson-dev libsodium-dev libcmocka-dev sqlite3 python3 curl"
+# the web console's browser tests (test.sh): Debian's Chromium, driven by playwright-core
+[ "${1:-}" = "--console-tests" ] && PKGS="$PKGS chromium"
 missing=""
 for p in $PKGS; do
   dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

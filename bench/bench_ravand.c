@@ -79,10 +79,18 @@ static void print_rows(rv_engine *e, int n){
   printf("}");
 }
 
+/* --savepoints: a savepoint per command, as rv_engine_batch_begin (the
+** HTTP server's batches); default: optimistic batches (no command of the
+** benchmark fails, so none is ever run twice). */
+static bool savepoints;
+static rv_status batch_begin(rv_engine *e, rv_err *err){
+  return savepoints ? rv_engine_batch_begin(e, err) : rv_engine_batch_begin_optimistic(e, err);
+}
+
 static void start_batch(rv_engine *e, const char *process, const cJSON *vars, int k, int batch){
   rv_err err;
   int64_t id;
-  if (batch > 1 && rv_engine_batch_begin(e, &err) != RV_OK) die("batch", &err);
+  if (batch > 1 && batch_begin(e, &err) != RV_OK) die("batch", &err);
   for (int i = 0; i < k; i++)
     if (rv_engine_start(e, process, 0, vars, NULL, &id, &err) != RV_OK) die("start", &err);
   if (batch > 1 && rv_engine_batch_end(e, &err) != RV_OK) die("commit", &err);
@@ -102,13 +110,13 @@ int main(int argc, char **argv){
   struct rusage ru;
 
   for (int i = 1; i < argc; i++)
-    if (strcmp(argv[i], "--relaxed") == 0) {
-      relaxed = true;
+    if (strcmp(argv[i], "--relaxed") == 0 || strcmp(argv[i], "--savepoints") == 0) {
+      if (argv[i][2] == 'r') relaxed = true; else savepoints = true;
       memmove(argv + i, argv + i + 1, sizeof *argv * (size_t)(argc - i));
       argc--; i--;
     }
   if (argc < 5) {
-    fprintf(stderr, "usage: bench_ravand straight|human|timer|fanout|cartable N BATCH DB [QUERIES] [--relaxed]\n");
+    fprintf(stderr, "usage: bench_ravand straight|human|timer|fanout|cartable N BATCH DB [QUERIES] [--relaxed] [--savepoints]\n");
     return 2;
   }
   wl = argv[1]; n = atoi(argv[2]); batch = atoi(argv[3]); db = argv[4];
@@ -135,8 +143,9 @@ int main(int argc, char **argv){
   cJSON_AddNumberToObject(vars, "wage", 120000000);
   cJSON_AddStringToObject(vars, "branch", "1203");
 
-  printf("{\"engine\": \"ravand\", \"workload\": \"%s\", \"n\": %d, \"batch\": %d, \"sync\": \"%s\"",
-         wl, n, batch, relaxed ? "NORMAL" : "FULL");
+  printf("{\"engine\": \"ravand\", \"workload\": \"%s\", \"n\": %d, \"batch\": %d, \"sync\": \"%s\","
+         " \"savepoints\": %s, \"history\": \"%s\"", wl, n, batch, relaxed ? "NORMAL" : "FULL",
+         savepoints || batch == 1 ? "true" : "false", getenv("RAVAND_HISTORY") ? getenv("RAVAND_HISTORY") : "full");
 
   if (strcmp(wl, "straight") == 0 || strcmp(wl, "fanout") == 0) {
     double t0 = now_s(), t;
@@ -161,7 +170,7 @@ int main(int argc, char **argv){
     sqlite3_finalize(s);
     t0 = now_s();
     for (int i = 0; i < k; i += batch) {
-      if (batch > 1 && rv_engine_batch_begin(e, &err) != RV_OK) die("batch", &err);
+      if (batch > 1 && batch_begin(e, &err) != RV_OK) die("batch", &err);
       for (int j = i; j < k && j < i + batch; j++)
         if (rv_engine_complete_task(e, ids[j], NULL, "bench", &err) != RV_OK) die("complete", &err);
       if (batch > 1 && rv_engine_batch_end(e, &err) != RV_OK) die("commit", &err);
@@ -200,7 +209,7 @@ int main(int argc, char **argv){
     for (int i = 0; i < n; i += batch) {
       int k = n - i < batch ? n - i : batch;
       int64_t id;
-      if (rv_engine_batch_begin(e, &err) != RV_OK) die("batch", &err);
+      if (batch_begin(e, &err) != RV_OK) die("batch", &err);
       for (int j = 0; j < k; j++) {
         int p, b;
         rnd = rnd * 6364136223846793005ULL + 1442695040888963407ULL;

@@ -39,4 +39,7 @@ add applicant --role applicant --national-id 1234567806
 add branch    --role branch --branch "$($R --json records show 1234567806 2>/dev/null | sed -n 's/.*"branch":[[:space:]]*"\([^"]*\)".*/\1/p' | head -n1)"
 add kanoon    --role association --county "$($R --json records show 1234567806 2>/dev/null | sed -n 's/.*"county":[[:space:]]*"\([^"]*\)".*/\1/p' | head -n1)"
 add committee --role committee
+add deputy    --role committee --groups deputy
+add itadmin   --role it_admin
+add bank      --role organisation --organisation bank-y --agreement AG-1405/17
 cat demo/tokens.txt

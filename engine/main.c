@@ -471,6 +471,7 @@ static int cmd_tick(args *a){
   if (!no_unknown_opts(a)) return 2;
   if ((rc = open_engine(a, &e)) != 0) return rc;
   if (rv_adapters_configure(a->config, &err) != RV_OK) { rv_adapters_stop(); return fail(e, &err); }
+  if (rv_api_load_keys(a->db, NULL, &err) != RV_OK) { rv_adapters_stop(); return fail(e, &err); }  /* inquiry codes */
   rv_engine_drain(e);
   rv_adapters_stop();
   s = rv_engine_stats_get(e);

@@ -78,7 +78,7 @@ export function withQuery(path, params) {
 let defsPromise = null;
 export function definitions() {
   if (!defsPromise) {
-    defsPromise = get('/v1/definitions?limit=500').then((r) => r.items || []).catch((e) => {
+    defsPromise = get('/v1/definitions').then((r) => r.items || []).catch((e) => {
       defsPromise = null;
       throw e;
     });

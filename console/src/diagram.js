@@ -31,7 +31,10 @@ export async function drawProcess(container, xml) {
     waitable,
     /** The elements where this instance's tokens wait. */
     mark(ids, cls = 'rv-here') {
-      for (const id of ids) if (registry.get(id)) canvas.addMarker(id, cls);
+      for (const id of ids) {
+        const el = registry.get(id);
+        if (el) canvas.addMarker(id, el.type === 'bpmn:SubProcess' ? cls + '-container' : cls);
+      }
     },
     /** {elementId: count} of instances waiting there; more: ids with more than counted. */
     counts(map, more = new Set()) {
@@ -46,6 +49,13 @@ export async function drawProcess(container, xml) {
         el.textContent = faDigits(n) + (more.has(id) ? '+' : '');
         overlays.add(id, 'rv-count', { position: { top: -12, right: 10 }, html: el });
       }
+    },
+    /** A wide process fits only small: zoom in on where this instance is. */
+    focus(ids) {
+      const el = ids.map((id) => registry.get(id)).find((e) => e && e.type !== 'bpmn:SubProcess') || registry.get(ids[0]);
+      if (!el || canvas.zoom() >= 0.75) return;
+      canvas.zoom(0.9);
+      canvas.scrollToElement(el, { top: 120, bottom: 120, left: 300, right: 300 });
     },
     incident(ids) {
       for (const id of ids) if (registry.get(id)) canvas.addMarker(id, 'rv-incident');

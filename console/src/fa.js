@@ -207,6 +207,22 @@ export const ROLE_LABELS = {
   analyst: 'تحلیلگر فرایند',
 };
 
+// Candidate groups (cartables).
+export const GROUP_LABELS = {
+  applicant: 'متقاضی',
+  branch: 'شعبه',
+  association: 'کانون بازنشستگان',
+  committee: 'کمیته صیانت از اطلاعات',
+  it_admin: 'فناوری اطلاعات',
+  organisation: 'دستگاه',
+  supervisor: 'رئیس شعبه',
+  deputy: 'معاونت بیمه‌ای',
+};
+
+export function groupsLabel(s) {
+  return String(s || '').split(',').map((g) => g.trim()).filter(Boolean).map((g) => GROUP_LABELS[g] || g).join('، ');
+}
+
 export const INSTANCE_STATUS = {
   active: 'در جریان',
   completed: 'مختومه',

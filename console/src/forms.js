@@ -90,11 +90,22 @@ function imageWidget(f) {
 }
 
 // Premium slip: number of months from the first unpaid month, up to Esfand.
-function monthsWidget(f) {
+// With the step's display (first_period "1405-01", max_months) each option
+// names its months: "۳ ماه: فروردین تا خرداد ۱۴۰۵".
+function monthsWidget(f, d) {
   const id = 'f_' + f.id;
+  const m = /^(\d{4})-(\d{1,2})$/.exec(String(d?.first_period || ''));
+  const first = m ? { jy: +m[1], jm: +m[2] } : null;
+  const max = Number(d?.max_months) || (first ? 13 - first.jm : 12);
+  const label = (n) => {
+    if (!first) return `${faDigits(n)} ماه`;
+    const last = first.jm + n - 1;
+    return n === 1 ? `۱ ماه: ${JALALI_MONTHS[first.jm - 1]} ${faDigits(first.jy)}`
+      : `${faDigits(n)} ماه: ${JALALI_MONTHS[first.jm - 1]} تا ${JALALI_MONTHS[last - 1]} ${faDigits(first.jy)}`;
+  };
   const sel = h('select', { id, name: f.id },
     h('option', { value: '' }, '— انتخاب کنید —'),
-    Array.from({ length: 12 }, (_, i) => h('option', { value: i + 1 }, `${faDigits(i + 1)} ماه`)));
+    Array.from({ length: Math.max(1, Math.min(12, max)) }, (_, i) => h('option', { value: i + 1 }, label(i + 1))));
   const el = h('div', { class: 'field', 'data-field': f.id },
     h('label', { for: id }, f.label || f.id, f.required ? h('span', { class: 'req' }, ' *') : null), sel,
     h('small', { class: 'muted' }, `دوره پرداخت از اولین ماه پرداخت‌نشده سال است و حداکثر تا پایان ${JALALI_MONTHS[11]} ادامه دارد؛ تعداد بیشتر پذیرفته نمی‌شود.`));
@@ -105,7 +116,7 @@ function monthsWidget(f) {
 // With the persons list (staff, or when the API shows it to the applicant) a
 // row per person; without it the applicant enters national IDs.
 function changesWidget(f, vars) {
-  const persons = Array.isArray(vars?.persons) ? vars.persons : null;
+  const persons = Array.isArray(vars?.persons) ? vars.persons : null;   // display (applicant) or variables (staff)
   const rowsBox = h('div', { class: 'rows' });
   const el = h('fieldset', { class: 'field changes', 'data-field': f.id }, h('legend', {}, 'ثبت‌نام / انصراف افراد'));
   if (persons) {
@@ -154,9 +165,9 @@ function changesWidget(f, vars) {
 function widget(f, task) {
   if (f.type === 'enum') return enumWidget(f);
   if (f.type === 'boolean') return booleanWidget(f);
-  if (f.type === 'json' && f.id === 'changes') return changesWidget(f, task.variables);
+  if (f.type === 'json' && f.id === 'changes') return changesWidget(f, task.display || task.variables);
   if (f.type === 'string' && /_image$/.test(f.id)) return imageWidget(f);
-  if (f.type === 'long' && f.id === 'months') return monthsWidget(f);
+  if (f.type === 'long' && f.id === 'months') return monthsWidget(f, task.display || task.variables);
   return textWidget(f, f.type);
 }
 

@@ -5,7 +5,7 @@ import '@fontsource/vazirmatn/latin-400.css';
 import '@fontsource/vazirmatn/latin-700.css';
 import './style.css';
 import { get, getToken, setToken, errorText, resetCaches } from './api.js';
-import { h, clear, notice } from './ui.js';
+import { h, clear, fill, notice } from './ui.js';
 import { ROLE_LABELS, faDigits } from './fa.js';
 import * as operator from './pages/operator.js';
 import * as staff from './pages/staff.js';
@@ -94,7 +94,7 @@ function signInPage(message) {
       render();
     } catch (e) {
       setToken(null);
-      clear(msg).append(notice('error', e.status === 401 ? 'توکن معتبر نیست.' : errorText(e)));
+      fill(msg, notice('error', e.status === 401 ? 'توکن معتبر نیست.' : errorText(e)));
     }
   } },
   h('h1', {}, 'ورود به میز کار رَوَند'),
@@ -103,7 +103,7 @@ function signInPage(message) {
   input,
   h('button', { type: 'submit', class: 'primary' }, 'ورود'),
   msg);
-  clear(app).append(h('main', { class: 'center' }, form));
+  fill(app, h('main', { class: 'center' }, form));
   input.focus();
 }
 
@@ -123,7 +123,7 @@ async function render() {
     return;
   }
   const main = h('main', { id: 'main' });
-  clear(app).append(header(), main);
+  fill(app, header(), main);
   for (const [re, roles, page] of ROUTES) {
     const m = re.exec(path);
     if (!m) continue;
@@ -135,7 +135,7 @@ async function render() {
     try {
       await page(main, { params: m.slice(1), query, me, navigate });
     } catch (e) {
-      clear(main).append(notice('error', errorText(e)));
+      fill(main, notice('error', errorText(e)));
     }
     main.querySelector('.loading')?.remove();
     return;

@@ -30,6 +30,13 @@ export function clear(el) {
   return el;
 }
 
+/** Replace el's children (arrays flattened; null, undefined and false skipped). */
+export function fill(el, ...children) {
+  clear(el);
+  append(el, children);
+  return el;
+}
+
 export function link(href, ...children) {
   return h('a', { href }, ...children);
 }

@@ -36,6 +36,8 @@ typedef struct rv_api_cfg {
   double rate_addr;            /* requests/s per address [200]; < 0: unlimited */
   double burst;                /* bucket size in seconds of rate [2] */
   int    max_auth_failures;    /* per address per 10 minutes, then 429 [20] */
+  int    inquiry_max_failures;     /* refused inquiry fetches per principal per 10 minutes [20] */
+  int    inquiry_max_failures_org; /* ... per organisation [50] */
   /* Who may start which process, beyond operators: comma lists of process
   ** ids, or "*". NULL: nobody. */
   const char *applicant_starts;
@@ -66,6 +68,11 @@ void      rv_api_free(rv_api *api);
 ** `ravand audit [list|verify] ...`: argv[0] is the first word after the
 ** command. Returns the exit code (0 ok, 1 failed, 2 usage). */
 int rv_api_principal_cli(rv_engine *e, const char *db_path, int argc, char **argv, bool json);
+/* Load the pepper (pepper_path, else "<db_path>.pepper"; created on first
+** use) and hand the keys derived from it to the adapters that need one (the
+** `inquiry` adapter's access codes). rv_api_start does this itself; commands
+** that run jobs without the API (`ravand tick`) call it. */
+rv_status rv_api_load_keys(const char *db_path, const char *pepper_path, rv_err *err);
 int rv_api_audit_cli(rv_engine *e, int argc, char **argv, bool json);
 
 #endif

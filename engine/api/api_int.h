@@ -23,6 +23,7 @@
 #include "core/buf.h"
 #include "core/json.h"
 #include "store/store.h"
+#include "inquiry/inquiry.h"
 
 /*--- Principals and roles (auth.c) ---------------------------------------*/
 
@@ -54,14 +55,16 @@ typedef enum rv_role {
                      ROLE(OPERATOR))
 
 #define RV_MAX_GROUPS 16
-#define RV_SCOPE_LEN  64
+#define RV_SCOPE_LEN  64          /* names, groups: ASCII identifiers */
+#define RV_SCOPE_BYTES 256        /* branch, county, organisation, agreement: up to 64
+                                     code points of UTF-8 (rv_valid_scope_value) */
 
 typedef struct rv_principal {
   int64_t id;
   rv_role role;
   char    name[RV_SCOPE_LEN + 1];
-  char    national_id[RV_SCOPE_LEN + 1], branch[RV_SCOPE_LEN + 1], county[RV_SCOPE_LEN + 1];
-  char    organisation[RV_SCOPE_LEN + 1], agreement[RV_SCOPE_LEN + 1];
+  char    national_id[RV_SCOPE_LEN + 1], branch[RV_SCOPE_BYTES + 1], county[RV_SCOPE_BYTES + 1];
+  char    organisation[RV_SCOPE_BYTES + 1], agreement[RV_SCOPE_BYTES + 1];
   char    groups[RV_MAX_GROUPS][RV_SCOPE_LEN + 1];   /* the role's group first */
   int     n_groups;
 } rv_principal;
@@ -69,7 +72,7 @@ typedef struct rv_principal {
 const char *rv__role_name(rv_role r);
 rv_role     rv__role_parse(const char *s);
 const char *rv__role_group(rv_role r);          /* NULL: the role has no group */
-/* "branch=B1" etc.; buf >= 2*RV_SCOPE_LEN. */
+/* "branch=B1" etc.; buf >= 2*RV_SCOPE_BYTES + 32. */
 const char *rv__principal_scope(const rv_principal *p, char *buf, size_t n);
 
 /* Pepper (32 bytes) from path, created on first use (mode 0600). */
@@ -91,6 +94,8 @@ enum {
   RT_BIG    = 1 << 3,   /* deploy-sized body allowed */
   RT_BODY   = 1 << 4,   /* takes a JSON object body (optional when RT_OPTBODY) */
   RT_OPTBODY= 1 << 5,
+  RT_AUDIT_ALL = 1 << 6,   /* audited even when refused by a rate limit (429) */
+  RT_OWN_AGREEMENT = 1 << 7, /* the handler checks the organisation's agreement itself */
 };
 
 typedef struct rv_route {
@@ -136,6 +141,7 @@ struct rv_req {
   int       retry_after;
   bool      console;           /* a console file (console.c): its own headers */
   const char *cache;           /* Cache-Control of a console file */
+  bool      rollback;          /* undo the handler's changes (its savepoint); the audit row stays */
   /* audit */
   bool      audit;             /* force an audit row */
   char      object[96];
@@ -165,6 +171,7 @@ struct rv_api {
   rv_api_cfg     cfg;
   unsigned char  pepper[32];
   char          *applicant_starts, *organisation_starts;
+  rv_inquiry_limits inquiry;      /* POST /v1/inquiry/documents/fetch */
   char          *console_dir;    /* console/dist or --console DIR; NULL: none */
   /* connections */
   rv_conn       *conns;
@@ -228,8 +235,11 @@ bool rv__body_obj(rv_req *r, const cJSON *o, const char *key, bool required, con
 bool rv__body_int(rv_req *r, const cJSON *o, const char *key, bool required, int64_t min,
                   int64_t max, int64_t *out, bool *present);
 
-/* Identifiers: process ids, branch codes, group names. */
+/* Identifiers: process ids, group names, principal names. */
 bool rv__valid_ident(const char *s, size_t max);
+/* Scope values (branch, county, organisation; agreement with allow_slash):
+** rv_valid_scope_value, Unicode letters allowed (cal.h). */
+bool rv__valid_scope(const char *s, bool allow_slash);
 
 /*--- Scope (policy.c) -------------------------------------------------------*/
 
@@ -263,7 +273,11 @@ void rv__scope_instances(rv_sql *q, const rv_principal *p);
 void rv__scope_tasks_arm(rv_sql *q, const rv_principal *p, bool by_assignee);
 bool rv__task_visible(rv_req *r, int64_t task);
 bool rv__instance_visible(rv_req *r, int64_t inst);
-bool rv__may_start(rv_api *a, const rv_principal *p, const char *process);
+/* May p start through the start event info describes (rv_engine_start_info)?
+** Yes for operators; for applicants and organisations when the model opens
+** it to their role (rv:startableBy) or the serve option lists its process
+** (--applicant-starts, --organisation-starts). */
+bool rv__may_start(rv_api *a, const rv_principal *p, const rv_start_info *info);
 
 /*--- Audit (audit.c) ---------------------------------------------------------*/
 
@@ -301,6 +315,7 @@ void rv__h_instance_get(rv_req *r);
 void rv__h_instance_cancel(rv_req *r);
 void rv__h_my_requests(rv_req *r);
 void rv__h_my_request(rv_req *r);
+void rv__h_my_request_start(rv_req *r);
 /* tasks.c */
 void rv__h_tasks(rv_req *r);
 void rv__h_task_get(rv_req *r);

@@ -8,7 +8,8 @@
 ** hash = SHA-256(previous hash, the row's fields), so `ravand audit
 ** verify` finds any row that was changed, removed or inserted afterwards.
 ** Text is stored with control characters replaced (no log injection) and
-** never holds a token: query strings that carry one are masked.
+** never holds a token or an access code: query strings that may carry one
+** are masked.
 ** Rows are written inside the caller's transaction: with the state
 ** change they record, and before the reply is sent.
 */
@@ -53,7 +54,7 @@ rv_status rv__audit_write(rv_store *st, const rv_audit_rec *a, rv_err *err){
   const char *raw[N_FIELDS] = { a->request_id, a->principal, a->role, a->scope, a->address,
                                 a->method, a->path, a->action ? a->action : "-", a->object,
                                 a->detail, NULL };
-  static const size_t max[N_FIELDS] = { 64, 96, 32, 160, 64, 16, 600, 64, 96, 300, 0 };
+  static const size_t max[N_FIELDS] = { 64, 96, 32, 600, 64, 16, 600, 64, 96, 300, 0 };
   char *f[N_FIELDS] = {0};
   char prev[65] = "", hex[65];
   sqlite3_stmt *s;
@@ -88,9 +89,10 @@ static const char *method_name(int m){
 
 bool rv__audit_req(rv_req *r){
   rv_audit_rec a = {0};
-  char scope[160], path[640];
+  char scope[2 * RV_SCOPE_BYTES + 64], path[640];
   rv_err err;
-  bool mask = r->query_text && (strstr(r->query_text, "rvt_") || strcasestr(r->query_text, "token"));
+  bool mask = r->query_text && (strstr(r->query_text, "rvt_") || strcasestr(r->query_text, "token") ||
+                                 strcasestr(r->query_text, "code"));   /* an inquiry access code */
   snprintf(path, sizeof path, "%s%s%s", r->path ? r->path : "?", r->query_text ? "?" : "",
            r->query_text ? (mask ? "(masked)" : r->query_text) : "");
   a.at = rv_clock_now(rv_engine_clock(r->api->e));

@@ -98,9 +98,9 @@ static bool token_shape_ok(const char *t){
   return true;
 }
 
-static void copy_col(char *dst, sqlite3_stmt *s, int i){
+static void copy_col(char *dst, size_t cap, sqlite3_stmt *s, int i){
   const char *v = (const char *)sqlite3_column_text(s, i);
-  snprintf(dst, RV_SCOPE_LEN + 1, "%s", v ? v : "");
+  snprintf(dst, cap, "%s", v ? v : "");
 }
 
 static void fill_groups(rv_principal *p, const char *extra){
@@ -146,12 +146,12 @@ rv_status rv__authenticate(rv_store *st, const unsigned char key[32], const char
     if (same && !expired && !revoked && !disabled && role != RV_ROLE_NONE) {
       p->id = sqlite3_column_int64(s, 3);
       p->role = role;
-      copy_col(p->name, s, 4);
-      copy_col(p->national_id, s, 6);
-      copy_col(p->branch, s, 7);
-      copy_col(p->county, s, 8);
-      copy_col(p->organisation, s, 9);
-      copy_col(p->agreement, s, 10);
+      copy_col(p->name, sizeof p->name, s, 4);
+      copy_col(p->national_id, sizeof p->national_id, s, 6);
+      copy_col(p->branch, sizeof p->branch, s, 7);
+      copy_col(p->county, sizeof p->county, s, 8);
+      copy_col(p->organisation, sizeof p->organisation, s, 9);
+      copy_col(p->agreement, sizeof p->agreement, s, 10);
       fill_groups(p, (const char *)sqlite3_column_text(s, 11));
       rc = RV_OK;
     }
@@ -276,9 +276,10 @@ static int p_add(rv_engine *e, cli *c){
     return 2;
   }
   if (nid && !rv_valid_national_id(nid)) { fprintf(stderr, "ravand: '%s' is not a valid national ID\n", nid); return 2; }
-  if ((branch && !rv__valid_ident(branch, RV_SCOPE_LEN)) || (county && !rv__valid_ident(county, RV_SCOPE_LEN)) ||
-      (org && !rv__valid_ident(org, RV_SCOPE_LEN)) || (agr && !rv__valid_ident(agr, RV_SCOPE_LEN))) {
-    fprintf(stderr, "ravand: scope values are 1-64 letters, digits, '.', '_' or '-'\n");
+  if ((branch && !rv__valid_scope(branch, false)) || (county && !rv__valid_scope(county, false)) ||
+      (org && !rv__valid_scope(org, false)) || (agr && !rv__valid_scope(agr, true))) {
+    fprintf(stderr, "ravand: scope values are 1-64 letters (Persian too), digits, spaces, '.', '_' or '-'"
+                    " (an agreement may also have '/')\n");
     return 2;
   }
   if (groups && (!valid_groups(groups) ||

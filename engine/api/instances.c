@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "api/api_int.h"
+#include "cal/cal.h"
 #include "core/mem.h"
 
 static const char *status_fa(const char *status){
@@ -48,75 +49,231 @@ static void page_reply(rv_req *r, cJSON *rows, int64_t limit, int64_t offset){
   rv__reply_json(r, 200, o);
 }
 
-/*--- POST /v1/instances ------------------------------------------------------------*/
+/*--- POST /v1/instances, POST /v1/my/requests ---------------------------------------------*/
 
-void rv__h_instance_start(rv_req *r){
-  static const char *const fields[] = { "process", "version", "variables", "business_key",
-                                        "request_key", NULL };
-  const char *process, *bkey, *rkey;
+typedef struct start_req {
+  const char *process, *message, *bkey, *rkey;
+  int64_t     version;
   const cJSON *vars;
-  int64_t version = 0, id = 0;
-  char *nskey = NULL, loc[64], bk[RV_SCOPE_LEN + 8];
+} start_req;
+
+static void reply_started(rv_req *r, int64_t id, const char *process, const char *result, int status){
+  sqlite3_stmt *s = rv_store_stmt(r->api->st, "SELECT status, status_text, process_id FROM instances WHERE id=?");
+  cJSON *o = cJSON_CreateObject();
+  char loc[64];
+  cJSON_AddNumberToObject(o, "id", (double)id);
+  rv_store_bind(s, "i", id);
+  if (sqlite3_step(s) == SQLITE_ROW) {
+    cJSON_AddStringToObject(o, "process", process ? process : (const char *)sqlite3_column_text(s, 2));
+    cJSON_AddStringToObject(o, "status", (const char *)sqlite3_column_text(s, 0));
+    if (sqlite3_column_type(s, 1) != SQLITE_NULL)
+      cJSON_AddStringToObject(o, "status_text", (const char *)sqlite3_column_text(s, 1));
+  }
+  sqlite3_reset(s);
+  if (result) cJSON_AddStringToObject(o, "result", result);
+  add_label(o);
+  snprintf(r->object, sizeof r->object, "instance:%lld", (long long)id);
+  snprintf(loc, sizeof loc, "/v1/instances/%lld", (long long)id);
+  if (status == 201) r->location = rv_strdup(loc);
+  rv__reply_json(r, status, o);
+}
+
+static rv_status record_start(rv_req *r, int64_t id, rv_err *err){
+  bool org = r->p.role == RV_ROLE_ORGANISATION;
+  return rv_store_exec(r->api->st, err,
+    "INSERT OR IGNORE INTO api_starts(instance_id, principal_id, role, organisation, agreement)"
+    " VALUES(?,?,?,?,?)", "iittt", id, r->p.id, rv__role_name(r->p.role),
+    org ? r->p.organisation : NULL, org ? r->p.agreement : NULL);
+}
+
+/* The message of an applicant's request (rv:startableBy on a message start
+** event): key = the applicant's national ID. It starts a case, or reaches
+** the applicant's open one (e.g. supplementary insurance: one open request
+** per pensioner) -- never anyone else's. */
+static void start_by_message(rv_req *r, const start_req *sr, const rv_start_info *info, cJSON *vars){
+  const char *nid = r->p.national_id;
+  sqlite3_stmt *s;
+  cJSON *res = NULL;
+  char *mid = NULL;
+  const char *result;
+  int64_t id;
+  bool keyless, ok_key = false;
   rv_err err;
   rv_status rc;
 
-  if (!rv__body_fields(r, r->body, NULL, fields) ||
-      !rv__body_str(r, r->body, "process", true, 128, &process) ||
-      !rv__body_int(r, r->body, "version", false, 1, 1000000, &version, NULL) ||
-      !rv__body_obj(r, r->body, "variables", false, &vars) ||
-      !rv__body_str(r, r->body, "business_key", false, 128, &bkey) ||
-      !rv__body_str(r, r->body, "request_key", false, 128, &rkey)) return;
-  if (!rv__valid_ident(process, 128)) { rv__problem(r, 400, "'process' is not a process id"); return; }
-  snprintf(r->object, sizeof r->object, "process:%s", process);
-  if (!rv__may_start(r->api, &r->p, process)) {
-    rv__problem(r, 403, "your role may not start '%s'", process);
+  /* a subscription without a key would take anyone's message: refuse */
+  s = rv_store_stmt(r->api->st, "SELECT 1 FROM subscriptions WHERE kind='message' AND name=?"
+                                " AND instance_id<>0 AND corr_key IS NULL LIMIT 1");
+  rv_store_bind(s, "t", sr->message);
+  keyless = sqlite3_step(s) == SQLITE_ROW;
+  sqlite3_reset(s);
+  if (keyless) {
+    rv__problem(r, 409, "message '%s' is awaited without a correlation key; it cannot be sent from the portal",
+                sr->message);
     return;
   }
-  switch (r->p.role) {
-  case RV_ROLE_APPLICANT:
-    if (bkey && strcmp(bkey, r->p.national_id) != 0) {
-      rv__problem(r, 400, "'business_key' of your requests is your national ID; leave it out");
-      return;
+  if (sr->rkey) mid = rv_asprintf("api:%lld:%s", (long long)r->p.id, sr->rkey);
+  rc = rv_engine_correlate(r->api->e, sr->message, nid, vars, mid, 0, &res, &err);
+  rv_free(mid);
+  if (rc != RV_OK) { rv__reply_err(r, rc, &err); return; }
+  result = rv_json_str(res, "result");
+  id = rv_json_int(res, "instance", 0);
+  if (id > 0) {
+    s = rv_store_stmt(r->api->st, "SELECT business_key FROM instances WHERE id=?");
+    rv_store_bind(s, "i", id);
+    if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL)
+      ok_key = strcmp((const char *)sqlite3_column_text(s, 0), nid) == 0;
+    sqlite3_reset(s);
+  }
+  if (id <= 0 || !ok_key) {
+    /* nothing took it, or it reached a case that is not the applicant's */
+    r->rollback = true;
+    rv__problem(r, 409, "the request could not be filed (%s)", result ? result : "?");
+    cJSON_Delete(res);
+    return;
+  }
+  snprintf(r->detail, sizeof r->detail, "message %.80s: %s", sr->message, result);
+  if (strcmp(result, "started") == 0 && (rc = record_start(r, id, &err)) != RV_OK) {
+    cJSON_Delete(res);
+    rv__reply_err(r, rc, &err);
+    return;
+  }
+  reply_started(r, id, NULL, result, strcmp(result, "started") == 0 ? 201 : 200);
+  cJSON_Delete(res);
+}
+
+/* Start for anyone the route lets through. Applicants and organisations
+** start only what the model (or the serve option) opens to their role; the
+** server sets national_id, organisation, started_by and the business key. */
+static void start(rv_req *r, const start_req *sr){
+  rv_principal *p = &r->p;
+  bool pub = p->role == RV_ROLE_APPLICANT || p->role == RV_ROLE_ORGANISATION;
+  const char *bkey = sr->bkey, *person = NULL;
+  cJSON *vars = sr->vars ? cJSON_Duplicate(sr->vars, 1) : cJSON_CreateObject(), *it;
+  char *nskey = NULL, bk[RV_SCOPE_BYTES + 8];
+  rv_start_info info;
+  int64_t id = 0;
+  rv_err err;
+  rv_status rc;
+
+  snprintf(r->object, sizeof r->object, "%s:%.80s", sr->message ? "message" : "process",
+           sr->message ? sr->message : sr->process);
+  if (pub) {
+    const char *given = rv_json_str(vars, "national_id");
+    if (p->role == RV_ROLE_APPLICANT) {
+      if ((given && strcmp(given, p->national_id) != 0) || (bkey && strcmp(bkey, p->national_id) != 0)) {
+        rv__problem(r, 400, "your requests carry your own national ID; leave 'national_id' and 'business_key' out");
+        goto out;
+      }
+      person = p->national_id;
+    } else {
+      /* an agency files a case for an insured person: the key is that person's national ID */
+      if (given && bkey && strcmp(given, bkey) != 0) {
+        rv__problem(r, 400, "'business_key' and 'variables.national_id' differ");
+        goto out;
+      }
+      person = bkey ? bkey : given;
+      if (person && !rv_valid_national_id(person)) {
+        rv__problem(r, 400, "'business_key' of a case an organisation files is the person's national ID;"
+                            " '%.20s' is not a valid one", person);
+        goto out;
+      }
+      if (rv_json_str(vars, "organisation") && strcmp(rv_json_str(vars, "organisation"), p->organisation) != 0) {
+        rv__problem(r, 400, "'organisation' is your organisation; leave it out");
+        goto out;
+      }
     }
-    bkey = r->p.national_id;
+    for (it = vars->child; it; it = it->next)
+      if (strcmp(it->string, "started_by") == 0) {
+        rv__problem(r, 400, "'started_by' is set by the server");
+        goto out;
+      }
+    cJSON_DeleteItemFromObjectCaseSensitive(vars, "national_id");
+    if (p->role == RV_ROLE_ORGANISATION) cJSON_DeleteItemFromObjectCaseSensitive(vars, "organisation");
+  }
+  rc = rv_engine_start_info(r->api->e, sr->process, (int)sr->version, sr->message,
+                            pub ? rv__role_name(p->role) : NULL, pub ? vars : NULL, &info, &err);
+  if (rc != RV_OK) { rv__reply_err(r, rc, &err); goto out; }
+  if (!rv__may_start(r->api, p, &info)) {
+    rv__problem(r, 403, "your role may not start '%s'", sr->message ? sr->message : sr->process);
+    goto out;
+  }
+  if (pub && (info.declared || info.n_fields > 0) && !info.form_ok) {
+    /* opened by the model, or a start form declared: the form (rv:field on the start
+    ** event) is the schema; a start opened only by the serve option keeps open variables */
+    rv__problem(r, 400, "%s", info.form_error);
+    goto out;
+  }
+  if (person) cJSON_AddStringToObject(vars, "national_id", person);
+  if (p->role == RV_ROLE_ORGANISATION) {
+    cJSON *by = cJSON_CreateObject();
+    cJSON_AddStringToObject(vars, "organisation", p->organisation);
+    cJSON_AddStringToObject(by, "role", "organisation");
+    cJSON_AddStringToObject(by, "principal", p->name);
+    cJSON_AddStringToObject(by, "organisation", p->organisation);
+    cJSON_AddStringToObject(by, "agreement", p->agreement);
+    cJSON_AddItemToObject(vars, "started_by", by);
+  }
+  if (sr->message) { start_by_message(r, sr, &info, vars); goto out; }
+  switch (p->role) {
+  case RV_ROLE_APPLICANT:
+    bkey = p->national_id;
     break;
   case RV_ROLE_ORGANISATION:
-    if (bkey) { rv__problem(r, 400, "'business_key' is set by the server for organisations"); return; }
-    snprintf(bk, sizeof bk, "org:%s", r->p.organisation);
-    bkey = bk;
+    if (person) bkey = person;
+    else {
+      snprintf(bk, sizeof bk, "org:%s", p->organisation);
+      bkey = bk;
+    }
     break;
   default:
     break;
   }
   /* request keys are per principal: one caller cannot learn another's instance */
-  if (rkey) nskey = rv_asprintf("api:%lld:%s", (long long)r->p.id, rkey);
-  rc = rv_engine_start_keyed(r->api->e, nskey, process, (int)version, vars, bkey, &id, &err);
+  if (sr->rkey) nskey = rv_asprintf("api:%lld:%s", (long long)p->id, sr->rkey);
+  rc = rv_engine_start_keyed(r->api->e, nskey, sr->process, (int)sr->version, vars, bkey, &id, &err);
   rv_free(nskey);
-  if (rc != RV_OK) { rv__reply_err(r, rc, &err); return; }
-  rc = rv_store_exec(r->api->st, &err,
-    "INSERT OR IGNORE INTO api_starts(instance_id, principal_id, role, organisation, agreement)"
-    " VALUES(?,?,?,?,?)", "iittt", id, r->p.id, rv__role_name(r->p.role),
-    r->p.role == RV_ROLE_ORGANISATION ? r->p.organisation : NULL,
-    r->p.role == RV_ROLE_ORGANISATION ? r->p.agreement : NULL);
-  if (rc != RV_OK) { rv__reply_err(r, rc, &err); return; }
-  snprintf(r->object, sizeof r->object, "instance:%lld", (long long)id);
-  snprintf(loc, sizeof loc, "/v1/instances/%lld", (long long)id);
-  r->location = rv_strdup(loc);
-  {
-    sqlite3_stmt *s = rv_store_stmt(r->api->st, "SELECT status, status_text FROM instances WHERE id=?");
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "id", (double)id);
-    cJSON_AddStringToObject(o, "process", process);
-    rv_store_bind(s, "i", id);
-    if (sqlite3_step(s) == SQLITE_ROW) {
-      cJSON_AddStringToObject(o, "status", (const char *)sqlite3_column_text(s, 0));
-      if (sqlite3_column_type(s, 1) != SQLITE_NULL)
-        cJSON_AddStringToObject(o, "status_text", (const char *)sqlite3_column_text(s, 1));
-    }
-    sqlite3_reset(s);
-    add_label(o);
-    rv__reply_json(r, 201, o);
+  if (rc != RV_OK) { rv__reply_err(r, rc, &err); goto out; }
+  if ((rc = record_start(r, id, &err)) != RV_OK) { rv__reply_err(r, rc, &err); goto out; }
+  if (p->role == RV_ROLE_ORGANISATION)
+    snprintf(r->detail, sizeof r->detail, "for %s", person ? person : "the organisation");
+  reply_started(r, id, sr->process, NULL, 201);
+out:
+  cJSON_Delete(vars);
+}
+
+void rv__h_instance_start(rv_req *r){
+  static const char *const fields[] = { "process", "version", "variables", "business_key",
+                                        "request_key", NULL };
+  start_req sr = {0};
+  if (!rv__body_fields(r, r->body, NULL, fields) ||
+      !rv__body_str(r, r->body, "process", true, 128, &sr.process) ||
+      !rv__body_int(r, r->body, "version", false, 1, 1000000, &sr.version, NULL) ||
+      !rv__body_obj(r, r->body, "variables", false, &sr.vars) ||
+      !rv__body_str(r, r->body, "business_key", false, 128, &sr.bkey) ||
+      !rv__body_str(r, r->body, "request_key", false, 128, &sr.rkey)) return;
+  if (!rv__valid_ident(sr.process, 128)) { rv__problem(r, 400, "'process' is not a process id"); return; }
+  start(r, &sr);
+}
+
+/* An applicant files a request: {process | message, variables?, request_key?}. */
+void rv__h_my_request_start(rv_req *r){
+  static const char *const fields[] = { "process", "message", "variables", "request_key", NULL };
+  start_req sr = {0};
+  if (!rv__q_parse(r, NULL) || !rv__body_fields(r, r->body, NULL, fields) ||
+      !rv__body_str(r, r->body, "process", false, 128, &sr.process) ||
+      !rv__body_str(r, r->body, "message", false, 128, &sr.message) ||
+      !rv__body_obj(r, r->body, "variables", false, &sr.vars) ||
+      !rv__body_str(r, r->body, "request_key", false, 128, &sr.rkey)) return;
+  if ((sr.process == NULL) == (sr.message == NULL)) {
+    rv__problem(r, 400, "give either 'process' or 'message'");
+    return;
   }
+  if (!rv__valid_ident(sr.process ? sr.process : sr.message, 128)) {
+    rv__problem(r, 400, "'%s' is not a %s name", sr.process ? "process" : "message", sr.process ? "process" : "message");
+    return;
+  }
+  start(r, &sr);
 }
 
 /*--- GET /v1/instances ---------------------------------------------------------------*/
@@ -219,6 +376,15 @@ static void public_instance(rv_req *r, int64_t id){
   rv__sql_add(&q, " ORDER BY t.id");
   x = rv__sql_rows(r->api, &q, &err);
   rv__sql_fini(&q);
+  if (x) {
+    /* what each step shows its applicant (rv:display) */
+    cJSON *t;
+    cJSON_ArrayForEach(t, x) {
+      cJSON *d = NULL;
+      if (rv_engine_task_display(r->api->e, (int64_t)rv_json_int(t, "id", 0), &d, NULL) == RV_OK && d)
+        cJSON_AddItemToObject(t, "display", d);
+    }
+  }
   cJSON_AddItemToObject(o, "tasks", x ? x : cJSON_CreateArray());
   rv__reply_json(r, 200, o);
 }
@@ -236,6 +402,22 @@ static void get_instance(rv_req *r){
   rc = rv_engine_instance_json(r->api->e, id, &o, &err);
   if (rc != RV_OK) { rv__reply_err(r, rc, &err); return; }
   add_label(o);
+  {
+    /* who filed it through the API (an agency for an insured person, ...) */
+    sqlite3_stmt *s = rv_store_stmt(r->api->st,
+      "SELECT p.name, a.role, a.organisation, a.agreement FROM api_starts a"
+      " LEFT JOIN principals p ON p.id=a.principal_id WHERE a.instance_id=?");
+    rv_store_bind(s, "i", id);
+    if (sqlite3_step(s) == SQLITE_ROW) {
+      static const char *const k[] = { "principal", "role", "organisation", "agreement" };
+      cJSON *by = cJSON_CreateObject();
+      for (int i = 0; i < 4; i++)
+        if (sqlite3_column_type(s, i) != SQLITE_NULL)
+          cJSON_AddStringToObject(by, k[i], (const char *)sqlite3_column_text(s, i));
+      cJSON_AddItemToObject(o, "started_by", by);
+    }
+    sqlite3_reset(s);
+  }
   rv__reply_json(r, 200, o);
 }
 

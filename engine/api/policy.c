@@ -266,11 +266,14 @@ static bool in_list(const char *list, const char *id){
   return false;
 }
 
-bool rv__may_start(rv_api *a, const rv_principal *p, const char *process){
+/* The model decides first (rv:startableBy on the process or its start
+** event); the serve options --applicant-starts / --organisation-starts add
+** processes on top (an override for models that do not declare it). */
+bool rv__may_start(rv_api *a, const rv_principal *p, const rv_start_info *info){
   switch (p->role) {
   case RV_ROLE_OPERATOR:     return true;
-  case RV_ROLE_APPLICANT:    return in_list(a->applicant_starts, process);
-  case RV_ROLE_ORGANISATION: return in_list(a->organisation_starts, process);
+  case RV_ROLE_APPLICANT:    return info->found && (info->declared || in_list(a->applicant_starts, info->process));
+  case RV_ROLE_ORGANISATION: return info->found && (info->declared || in_list(a->organisation_starts, info->process));
   default:                   return false;
   }
 }

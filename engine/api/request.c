@@ -222,6 +222,10 @@ bool rv__valid_ident(const char *s, size_t max){
   return true;
 }
 
+bool rv__valid_scope(const char *s, bool allow_slash){
+  return rv_valid_scope_value(s, allow_slash);
+}
+
 /*--- Query strings -----------------------------------------------------------*/
 
 bool rv__q_parse(rv_req *r, const char *const *allowed){

@@ -22,6 +22,7 @@
 #define ENGINE_PEOPLE        (ROLE(ANALYST) | ROLE(OPERATOR) | ROLE(IT_ADMIN))
 
 void rv__h_bank_confirmations(rv_req *r);     /* adapters/bank/api.c */
+void rv__h_inquiry_fetch(rv_req *r);          /* adapters/inquiry/api.c */
 
 const rv_route rv__routes[] = {
   /* method  pattern                            action               roles                 flags */
@@ -46,12 +47,16 @@ const rv_route rv__routes[] = {
   { GET,  "/v1/tasks/{id}/comments",            "task.comments",     READERS_OF_TASKS,     RT_PII,            rv__h_task_comments },
   { POST, "/v1/tasks/{id}/comments",            "task.comment",      ROLES_TASK_ACTORS,    RT_WRITE | RT_BODY, rv__h_task_comment_add },
   { GET,  "/v1/my/requests",                    "my.requests",       ROLE(APPLICANT),      0,                 rv__h_my_requests },
+  { POST, "/v1/my/requests",                    "my.request.start",  ROLE(APPLICANT),      RT_WRITE | RT_BODY, rv__h_my_request_start },
   { GET,  "/v1/my/requests/{id}",               "my.request",        ROLE(APPLICANT),      0,                 rv__h_my_request },
   { POST, "/v1/messages",                       "message.correlate", ROLE(OPERATOR),       RT_WRITE | RT_BODY, rv__h_message },
   { POST, "/v1/signals",                        "signal.broadcast",  ROLE(OPERATOR),       RT_WRITE | RT_BODY, rv__h_signal },
   /* the bank's callback (adapters/bank/api.c): organisations need the bank agreement */
   { POST, "/v1/bank/confirmations",             "bank.confirm",      ROLE(OPERATOR) | ROLE(ORGANISATION),
                                                                                            RT_WRITE | RT_BODY, rv__h_bank_confirmations },
+  /* an outside body fetches a status document with the person's access code (adapters/inquiry/api.c) */
+  { POST, "/v1/inquiry/documents/fetch",        "inquiry.fetch",     ROLE(ORGANISATION),
+                                                    RT_WRITE | RT_BODY | RT_AUDIT_ALL | RT_OWN_AGREEMENT, rv__h_inquiry_fetch },
   { GET,  "/v1/incidents",                      "incident.list",     ROLE(OPERATOR),       RT_PII,            rv__h_incidents },
   { POST, "/v1/incidents/{id}/retry",           "incident.retry",    ROLE(OPERATOR),       RT_WRITE,          rv__h_incident_retry },
   { GET,  "/v1/audit",                          "audit.list",        ROLE(IT_ADMIN),       RT_PII,            rv__audit_list },
@@ -209,7 +214,8 @@ static bool read_body(rv_req *r){
 static bool needs_audit(const rv_req *r){
   const rv_route *rt = r->route;
   if (rt == NULL) return false;
-  if (r->status == 429 && !r->audit) return false;       /* floods are counted, not logged */
+  if (r->status == 429 && !r->audit && !(rt->flags & RT_AUDIT_ALL))
+    return false;                                        /* floods are counted, not logged */
   if ((rt->flags & RT_WRITE) || r->audit) return true;
   if (r->status == 401 || r->status == 403) return true;
   return (rt->flags & RT_PII) && r->authed && r->p.role != RV_ROLE_APPLICANT;
@@ -245,11 +251,25 @@ void rv__dispatch(rv_req *r){
       rv__forbidden(r);
       goto done;
     }
+    /* An organisation's registered agreement is checked on every call: a
+    ** revoked or expired one cuts its users off at once. Agreements that
+    ** are not in the registry (e.g. the bank's) are not affected. */
+    if (r->p.role == RV_ROLE_ORGANISATION && !(r->route->flags & RT_OWN_AGREEMENT) &&
+        rv_inquiry_agreement(a->st, r->p.organisation, r->p.agreement,
+                             rv_clock_now(rv_engine_clock(a->e))) == RV_AGREEMENT_INACTIVE) {
+      rv__problem(r, 403, "your organisation's agreement is not active");
+      goto done;
+    }
   }
   if (!read_body(r)) goto done;
   r->route->fn(r);
 done:
   if (r->status == 0) rv__problem(r, 500, "the handler gave no reply");
+  if (sp && r->rollback) {
+    /* the handler's changes go; its audit row is written outside them */
+    rv_store_rollback(a->st);
+    sp = false;
+  }
   if (needs_audit(r) && !rv__audit_req(r)) {
     if (sp) rv_store_rollback(a->st);
     return;

@@ -53,7 +53,8 @@ struct rv_conn {
 const char *const rv_api_opt_names[] = {
   "--max-body", "--max-deploy-body", "--max-headers", "--max-header-count", "--deadline",
   "--max-conns", "--max-conns-per-addr", "--rate", "--rate-addr", "--burst",
-  "--max-auth-failures", "--pepper", "--applicant-starts", "--organisation-starts", "--console", NULL,
+  "--max-auth-failures", "--pepper", "--applicant-starts", "--organisation-starts", "--console",
+  "--inquiry-max-failures", "--inquiry-max-failures-org", NULL,
 };
 
 const char rv_api_opt_usage[] =
@@ -70,8 +71,11 @@ const char rv_api_opt_usage[] =
   "    --burst SECONDS          bucket size in seconds of rate [2]\n"
   "    --max-auth-failures N    failed logins per address per 10 minutes [20]\n"
   "    --pepper FILE            token pepper [DB.pepper]\n"
-  "    --applicant-starts LIST  processes applicants may start: ids, comma separated, or '*'\n"
+  "    --applicant-starts LIST  processes applicants may start besides those the models open\n"
+  "                             (rv:startableBy): ids, comma separated, or '*'\n"
   "    --organisation-starts LIST  the same for organisation users\n"
+  "    --inquiry-max-failures N refused inquiry fetches per user per 10 minutes, then 429 [20]\n"
+  "    --inquiry-max-failures-org N  ... per organisation [50]\n"
   "    --console DIR            the web console's files at / [console/dist if built; none: off]\n";
 
 static bool parse_size(const char *v, size_t *out){
@@ -140,9 +144,12 @@ rv_status rv_api_cfg_set(rv_api_cfg *c, const char *name, const char *v, rv_err 
     return RV_OK;
   }
   if (strcmp(name, "--max-conns") == 0 || strcmp(name, "--max-conns-per-addr") == 0 ||
-      strcmp(name, "--max-header-count") == 0 || strcmp(name, "--max-auth-failures") == 0) {
+      strcmp(name, "--max-header-count") == 0 || strcmp(name, "--max-auth-failures") == 0 ||
+      strcmp(name, "--inquiry-max-failures") == 0 || strcmp(name, "--inquiry-max-failures-org") == 0) {
     if (!parse_num(v, 1, 1000000, &d)) return rv_fail(err, RV_INVALID, "%s takes a positive number", name);
-    if (strcmp(name, "--max-conns") == 0) c->max_conns = (int)d;
+    if (strcmp(name, "--inquiry-max-failures") == 0) c->inquiry_max_failures = (int)d;
+    else if (strcmp(name, "--inquiry-max-failures-org") == 0) c->inquiry_max_failures_org = (int)d;
+    else if (strcmp(name, "--max-conns") == 0) c->max_conns = (int)d;
     else if (strcmp(name, "--max-conns-per-addr") == 0) c->max_conns_per_addr = (int)d;
     else if (strcmp(name, "--max-header-count") == 0) c->max_header_count = (int)d;
     else c->max_auth_failures = (int)d;
@@ -450,6 +457,20 @@ static void on_flush(evutil_socket_t fd, short what, void *arg){
 
 /*--- Start and stop --------------------------------------------------------------------*/
 
+rv_status rv_api_load_keys(const char *db_path, const char *pepper_path, rv_err *err){
+  unsigned char key[32];
+  char path[4096];
+  rv_status rc;
+  if (pepper_path == NULL) {
+    snprintf(path, sizeof path, "%s.pepper", db_path ? db_path : "ravand.db");
+    pepper_path = path;
+  }
+  rc = rv__pepper_load(pepper_path, true, key, err);
+  if (rc == RV_OK) rv_inquiry_set_pepper(key);
+  sodium_memzero(key, sizeof key);
+  return rc;
+}
+
 static void add_listener(struct evhttp_bound_socket *b, void *arg){
   rv_api *a = arg;
   if (a->n_listeners < (int)(sizeof a->listeners / sizeof a->listeners[0]))
@@ -478,6 +499,10 @@ rv_status rv_api_start(struct evhttp *http, rv_engine *e, const rv_api_cfg *cfg,
   rc = rv__pepper_load(a->cfg.pepper_path, true, a->pepper, err);
   a->cfg.pepper_path = NULL;       /* not kept: path is on our stack */
   if (rc != RV_OK) { rv_free(a); return rc; }
+  rv_inquiry_set_pepper(a->pepper);       /* the inquiry adapter's code key */
+  rv_inquiry_limits_default(&a->inquiry);
+  if (a->cfg.inquiry_max_failures > 0) a->inquiry.max_failures_user = a->cfg.inquiry_max_failures;
+  if (a->cfg.inquiry_max_failures_org > 0) a->inquiry.max_failures_org = a->cfg.inquiry_max_failures_org;
   a->applicant_starts = rv_strdup(cfg->applicant_starts);
   a->organisation_starts = rv_strdup(cfg->organisation_starts);
   a->cfg.applicant_starts = a->cfg.organisation_starts = NULL;

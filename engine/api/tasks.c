@@ -135,8 +135,11 @@ static void public_fields(rv_req *r, cJSON *t){
 }
 
 void rv__h_task_get(rv_req *r){
-  cJSON *t;
+  cJSON *t, *d = NULL;
   if (!rv__q_parse(r, NULL) || (t = visible_task(r)) == NULL) return;
+  /* rv:display: the variables the step shows (to the applicant: only these) */
+  if (rv_engine_task_display(r->api->e, r->ids[0], &d, NULL) == RV_OK && d)
+    cJSON_AddItemToObject(t, "display", d);
   if (r->p.role != RV_ROLE_APPLICANT && r->p.role != RV_ROLE_ORGANISATION) {
     /* staff decide on the request's data: the instance's variables */
     cJSON *inst = NULL;
@@ -248,9 +251,9 @@ void rv__h_task_transfer(rv_req *r){
   int64_t inst;
 
   if (!rv__q_parse(r, NULL) || !rv__body_fields(r, r->body, NULL, fields) ||
-      !rv__body_str(r, r->body, "branch", true, RV_SCOPE_LEN, &branch) ||
+      !rv__body_str(r, r->body, "branch", true, RV_SCOPE_BYTES, &branch) ||
       !rv__body_str(r, r->body, "reason", false, 500, &reason)) return;
-  if (!rv__valid_ident(branch, RV_SCOPE_LEN)) { rv__problem(r, 400, "'branch' is not a branch code"); return; }
+  if (!rv__valid_scope(branch, false)) { rv__problem(r, 400, "'branch' is not a branch code"); return; }
   if ((t = visible_task(r)) == NULL) return;
   inst = rv_json_int(t, "instance", 0);
   if (held_by_other(r, t)) { cJSON_Delete(t); return; }

@@ -63,4 +63,15 @@ bool rv_valid_national_id(const char *s);   /* 10 digits, check digit */
 bool rv_valid_sheba(const char *s);         /* "IR" + 24 digits, ISO 13616 mod 97 */
 bool rv_valid_mobile(const char *s);        /* 09xxxxxxxxx */
 
+/* An office or body name used as an authorization scope (branch, county,
+** organisation, agreement): valid UTF-8, 1..64 code points, each a letter
+** (ASCII, Latin, Greek, Cyrillic, Arabic and Persian, incl. Arabic-script
+** presentation forms and marks), a digit (ASCII, Persian, Arabic-Indic), a
+** space, '.', '_', '-', a zero-width non-joiner between letters, or '/'
+** when allow_slash (agreement numbers such as "AG-1405/17"). No control,
+** format or bidi characters, no leading or trailing space or ZWNJ.
+** Values are compared byte for byte: no normalisation (use the records'
+** spelling, e.g. Persian yeh U+06CC). */
+bool rv_valid_scope_value(const char *s, bool allow_slash);
+
 #endif

@@ -49,6 +49,14 @@ bool rv_buf_printf(rv_buf *b, const char *fmt, ...){
     return ok;
   }
 }
+bool rv_buf_add_int(rv_buf *b, long long v){
+  char tmp[24];
+  int i = (int)sizeof tmp;
+  unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+  do { tmp[--i] = (char)('0' + u % 10); u /= 10; } while (u);
+  if (v < 0) tmp[--i] = '-';
+  return rv_buf_add(b, tmp + i, sizeof tmp - (size_t)i);
+}
 char *rv_buf_take(rv_buf *b){
   char *p = b->p ? b->p : rv_strdup("");
   b->p = NULL; b->len = b->cap = 0; b->toobig = false;

@@ -17,6 +17,8 @@ void rv_buf_fini(rv_buf *b);
 bool rv_buf_add(rv_buf *b, const char *s, size_t n);
 bool rv_buf_adds(rv_buf *b, const char *s);
 bool rv_buf_printf(rv_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Decimal integer (no printf). */
+bool rv_buf_add_int(rv_buf *b, long long v);
 /* Returns the string and resets b; caller frees. */
 char *rv_buf_take(rv_buf *b);
 

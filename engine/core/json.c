@@ -1,7 +1,10 @@
 /* core/json.c -- small cJSON conveniences. */
+#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include "core/json.h"
+#include "core/buf.h"
 #include "core/mem.h"
 
 const char *rv_json_str(const cJSON *o, const char *key){
@@ -16,12 +19,86 @@ bool rv_json_bool(const cJSON *o, const char *key, bool dflt){
   const cJSON *v = o ? cJSON_GetObjectItemCaseSensitive(o, key) : NULL;
   return cJSON_IsBool(v) ? cJSON_IsTrue(v) : dflt;
 }
+static void put_int(rv_buf *b, int64_t v){
+  char tmp[24];
+  int i = (int)sizeof tmp;
+  uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+  do { tmp[--i] = (char)('0' + u % 10); u /= 10; } while (u);
+  if (v < 0) tmp[--i] = '-';
+  rv_buf_add(b, tmp + i, sizeof tmp - (size_t)i);
+}
+
+static void put_string(rv_buf *b, const char *s){
+  static const char hex[] = "0123456789abcdef";
+  const char *run = s;
+  rv_buf_add(b, "\"", 1);
+  for (; *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    rv_buf_add(b, run, (size_t)(s - run));
+    run = s + 1;
+    switch (c) {
+    case '"':  rv_buf_add(b, "\\\"", 2); break;
+    case '\\': rv_buf_add(b, "\\\\", 2); break;
+    case '\n': rv_buf_add(b, "\\n", 2); break;
+    case '\r': rv_buf_add(b, "\\r", 2); break;
+    case '\t': rv_buf_add(b, "\\t", 2); break;
+    case '\b': rv_buf_add(b, "\\b", 2); break;
+    case '\f': rv_buf_add(b, "\\f", 2); break;
+    default: {
+      char u[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15] };
+      rv_buf_add(b, u, 6);
+    }
+    }
+  }
+  rv_buf_add(b, run, (size_t)(s - run));
+  rv_buf_add(b, "\"", 1);
+}
+
+void rv_json_write(rv_buf *b, const cJSON *v){
+  const cJSON *c;
+  if (v == NULL || cJSON_IsNull(v) || cJSON_IsInvalid(v)) { rv_buf_add(b, "null", 4); return; }
+  if (cJSON_IsFalse(v)) { rv_buf_add(b, "false", 5); return; }
+  if (cJSON_IsTrue(v)) { rv_buf_add(b, "true", 4); return; }
+  if (cJSON_IsNumber(v)) {
+    double d = v->valuedouble;
+    if (!isfinite(d)) rv_buf_add(b, "null", 4);
+    else if (d == floor(d) && fabs(d) <= 9007199254740992.0) put_int(b, (int64_t)d);
+    else {
+      char tmp[32];
+      snprintf(tmp, sizeof tmp, "%1.15g", d);
+      if (strtod(tmp, NULL) != d) snprintf(tmp, sizeof tmp, "%1.17g", d);
+      rv_buf_adds(b, tmp);
+    }
+    return;
+  }
+  if (cJSON_IsString(v)) { put_string(b, v->valuestring ? v->valuestring : ""); return; }
+  if (cJSON_IsRaw(v)) { rv_buf_adds(b, v->valuestring ? v->valuestring : ""); return; }
+  if (cJSON_IsArray(v)) {
+    rv_buf_add(b, "[", 1);
+    for (c = v->child; c; c = c->next) {
+      if (c != v->child) rv_buf_add(b, ",", 1);
+      rv_json_write(b, c);
+    }
+    rv_buf_add(b, "]", 1);
+    return;
+  }
+  rv_buf_add(b, "{", 1);
+  for (c = v->child; c; c = c->next) {
+    if (c != v->child) rv_buf_add(b, ",", 1);
+    put_string(b, c->string ? c->string : "");
+    rv_buf_add(b, ":", 1);
+    rv_json_write(b, c);
+  }
+  rv_buf_add(b, "}", 1);
+}
+
 char *rv_json_print(const cJSON *o){
-  char *s;
+  rv_buf b;
   if (o == NULL) return rv_strdup("null");
-  s = cJSON_PrintUnformatted(o);
-  if (s == NULL) { fputs("ravand: out of memory\n", stderr); abort(); }
-  return s;
+  rv_buf_init(&b, SIZE_MAX / 4);
+  rv_json_write(&b, o);
+  return rv_buf_take(&b);
 }
 char *rv_json_text(const cJSON *v){
   if (v == NULL) return rv_strdup("");
@@ -30,6 +107,198 @@ char *rv_json_text(const cJSON *v){
     return rv_asprintf("%lld", (long long)v->valuedouble);
   return rv_json_print(v);
 }
+/*--- Parsing -----------------------------------------------------------------
+** What cJSON_ParseWithOpts(s, NULL, 1) accepts, built into the same cJSON
+** nodes, without its per-number strtod and per-node list walks: integers
+** of up to 15 digits are read directly (instance states and payloads are
+** mostly integers). Same leniency: whitespace is any byte <= 32, a UTF-8
+** BOM is skipped, a number is what strtod reads from the longest run of
+** [0-9+-.eE], strings copy bytes as they are; same nesting limit (1000). */
+
+typedef struct jp { const unsigned char *p; int depth; } jp;
+
+static void jp_ws(jp *j){ while (*j->p && *j->p <= 32) j->p++; }
+
+static cJSON *jp_value(jp *j);
+
+static int hex4(const unsigned char *p, unsigned *out){
+  unsigned v = 0;
+  for (int i = 0; i < 4; i++) {
+    unsigned c = p[i];
+    v <<= 4;
+    if (c >= '0' && c <= '9') v |= c - '0';
+    else if (c >= 'a' && c <= 'f') v |= c - 'a' + 10;
+    else if (c >= 'A' && c <= 'F') v |= c - 'A' + 10;
+    else return 0;
+  }
+  *out = v;
+  return 1;
+}
+
+/* A string at j->p (after the quote); returns malloc'd text or NULL. */
+static char *jp_string(jp *j){
+  const unsigned char *p = j->p, *q;
+  size_t n = 0;
+  char *out, *w;
+  /* length first: escapes never grow the text (\uXXXX is 6 bytes for <= 4) */
+  for (q = p; *q && *q != '"'; q++) {
+    if (*q == '\\') { if (!q[1]) return NULL; q++; }
+    n++;
+  }
+  if (*q != '"') return NULL;
+  out = malloc((size_t)(q - p) + 1);
+  if (out == NULL) return NULL;
+  w = out;
+  while (p < q) {
+    if (*p != '\\') { *w++ = (char)*p++; continue; }
+    p++;
+    switch (*p) {
+    case 'b': *w++ = '\b'; p++; break;
+    case 'f': *w++ = '\f'; p++; break;
+    case 'n': *w++ = '\n'; p++; break;
+    case 'r': *w++ = '\r'; p++; break;
+    case 't': *w++ = '\t'; p++; break;
+    case '"': case '\\': case '/': *w++ = (char)*p++; break;
+    case 'u': {
+      unsigned cp, lo;
+      if (q - p < 5 || !hex4(p + 1, &cp)) goto fail;
+      p += 5;
+      if (cp >= 0xDC00 && cp <= 0xDFFF) goto fail;
+      if (cp >= 0xD800 && cp <= 0xDBFF) {
+        if (q - p < 6 || p[0] != '\\' || p[1] != 'u' || !hex4(p + 2, &lo) ||
+            lo < 0xDC00 || lo > 0xDFFF) goto fail;
+        p += 6;
+        cp = 0x10000 + (((cp & 0x3FF) << 10) | (lo & 0x3FF));
+      }
+      if (cp < 0x80) *w++ = (char)cp;
+      else if (cp < 0x800) { *w++ = (char)(0xC0 | (cp >> 6)); *w++ = (char)(0x80 | (cp & 0x3F)); }
+      else if (cp < 0x10000) {
+        *w++ = (char)(0xE0 | (cp >> 12)); *w++ = (char)(0x80 | ((cp >> 6) & 0x3F));
+        *w++ = (char)(0x80 | (cp & 0x3F));
+      } else {
+        *w++ = (char)(0xF0 | (cp >> 18)); *w++ = (char)(0x80 | ((cp >> 12) & 0x3F));
+        *w++ = (char)(0x80 | ((cp >> 6) & 0x3F)); *w++ = (char)(0x80 | (cp & 0x3F));
+      }
+      break;
+    }
+    default: goto fail;
+    }
+  }
+  *w = 0;
+  (void)n;
+  j->p = q + 1;
+  return out;
+fail:
+  free(out);
+  return NULL;
+}
+
+static cJSON *jp_number(jp *j){
+  const unsigned char *p = j->p, *e = p;
+  double d;
+  cJSON *item;
+  while ((*e >= '0' && *e <= '9') || *e == '+' || *e == '-' || *e == '.' || *e == 'e' || *e == 'E') e++;
+  {
+    const unsigned char *x = p;
+    bool neg = false;
+    if (*x == '-') { neg = true; x++; }
+    if (e > x && e - x <= 15) {
+      int64_t v = 0;
+      const unsigned char *y = x;
+      while (y < e && *y >= '0' && *y <= '9') v = v * 10 + (*y++ - '0');
+      if (y == e) {                     /* digits only: exact in a double */
+        j->p = e;
+        return cJSON_CreateNumber((double)(neg ? -v : v));
+      }
+    }
+  }
+  {
+    char buf[64], *end;
+    size_t len = (size_t)(e - p);
+    if (len == 0 || len >= sizeof buf) return NULL;
+    memcpy(buf, p, len);
+    buf[len] = 0;
+    d = strtod(buf, &end);
+    if (end == buf) return NULL;
+    j->p = p + (end - buf);
+  }
+  item = cJSON_CreateNumber(d);
+  return item;
+}
+
+static cJSON *jp_container(jp *j, bool object){
+  cJSON *c = object ? cJSON_CreateObject() : cJSON_CreateArray(), *last = NULL;
+  if (c == NULL) return NULL;
+  if (++j->depth > 1000) goto fail;
+  j->p++;                     /* { or [ */
+  jp_ws(j);
+  if (*j->p == (object ? '}' : ']')) { j->p++; j->depth--; return c; }
+  for (;;) {
+    char *key = NULL;
+    cJSON *v;
+    if (object) {
+      if (*j->p != '"') goto fail;
+      j->p++;
+      if ((key = jp_string(j)) == NULL) goto fail;
+      jp_ws(j);
+      if (*j->p != ':') { free(key); goto fail; }
+      j->p++;
+      jp_ws(j);
+    }
+    v = jp_value(j);
+    if (v == NULL) { free(key); goto fail; }
+    v->string = key;
+    if (last == NULL) { c->child = v; v->prev = v; }
+    else { last->next = v; v->prev = last; c->child->prev = v; }
+    last = v;
+    jp_ws(j);
+    if (*j->p == ',') { j->p++; jp_ws(j); continue; }
+    if (*j->p == (object ? '}' : ']')) { j->p++; break; }
+    goto fail;
+  }
+  j->depth--;
+  return c;
+fail:
+  cJSON_Delete(c);
+  return NULL;
+}
+
+static cJSON *jp_value(jp *j){
+  const unsigned char *p = j->p;
+  switch (*p) {
+  case '{': return jp_container(j, true);
+  case '[': return jp_container(j, false);
+  case '"': {
+    cJSON *item;
+    char *t;
+    j->p++;
+    if ((t = jp_string(j)) == NULL) return NULL;
+    item = cJSON_CreateNull();
+    if (item == NULL) { free(t); return NULL; }
+    item->type = cJSON_String;
+    item->valuestring = t;
+    return item;
+  }
+  case 'n': if (strncmp((const char *)p, "null", 4) == 0) { j->p += 4; return cJSON_CreateNull(); } return NULL;
+  case 't': if (strncmp((const char *)p, "true", 4) == 0) { j->p += 4; return cJSON_CreateTrue(); } return NULL;
+  case 'f': if (strncmp((const char *)p, "false", 5) == 0) { j->p += 5; return cJSON_CreateFalse(); } return NULL;
+  default:
+    if ((*p >= '0' && *p <= '9') || *p == '-') return jp_number(j);
+    return NULL;
+  }
+}
+
 cJSON *rv_json_parse(const char *s){
-  return s ? cJSON_ParseWithOpts(s, NULL, 1) : NULL;
+  jp j;
+  cJSON *v;
+  if (s == NULL) return NULL;
+  j.p = (const unsigned char *)s;
+  j.depth = 0;
+  if (j.p[0] == 0xEF && j.p[1] == 0xBB && j.p[2] == 0xBF) j.p += 3;
+  jp_ws(&j);
+  v = jp_value(&j);
+  if (v == NULL) return NULL;
+  jp_ws(&j);
+  if (*j.p) { cJSON_Delete(v); return NULL; }
+  return v;
 }

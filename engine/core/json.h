@@ -8,8 +8,15 @@
 const char *rv_json_str(const cJSON *o, const char *key);          /* NULL if absent/not string */
 int64_t     rv_json_int(const cJSON *o, const char *key, int64_t dflt);
 bool        rv_json_bool(const cJSON *o, const char *key, bool dflt);
-/* Serialize unformatted; caller frees with free(). "null" for NULL. */
+/* Serialize unformatted; caller frees with free(). "null" for NULL.
+** The text is what cJSON_PrintUnformatted gives, written directly:
+** integral numbers up to 2^53 as integers (cJSON sends every number
+** beyond 32 bits through "%1.15g" and an sscanf round trip), others as
+** the shortest of %.15g/%.17g that reads back; non-finite as null. */
 char       *rv_json_print(const cJSON *o);
+struct rv_buf;
+/* The same, appended to b (core/buf.h; cap it generously). */
+void        rv_json_write(struct rv_buf *b, const cJSON *o);
 /* Value as text for templates: strings bare, others as JSON. Caller frees. */
 char       *rv_json_text(const cJSON *v);
 /* Parse with a depth/size sanity limit; NULL when invalid. */

@@ -148,6 +148,13 @@ typedef struct rv_node {
   /* applicant-facing */
   char *status;                /* rv:status, Persian text set when entered */
   char *sms;                   /* rv:sms template sent with it */
+
+  /* portal (API) */
+  char *startable_by;          /* start events: rv:startableBy, roles that may
+                                  start through the API ("applicant,organisation");
+                                  NULL: the process's rv:startableBy applies */
+  char *display;               /* user tasks: rv:display, comma-separated variable
+                                  names the applicant-facing task view shows */
 } rv_node;
 
 typedef struct rv_process {
@@ -158,6 +165,8 @@ typedef struct rv_process {
   int  *children;   int n_children;    /* top-level node indices */
   int  *event_subs; int n_event_subs;  /* top-level event subprocesses */
   int  *starts;     int n_starts;      /* top-level start events (not in event subprocesses) */
+  char *startable_by;                  /* rv:startableBy on <process>: roles that may start
+                                          it through the API; NULL = none (operators only) */
 } rv_process;
 
 typedef struct rv_model {
@@ -206,5 +215,13 @@ void rv_model_validate(const rv_model *m, rv_diags *diags);
 int               rv_model_find_node(const rv_model *m, const char *id);
 const rv_process *rv_model_find_process(const rv_model *m, const char *id);
 int               rv_model_process_index(const rv_model *m, const char *id);
+
+/* rv:startableBy: may role ("applicant") start through start event node
+** (an index of a top-level start event of process pi)? The start event's own
+** list wins; without one the process's list applies to its none start
+** event only (a message start is opened only by its own list). */
+bool              rv_model_startable(const rv_model *m, int pi, int node, const char *role);
+/* The roles rv:startableBy may name. */
+bool              rv_model_start_role_ok(const char *role, size_t len);
 
 #endif

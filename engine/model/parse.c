@@ -417,6 +417,8 @@ static const struct { const char *name; size_t off; } rv_str_attrs[] = {
   { "correlationKey", offsetof(rv_node, correlation_key) },
   { "status",         offsetof(rv_node, status) },
   { "sms",            offsetof(rv_node, sms) },
+  { "startableBy",    offsetof(rv_node, startable_by) },
+  { "display",        offsetof(rv_node, display) },
 };
 
 static char **node_str(rv_node *n, size_t off){ return (char **)(void *)((char *)n + off); }
@@ -995,7 +997,9 @@ static void parse_process(parser *P, const xmlNode *x){
   register_id(P, id, K_PROC, pi, line);
   for (const xmlAttr *a = x->properties; a != NULL; a = a->next) {
     const char *vendor;
-    if (in_ns(a->ns, RV_NS_RAVAND))
+    if (in_ns(a->ns, RV_NS_RAVAND) && strcmp((const char *)a->name, "startableBy") == 0)
+      set_str(&m->processes[pi].startable_by, attr_value(a));
+    else if (in_ns(a->ns, RV_NS_RAVAND))
       warn(P, line, "unknown ravand extension 'rv:%s'", (const char *)a->name);
     else if ((vendor = vendor_of(a->ns)) != NULL)
       warn_ignored(P, line, vendor, (const char *)a->name);
@@ -1290,6 +1294,7 @@ static void free_node(rv_node *n){
   rv_free(n->mi_output_collection); rv_free(n->mi_output_element);
   rv_free(n->mi_completion);
   rv_free(n->status); rv_free(n->sms);
+  rv_free(n->startable_by); rv_free(n->display);
 }
 
 void rv_model_free(rv_model *m){
@@ -1304,6 +1309,7 @@ void rv_model_free(rv_model *m){
     rv_process *p = &m->processes[i];
     rv_free(p->id); rv_free(p->name);
     rv_free(p->children); rv_free(p->event_subs); rv_free(p->starts);
+    rv_free(p->startable_by);
   }
   rv_free(m->processes);
   rv_free(m->file);
@@ -1327,4 +1333,35 @@ int rv_model_process_index(const rv_model *m, const char *id){
 const rv_process *rv_model_find_process(const rv_model *m, const char *id){
   int i = rv_model_process_index(m, id);
   return i < 0 ? NULL : &m->processes[i];
+}
+
+bool rv_model_start_role_ok(const char *role, size_t len){
+  return (len == 9 && strncmp(role, "applicant", 9) == 0) ||
+         (len == 12 && strncmp(role, "organisation", 12) == 0);
+}
+
+/* Is role one of the comma-separated names of list (spaces ignored)? */
+static bool list_has(const char *list, const char *role){
+  size_t rl = strlen(role);
+  for (const char *p = list; p && *p; ) {
+    const char *c = strchr(p, ',');
+    const char *e = c ? c : p + strlen(p);
+    while (p < e && *p == ' ') p++;
+    while (e > p && e[-1] == ' ') e--;
+    if ((size_t)(e - p) == rl && strncmp(p, role, rl) == 0) return true;
+    p = c ? c + 1 : NULL;
+  }
+  return false;
+}
+
+bool rv_model_startable(const rv_model *m, int pi, int node, const char *role){
+  const rv_node *n;
+  if (m == NULL || pi < 0 || pi >= m->n_processes || node < 0 || node >= m->n_nodes || role == NULL)
+    return false;
+  n = &m->nodes[node];
+  if (n->type != RV_ELEM_START_EVENT || n->process != pi || n->scope != -1) return false;
+  if (n->startable_by) return list_has(n->startable_by, role);
+  /* the process's list opens its none start event only: a message start
+  ** (a registry feed, a bank) is opened by its own rv:startableBy */
+  return n->ev == RV_EV_NONE && list_has(m->processes[pi].startable_by, role);
 }

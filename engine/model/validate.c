@@ -200,6 +200,8 @@ static void check_gateway(vctx *V, const rv_node *n){
     vwarn(V, n->line, "gateway '%s' has no default flow and its conditions may all be false", n->id);
 }
 
+static void check_portal(vctx *V, const rv_node *n);
+
 static void check_node(vctx *V, int i){
   const rv_model *m = V->m;
   const rv_node *n = &m->nodes[i];
@@ -207,6 +209,7 @@ static void check_node(vctx *V, int i){
   check_event_kind(V, n);
   check_timer(V, n);
   check_due(V, n);
+  check_portal(V, n);
 
   if (n->type == RV_ELEM_END_EVENT && n->n_out > 0)
     verr(V, n->line, "end event '%s' has outgoing sequence flows", n->id);
@@ -274,6 +277,61 @@ static void check_node(vctx *V, int i){
   }
 }
 
+/*--- Portal attributes: rv:startableBy, rv:display --------------------------*/
+
+/* Each comma-separated name of an rv:startableBy is a role that may start. */
+static void check_start_roles(vctx *V, int line, const char *what, const char *list){
+  const char *p = list;
+  if (list == NULL) return;
+  if (!*list) { verr(V, line, "rv:startableBy of %s is empty", what); return; }
+  while (p) {
+    const char *c = strchr(p, ',');
+    const char *e = c ? c : p + strlen(p);
+    while (p < e && *p == ' ') p++;
+    while (e > p && e[-1] == ' ') e--;
+    if (!rv_model_start_role_ok(p, (size_t)(e - p)))
+      verr(V, line, "rv:startableBy of %s names '%.*s': only applicant and organisation "
+           "(operators may always start)", what, (int)(e - p), p);
+    p = c ? c + 1 : NULL;
+  }
+}
+
+static bool lua_name(const char *s, size_t n){
+  if (n == 0 || n > 64 || !((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z') || s[0] == '_'))
+    return false;
+  for (size_t i = 1; i < n; i++)
+    if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+          (s[i] >= '0' && s[i] <= '9') || s[i] == '_')) return false;
+  return true;
+}
+
+static void check_portal(vctx *V, const rv_node *n){
+  if (n->startable_by) {
+    char what[300];
+    snprintf(what, sizeof what, "'%s'", n->id);
+    if (n->type != RV_ELEM_START_EVENT || n->scope != -1)
+      verr(V, n->line, "rv:startableBy on '%s': only a process's own start events may carry it", n->id);
+    else if (n->ev != RV_EV_NONE && n->ev != RV_EV_MESSAGE)
+      verr(V, n->line, "rv:startableBy on '%s': only none and message start events can be started "
+           "through the API", n->id);
+    else check_start_roles(V, n->line, what, n->startable_by);
+  }
+  if (n->display) {
+    const char *p = n->display;
+    if (n->type != RV_ELEM_USER_TASK)
+      vwarn(V, n->line, "rv:display on %s '%s' is ignored (user tasks only)", rv_elem_name(n->type), n->id);
+    while (p) {
+      const char *c = strchr(p, ',');
+      const char *e = c ? c : p + strlen(p);
+      while (p < e && *p == ' ') p++;
+      while (e > p && e[-1] == ' ') e--;
+      if (!lua_name(p, (size_t)(e - p)))
+        verr(V, n->line, "rv:display of '%s': '%.*s' is not a variable name", n->id, (int)(e - p), p);
+      p = c ? c + 1 : NULL;
+    }
+  }
+}
+
 /*--- Processes and reachability -----------------------------------------*/
 
 static void check_process(vctx *V, int pi){
@@ -285,6 +343,16 @@ static void check_process(vctx *V, int pi){
     ok |= ev == RV_EV_NONE || ev == RV_EV_MESSAGE || ev == RV_EV_TIMER || ev == RV_EV_SIGNAL;
   }
   if (!ok) verr(V, p->line, "process '%s' has no none, message, timer or signal start event", p->id);
+  if (p->startable_by) {
+    char what[300];
+    bool none = false;
+    snprintf(what, sizeof what, "process '%s'", p->id);
+    check_start_roles(V, p->line, what, p->startable_by);
+    for (int i = 0; i < p->n_starts; i++) none |= V->m->nodes[p->starts[i]].ev == RV_EV_NONE;
+    if (!none)
+      vwarn(V, p->line, "rv:startableBy of process '%s' has no effect: it opens the none start event, "
+            "and the process has none (put it on the message start event)", p->id);
+  }
 }
 
 /* Mark node i and everything it leads to. Iterative (explicit stack) so a

@@ -112,6 +112,7 @@ static rv_status catch_event(rv_ctx *c, rv_inst *in, rv_ei *ei, const rv_node *n
   case RV_EV_TIMER:   rc = rv__timer_arm(c, in, ei, ei->node); break;
   case RV_EV_MESSAGE: rc = rv__open_message_sub(c, in, ei, ei->node); break;
   case RV_EV_SIGNAL:
+    rv__side_mark(in, ei, RV_SIDE_SUB);
     rc = rv_store_exec(c->e->st, c->err,
       "INSERT INTO subscriptions(kind, name, corr_key, instance_id, ei, element_id, definition_id)"
       " VALUES('signal',?,NULL,?,?,?,?)", "tiiti",
@@ -236,6 +237,7 @@ static rv_status user_task(rv_ctx *c, rv_inst *in, rv_ei *ei, const rv_node *n){
     n->candidate_groups, assignee, branch, county, in->status_text, form, c->now, due);
   if (rc == RV_OK) {
     char buf[32];
+    rv__side_mark(in, rv__ei_find(in, key), RV_SIDE_TASK);
     snprintf(buf, sizeof buf, "task %lld", (long long)rv_store_last_id(c->e->st));
     rv__history(c, in, "TASK_CREATED", n - M(in)->nodes, key, buf);
   }
@@ -381,11 +383,13 @@ static rv_status event_gateway(rv_ctx *c, rv_inst *in, rv_ei *ei, const rv_node 
     rv_ei *g = rv__ei_find(in, key);
     if (tn->ev == RV_EV_TIMER) rc = rv__timer_arm(c, in, g, t);
     else if (tn->ev == RV_EV_MESSAGE || tn->type == RV_ELEM_RECEIVE_TASK) rc = rv__open_message_sub(c, in, g, t);
-    else if (tn->ev == RV_EV_SIGNAL)
+    else if (tn->ev == RV_EV_SIGNAL) {
+      rv__side_mark(in, g, RV_SIDE_SUB);
       rc = rv_store_exec(c->e->st, c->err,
         "INSERT INTO subscriptions(kind, name, corr_key, instance_id, ei, element_id, definition_id)"
         " VALUES('signal',?,NULL,?,?,?,?)", "tiiti",
         tn->ref_name ? tn->ref_name : tn->id, in->id, key, tn->id, in->def->id);
+    }
     if (rc != RV_OK) return rc;
   }
   return wait_here(in, rv__ei_find(in, key));

@@ -15,10 +15,12 @@
 */
 #include <assert.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 #include <sodium.h>
 #include "runtime/runtime_int.h"
 #include "core/mem.h"
+#include "core/buf.h"
 
 /*--- Instance (de)serialisation -------------------------------------------*/
 
@@ -37,49 +39,67 @@ static void inst_free(rv_inst *in){
   rv_free(in);
 }
 
-static cJSON *state_json(const rv_inst *in){
-  cJSON *o = cJSON_CreateObject(), *a = cJSON_AddArrayToObject(o, "eis");
-  cJSON_AddNumberToObject(o, "next", (double)in->next_key);
+/* The state, written directly (no cJSON tree for the frame; variables go
+** through rv_json_write): {"v":2,"next":N,"eis":[{"k","n","p","s",...}],
+** "joins":[...]}. "v":2 says the element instances carry "sd" (side rows,
+** RV_SIDE_*); parse_state reads a state without it as "all". */
+static void put_kv(rv_buf *b, const char *key, int64_t v){   /* ,"key":v */
+  rv_buf_add(b, ",\"", 2);
+  rv_buf_adds(b, key);
+  rv_buf_add(b, "\":", 2);
+  rv_buf_add_int(b, v);
+}
+
+static void state_write(const rv_inst *in, rv_buf *b){
+  rv_buf_add(b, "{\"v\":2", 6);
+  put_kv(b, "next", in->next_key);
+  rv_buf_add(b, ",\"eis\":[", 8);
   for (int i = 0; i < in->n_eis; i++) {
     const rv_ei *ei = &in->eis[i];
-    cJSON *e = cJSON_CreateObject();
-    cJSON_AddNumberToObject(e, "k", (double)ei->key);
-    cJSON_AddNumberToObject(e, "n", ei->node);
-    cJSON_AddNumberToObject(e, "p", (double)ei->parent);
-    cJSON_AddNumberToObject(e, "s", ei->state);
-    if (ei->vars) cJSON_AddItemToObject(e, "v", cJSON_Duplicate(ei->vars, 1));
+    rv_buf_add(b, i ? ",{\"k\":" : "{\"k\":", i ? 6 : 5);
+    rv_buf_add_int(b, ei->key);
+    put_kv(b, "n", ei->node);
+    put_kv(b, "p", ei->parent);
+    put_kv(b, "s", ei->state);
+    if (ei->side) put_kv(b, "sd", ei->side);
+    if (ei->vars) { rv_buf_add(b, ",\"v\":", 5); rv_json_write(b, ei->vars); }
     if (ei->mi_body) {
-      cJSON_AddNumberToObject(e, "mb", 1);
-      cJSON_AddNumberToObject(e, "tot", ei->mi_total);
-      cJSON_AddNumberToObject(e, "done", ei->mi_done);
-      cJSON_AddNumberToObject(e, "nx", ei->mi_next);
-      if (ei->mi_items) cJSON_AddItemToObject(e, "items", cJSON_Duplicate(ei->mi_items, 1));
+      put_kv(b, "mb", 1);
+      put_kv(b, "tot", ei->mi_total);
+      put_kv(b, "done", ei->mi_done);
+      put_kv(b, "nx", ei->mi_next);
+      if (ei->mi_items) { rv_buf_add(b, ",\"items\":", 9); rv_json_write(b, ei->mi_items); }
     }
-    if (ei->mi_inner) {
-      cJSON_AddNumberToObject(e, "mi", 1);
-      cJSON_AddNumberToObject(e, "ix", ei->mi_index);
-    }
-    if (ei->child_instance) cJSON_AddNumberToObject(e, "ci", (double)ei->child_instance);
-    cJSON_AddItemToArray(a, e);
+    if (ei->mi_inner) { put_kv(b, "mi", 1); put_kv(b, "ix", ei->mi_index); }
+    if (ei->child_instance) put_kv(b, "ci", ei->child_instance);
+    rv_buf_add(b, "}", 1);
   }
+  rv_buf_add(b, "]", 1);
   if (in->n_joins) {
-    cJSON *j = cJSON_AddArrayToObject(o, "joins");
+    rv_buf_add(b, ",\"joins\":[", 10);
     for (int i = 0; i < in->n_joins; i++) {
       const rv_join *jn = &in->joins[i];
-      const rv_node *n = &in->def->model->nodes[jn->node];
-      cJSON *x = cJSON_CreateObject(), *c = cJSON_AddArrayToObject(x, "c");
-      cJSON_AddNumberToObject(x, "s", (double)jn->scope);
-      cJSON_AddNumberToObject(x, "n", jn->node);
-      for (int k = 0; k < n->n_in; k++) cJSON_AddItemToArray(c, cJSON_CreateNumber(jn->counts[k]));
-      cJSON_AddItemToArray(j, x);
+      const rv_node *nd = &in->def->model->nodes[jn->node];
+      rv_buf_add(b, i ? ",{\"s\":" : "{\"s\":", i ? 6 : 5);
+      rv_buf_add_int(b, jn->scope);
+      put_kv(b, "n", jn->node);
+      rv_buf_add(b, ",\"c\":[", 6);
+      for (int k = 0; k < nd->n_in; k++) {
+        if (k) rv_buf_add(b, ",", 1);
+        rv_buf_add_int(b, jn->counts[k]);
+      }
+      rv_buf_add(b, "]}", 2);
     }
+    rv_buf_add(b, "]", 1);
   }
-  return o;
+  rv_buf_add(b, "}", 1);
 }
 
 static rv_status parse_state(rv_inst *in, const char *text, rv_err *err){
   cJSON *o = rv_json_parse(text), *a, *e;
+  unsigned side_default;
   if (o == NULL) return rv_fail(err, RV_CORRUPT, "instance %lld: unreadable state", (long long)in->id);
+  side_default = rv_json_int(o, "v", 1) >= 2 ? 0 : RV_SIDE_ALL;
   in->next_key = rv_json_int(o, "next", 1);
   a = cJSON_GetObjectItemCaseSensitive(o, "eis");
   cJSON_ArrayForEach(e, a) {
@@ -101,6 +121,7 @@ static rv_status parse_state(rv_inst *in, const char *text, rv_err *err){
     ei->mi_inner = rv_json_int(e, "mi", 0) != 0;
     ei->mi_index = (int)rv_json_int(e, "ix", 0);
     ei->child_instance = rv_json_int(e, "ci", 0);
+    ei->side = (unsigned)rv_json_int(e, "sd", side_default);
   }
   in->next_key = rv_json_int(o, "next", 1);   /* rv__ei_new advanced it */
   a = cJSON_GetObjectItemCaseSensitive(o, "joins");
@@ -153,6 +174,7 @@ rv_status rv__ctx_load(rv_ctx *c, int64_t id, rv_inst **out){
   in->parent_ei = sqlite3_column_int64(s, 6);
   in->started = sqlite3_column_int64(s, 7);
   in->ended = strcmp(in->status, "active") != 0;
+  snprintf(in->status0, sizeof in->status0, "%s", in->status);
   rc = rv__def_get(c->e, def_id, &in->def, c->err);
   if (rc == RV_OK) {
     char *state = rv_strdup((const char *)sqlite3_column_text(s, 2));
@@ -171,14 +193,28 @@ rv_status rv__ctx_load(rv_ctx *c, int64_t id, rv_inst **out){
 }
 
 static rv_status save_inst(rv_ctx *c, rv_inst *in){
-  cJSON *st = state_json(in);
-  char *text = rv_json_print(st);
-  rv_status rc = rv_store_exec(c->e->st, c->err,
-    "UPDATE instances SET status=?, state=?, status_text=?, ended=?, rev=rev+1 WHERE id=?",
-    "tttii", in->status, text, in->status_text,
-    (int64_t)(in->ended ? c->now : 0), in->id);
-  cJSON_Delete(st);
-  cJSON_free(text);
+  rv_buf b;
+  rv_status rc;
+  rv_buf_init(&b, SIZE_MAX / 4);
+  state_write(in, &b);
+  if (in->is_new)            /* started in this command: one write, with its state */
+    rc = rv_store_exec(c->e->st, c->err,
+      "INSERT INTO instances(id, definition_id, process_id, business_key, status, state,"
+      " status_text, parent_instance, parent_ei, started, ended, rev)"
+      " VALUES(?,?,?,?,?,?,?,?,?,?,?,1)",
+      "iitttttiiii", in->id, in->def->id, in->def->process_id, in->business_key, in->status,
+      b.p, in->status_text, in->parent_instance, in->parent_ei, in->started,
+      (int64_t)(in->ended ? c->now : 0));
+  else if (strcmp(in->status, in->status0) == 0)   /* leave the status index alone */
+    rc = rv_store_exec(c->e->st, c->err,
+      "UPDATE instances SET state=?, status_text=?, ended=?, rev=rev+1 WHERE id=?",
+      "ttii", b.p, in->status_text, (int64_t)(in->ended ? c->now : 0), in->id);
+  else
+    rc = rv_store_exec(c->e->st, c->err,
+      "UPDATE instances SET status=?, state=?, status_text=?, ended=?, rev=rev+1 WHERE id=?",
+      "tttii", in->status, b.p, in->status_text,
+      (int64_t)(in->ended ? c->now : 0), in->id);
+  rv_buf_fini(&b);
   return rc;
 }
 
@@ -218,18 +254,126 @@ void rv__ei_remove(rv_inst *in, int64_t key){
   }
 }
 
+void rv__side_mark(rv_inst *in, rv_ei *ei, unsigned bits){
+  if (ei == NULL || (ei->side & bits) == bits) return;
+  ei->side |= bits;
+  in->dirty = true;
+}
+
 const rv_node *rv__node(const rv_inst *in, int node){
   return node >= 0 ? &in->def->model->nodes[node] : NULL;
 }
 
 /*--- History, incidents, journal ------------------------------------------*/
 
+/* History rows are collected during the command and written at its end,
+** in order (ids as if each had been inserted at once), up to 32 rows per
+** INSERT: a simple instance writes 10-20 of them, and one statement per
+** row cost as much as the rows. Nothing reads history inside a command
+** (journal.mark is taken when it begins). */
+struct rv_hrow { int64_t inst, at, ei; size_t event, element, detail; };
+#define NO_TEXT ((size_t)-1)
+
+static size_t hist_str(rv_ctx *c, const char *s){
+  size_t n, at = c->hist_len;
+  if (s == NULL) return NO_TEXT;
+  n = strlen(s) + 1;
+  if (c->hist_len + n > c->hist_cap) {
+    size_t cap = c->hist_cap ? c->hist_cap * 2 : 1024;
+    while (cap < c->hist_len + n) cap *= 2;
+    c->hist_text = rv_realloc(c->hist_text, cap);
+    c->hist_cap = cap;
+  }
+  memcpy(c->hist_text + at, s, n);
+  c->hist_len += n;
+  return at;
+}
+
+int rv_history_level(const char *name){
+  if (name == NULL) return 0;
+  if (strcmp(name, "full") == 0) return RV_HISTORY_FULL;
+  if (strcmp(name, "activity") == 0) return RV_HISTORY_ACTIVITY;
+  if (strcmp(name, "instance") == 0) return RV_HISTORY_INSTANCE;
+  return 0;
+}
+
+/* Does the engine's history level keep this event? */
+static bool hist_keep(int level, const char *event, const rv_node *n){
+  if (level == RV_HISTORY_FULL) return true;
+  if (strncmp(event, "INSTANCE_", 9) == 0 || strncmp(event, "TASK_", 5) == 0 ||
+      strncmp(event, "INCIDENT_", 9) == 0 || strcmp(event, "STATUS") == 0) return true;
+  if (level == RV_HISTORY_INSTANCE) return false;
+  if (strcmp(event, "FLOW_TAKEN") == 0) return false;
+  if (n && (strcmp(event, "ELEMENT_ACTIVATED") == 0 || strcmp(event, "ELEMENT_COMPLETED") == 0)) {
+    switch (n->type) {
+    case RV_ELEM_EXCLUSIVE_GATEWAY: case RV_ELEM_PARALLEL_GATEWAY:
+    case RV_ELEM_INCLUSIVE_GATEWAY: case RV_ELEM_EVENT_BASED_GATEWAY:
+      return false;
+    default:
+      break;
+    }
+  }
+  return true;
+}
+
 void rv__history(rv_ctx *c, rv_inst *in, const char *event, int node, int64_t ei,
                  const char *detail){
   const rv_node *n = rv__node(in, node);
-  rv_store_exec(c->e->st, NULL,
-    "INSERT INTO history(instance_id, at, event, element_id, ei, detail) VALUES(?,?,?,?,?,?)",
-    "iittit", in->id, c->now, event, n ? n->id : NULL, ei, detail);
+  struct rv_hrow *h;
+  if (!hist_keep(c->e->history, event, n)) return;
+  if (c->n_hist == c->cap_hist) {
+    c->cap_hist = c->cap_hist ? c->cap_hist * 2 : 32;
+    c->hist = rv_realloc(c->hist, sizeof *c->hist * (size_t)c->cap_hist);
+  }
+  h = &c->hist[c->n_hist++];
+  h->inst = in->id;
+  h->at = c->now;
+  h->ei = ei;
+  h->event = hist_str(c, event);
+  h->element = hist_str(c, n ? n->id : NULL);
+  h->detail = hist_str(c, detail);
+}
+
+#define HV1  "(?,?,?,?,?,?)"
+#define HV2  HV1 "," HV1
+#define HV4  HV2 "," HV2
+#define HV8  HV4 "," HV4
+#define HV16 HV8 "," HV8
+#define HV32 HV16 "," HV16
+#define HINS "INSERT INTO history(instance_id, at, event, element_id, ei, detail) VALUES"
+
+static rv_status hist_flush(rv_ctx *c){
+  static const char *const sql[6] = { HINS HV1, HINS HV2, HINS HV4, HINS HV8, HINS HV16, HINS HV32 };
+  int done = 0;
+  while (done < c->n_hist) {
+    int left = c->n_hist - done, lg = 5, k;
+    sqlite3_stmt *s;
+    while ((1 << lg) > left) lg--;
+    k = 1 << lg;
+    s = rv_store_stmt(c->e->st, sql[lg]);
+    for (int i = 0; i < k; i++) {
+      const struct rv_hrow *h = &c->hist[done + i];
+      int b = 6 * i;
+      sqlite3_bind_int64(s, b + 1, h->inst);
+      sqlite3_bind_int64(s, b + 2, h->at);
+      sqlite3_bind_text(s, b + 3, c->hist_text + h->event, -1, SQLITE_STATIC);
+      if (h->element != NO_TEXT) sqlite3_bind_text(s, b + 4, c->hist_text + h->element, -1, SQLITE_STATIC);
+      sqlite3_bind_int64(s, b + 5, h->ei);
+      if (h->detail != NO_TEXT) sqlite3_bind_text(s, b + 6, c->hist_text + h->detail, -1, SQLITE_STATIC);
+    }
+    if (sqlite3_step(s) != SQLITE_DONE) {
+      rv_status rc = rv_fail(c->err, RV_IO, "history: %s", sqlite3_errmsg(rv_store_db(c->e->st)));
+      sqlite3_reset(s);
+      sqlite3_clear_bindings(s);
+      return rc;
+    }
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);   /* the texts are freed with the command */
+    done += k;
+  }
+  c->n_hist = 0;
+  c->hist_len = 0;
+  return RV_OK;
 }
 
 rv_status rv__incident(rv_ctx *c, rv_inst *in, rv_ei *ei, const char *kind,
@@ -238,6 +382,7 @@ rv_status rv__incident(rv_ctx *c, rv_inst *in, rv_ei *ei, const char *kind,
   rv_status rc;
   ei->state = EI_INCIDENT;
   in->dirty = true;
+  rv__side_mark(in, ei, RV_SIDE_INC);
   rc = rv__incident_row(c, in->id, ei->key, n ? n->id : "(process)", kind, job_id, msg);
   rv__history(c, in, "INCIDENT_CREATED", ei->node, ei->key, msg);
   c->e->stats.incidents++;
@@ -272,7 +417,13 @@ static rv_status cmd_begin(rv_engine *e, rv_ctx *c, rv_err *err){
   c->err = err ? err : &c->local_err;
   c->now = rv_clock_now(e->clock);
   e->stats.commands++;
-  rc = rv_store_begin(e->st, err);
+  if (e->optimistic && rv_store_depth(e->st) == 1) {
+    /* optimistic batch: no savepoint; see rv_engine_batch_begin_optimistic */
+    if (e->spoiled) return rv_fail(err, RV_CONFLICT, "the batch was spoiled by an earlier command");
+    c->opt = true;
+    c->changes0 = sqlite3_total_changes64(rv_store_db(e->st));
+    rc = RV_OK;
+  } else rc = rv_store_begin(e->st, err);
   if (rc == RV_OK) {
     sqlite3_stmt *s = rv_store_stmt(e->st, "SELECT coalesce(max(id), 0) FROM history");
     if (sqlite3_step(s) == SQLITE_ROW) c->hist_mark = sqlite3_column_int64(s, 0);
@@ -297,17 +448,32 @@ static void ctx_free(rv_ctx *c){
   for (int i = 0; i < c->n_insts; i++) inst_free(c->insts[i]);
   rv_free(c->insts);
   rv_free(c->q);
+  rv_free(c->hist);
+  rv_free(c->hist_text);
   c->insts = NULL; c->q = NULL; c->n_insts = 0;
+  c->hist = NULL; c->hist_text = NULL; c->n_hist = c->cap_hist = 0; c->hist_len = c->hist_cap = 0;
 }
 
 extern rv_status rv__run_queue(rv_ctx *c);
 
+/* Undo a command that will not commit: its savepoint, or (optimistic
+** batch) nothing if it wrote nothing, else the whole batch at its end. */
+static void cmd_abort(rv_ctx *c){
+  if (!c->opt) { rv_store_rollback(c->e->st); return; }
+  if (sqlite3_total_changes64(rv_store_db(c->e->st)) != c->changes0 ||
+      sqlite3_get_autocommit(rv_store_db(c->e->st)))   /* SQLite ended the transaction */
+    c->e->spoiled = true;
+}
+
 static rv_status cmd_end(rv_ctx *c, rv_status rc){
   rv_engine *e = c->e;
   if (rc == RV_OK) rc = rv__run_queue(c);
+  if (rc == RV_OK) rc = hist_flush(c);
   for (int i = 0; rc == RV_OK && i < c->n_insts; i++)
     if (c->insts[i]->dirty) rc = save_inst(c, c->insts[i]);
-  if (rc == RV_OK) {
+  if (c->opt) {
+    if (rc != RV_OK) cmd_abort(c);
+  } else if (rc == RV_OK) {
     rc = rv_store_commit(e->st, c->err);
     if (rc == RV_OK && rv_store_depth(e->st) == 0) e->stats.commits++;
   } else {
@@ -350,6 +516,15 @@ rv_status rv_engine_open(const rv_engine_cfg *cfg, rv_engine **out, rv_err *err)
   e->limits = cfg->limits;
   e->message_ttl_ms = cfg->message_ttl_ms > 0 ? cfg->message_ttl_ms : 3600 * 1000;
   e->def_cache = cfg->def_cache > 0 ? cfg->def_cache : 64;
+  e->history = cfg->history;
+  if (e->history == 0 && getenv("RAVAND_HISTORY") && *getenv("RAVAND_HISTORY")) {
+    e->history = rv_history_level(getenv("RAVAND_HISTORY"));
+    if (e->history == 0) {
+      rv_free(e);
+      return rv_fail(err, RV_INVALID, "RAVAND_HISTORY is full, activity or instance");
+    }
+  }
+  if (e->history < RV_HISTORY_FULL || e->history > RV_HISTORY_INSTANCE) e->history = RV_HISTORY_FULL;
   so.relaxed_sync = cfg->relaxed_sync;
   rc = rv_store_open(cfg->db_path, &so, &e->st, err);
   if (rc != RV_OK) { rv_free(e); return rc; }
@@ -390,10 +565,31 @@ rv_status rv_engine_batch_end(rv_engine *e, rv_err *err){
   if (e->batch <= 0) return rv_fail(err, RV_CONFLICT, "no batch open");
   e->batch--;
   if (e->batch_count > e->stats.max_batch) e->stats.max_batch = e->batch_count;
+  if (e->optimistic && rv_store_depth(e->st) == 1) {
+    e->optimistic = false;
+    if (e->spoiled) {
+      e->spoiled = false;
+      e->last_spoiled = true;
+      rv_store_rollback(e->st);
+      return rv_fail(err, RV_CONFLICT, "a command failed after writing: the batch was rolled back");
+    }
+  }
   rc = rv_store_commit(e->st, err);
   if (rc == RV_OK) e->stats.commits++;
   return rc;
 }
+
+rv_status rv_engine_batch_begin_optimistic(rv_engine *e, rv_err *err){
+  bool outer = rv_store_depth(e->st) == 0;
+  rv_status rc = rv_engine_batch_begin(e, err);
+  if (rc == RV_OK && outer) {
+    e->optimistic = true;
+    e->spoiled = e->last_spoiled = false;
+  }
+  return rc;
+}
+
+bool rv_engine_batch_spoiled(const rv_engine *e){ return e->last_spoiled; }
 
 /*--- Commands ----------------------------------------------------------------*/
 
@@ -448,7 +644,7 @@ rv_status rv_engine_start_keyed(rv_engine *e, const char *request_key,
     if (sqlite3_step(s) == SQLITE_ROW) {
       id = sqlite3_column_int64(s, 0);
       sqlite3_reset(s);
-      rv_store_rollback(e->st);
+      cmd_abort(&c);
       ctx_free(&c);
       *out_instance = id;
       return RV_OK;
@@ -509,6 +705,8 @@ rv_status rv_engine_complete_task(rv_engine *e, int64_t task_id, const cJSON *da
       "UPDATE tasks SET state='completed', completed_by=?, completed=?, data=? WHERE id=?",
       "titi", actor, c.now, d, task_id);
     if (d) cJSON_free(d);
+    /* its one task is completed: nothing to cancel when it leaves */
+    if (rc == RV_OK) ei->side &= ~RV_SIDE_TASK;
   }
   if (rc == RV_OK && data) {
     if (n->n_outputs > 0) {
@@ -684,7 +882,6 @@ rv_status rv_engine_cancel(rv_engine *e, int64_t instance, rv_err *err){
 }
 
 extern rv_status rv__retry(rv_ctx *c, int64_t incident);
-extern rv_status rv__fire_timer(rv_ctx *c, int64_t timer_id);
 
 /* The instance, element and element instance a timer, job or incident
 ** row names, for the journal (looked up before the command changes it). */
@@ -727,11 +924,11 @@ rv_status rv_engine_retry_incident(rv_engine *e, int64_t incident, rv_err *err){
 
 rv_status rv_engine_fire_timer(rv_engine *e, int64_t timer_id, rv_err *err){
   rv_ctx c;
-  target t;
+  rv_timer_row t;
   rv_status rc = cmd_begin(e, &c, err);
   if (rc != RV_OK) return rc;
-  target_get(e, "SELECT instance_id, ei, element_id FROM timers WHERE id=?", timer_id, &t);
-  rc = rv__fire_timer(&c, timer_id);
+  rv__timer_row(&c, timer_id, &t);
+  rc = rv__fire_timer(&c, &t);
   if (rc == RV_OK) {
     cJSON *p = cJSON_CreateObject();
     cJSON_AddNumberToObject(p, "timer", (double)timer_id);
@@ -755,8 +952,6 @@ struct rv_result {
   char          *code, *message;
 };
 
-extern rv_status rv__job_result(rv_ctx *c, int64_t job_id, rv_job_outcome o,
-                                const cJSON *result, const char *code, const char *msg);
 
 void rv__results_free(rv_engine *e){
   for (int i = 0; i < e->n_results; i++) {
@@ -778,12 +973,11 @@ rv_status rv_engine_job_result(rv_engine *e, int64_t job_id, rv_job_outcome outc
                                const cJSON *result, const char *code, const char *message,
                                rv_err *err){
   rv_ctx c;
-  target t;
+  rv_job_row t;
   rv_status rc = cmd_begin(e, &c, err);
   if (rc != RV_OK) return rc;
-  target_get(e, "SELECT instance_id, ei, element_id, state, attempts, key FROM jobs WHERE id=?",
-             job_id, &t);
-  rc = rv__job_result(&c, job_id, outcome, result, code, message);
+  rv__job_row(&c, job_id, &t);
+  rc = rv__job_result(&c, &t, outcome, result, code, message);
   if (rc == RV_OK) {
     cJSON *p = cJSON_CreateObject();
     const char *suffix = NULL;
@@ -820,15 +1014,21 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg){
   bool batch;
   (void)fd; (void)what;
   e->results = NULL; e->n_results = e->cap_results = 0;
-  batch = rv_engine_batch_begin(e, &err) == RV_OK;
-  for (int i = 0; i < n; i++) {
-    rv_status rc = rv_engine_job_result(e, rs[i].job_id, rs[i].outcome, rs[i].result,
-                                        rs[i].code, rs[i].message, &err);
-    if (rc != RV_OK) fprintf(stderr, "ravand: job %lld result not applied: %s\n",
-                             (long long)rs[i].job_id, err.msg);
-  }
-  if (batch && rv_engine_batch_end(e, &err) != RV_OK)
+  /* optimistic first; if an answer fails after writing, all again with a
+  ** savepoint each (rv_engine_batch_begin_optimistic) */
+  for (int pass = 0; pass < 2; pass++) {
+    batch = (pass == 0 ? rv_engine_batch_begin_optimistic(e, &err) : rv_engine_batch_begin(e, &err)) == RV_OK;
+    for (int i = 0; i < n; i++) {
+      rv_status rc = rv_engine_job_result(e, rs[i].job_id, rs[i].outcome, rs[i].result,
+                                          rs[i].code, rs[i].message, &err);
+      if (rc != RV_OK && !e->spoiled)
+        fprintf(stderr, "ravand: job %lld result not applied: %s\n", (long long)rs[i].job_id, err.msg);
+    }
+    if (!batch || rv_engine_batch_end(e, &err) == RV_OK) break;
+    if (pass == 0 && rv_engine_batch_spoiled(e)) continue;
     fprintf(stderr, "ravand: batch commit failed: %s\n", err.msg);
+    break;
+  }
   for (int i = 0; i < n; i++) {
     inflight_del(e, rs[i].job_id);
     cJSON_Delete(rs[i].result);
@@ -932,16 +1132,23 @@ int rv_engine_fire_due(rv_engine *e){
   }
   sqlite3_reset(s);
   if (n == 0) return 0;
-  if (rv_engine_batch_begin(e, &err) != RV_OK) { rv_free(ids); return 0; }
-  for (int i = 0; i < n; i++) {
-    rv_status rc = rv_engine_fire_timer(e, ids[i], &err);
-    if (rc == RV_OK) fired++;
-    else if (rc != RV_NOTFOUND)   /* NOTFOUND: withdrawn by an earlier timer of this batch */
-      fprintf(stderr, "ravand: timer %lld: %s\n", (long long)ids[i], err.msg);
-  }
-  if (rv_engine_batch_end(e, &err) != RV_OK) {
+  /* optimistic first; if a timer fails after writing, all again with a
+  ** savepoint each (rv_engine_batch_begin_optimistic) */
+  for (int pass = 0; pass < 2; pass++) {
+    fired = 0;
+    if ((pass == 0 ? rv_engine_batch_begin_optimistic(e, &err) : rv_engine_batch_begin(e, &err)) != RV_OK)
+      break;
+    for (int i = 0; i < n; i++) {
+      rv_status rc = rv_engine_fire_timer(e, ids[i], &err);
+      if (rc == RV_OK) fired++;
+      else if (rc != RV_NOTFOUND && !e->spoiled)   /* NOTFOUND: withdrawn by an earlier timer */
+        fprintf(stderr, "ravand: timer %lld: %s\n", (long long)ids[i], err.msg);
+    }
+    if (rv_engine_batch_end(e, &err) == RV_OK) break;
+    if (pass == 0 && rv_engine_batch_spoiled(e)) continue;
     fprintf(stderr, "ravand: timer batch commit failed: %s\n", err.msg);
     fired = 0;
+    break;
   }
   rv_free(ids);
   return fired;

@@ -33,7 +33,23 @@ typedef struct rv_engine_cfg {
   bool               relaxed_sync; /* synchronous=NORMAL (benchmarks only) */
   int64_t            message_ttl_ms; /* default buffer TTL; 0: 1 hour */
   int                def_cache;    /* definitions kept in memory; 0: 64 */
+  int                history;      /* RV_HISTORY_*; 0 (full) unless $RAVAND_HISTORY says */
 } rv_engine_cfg;
+
+/* What the history table keeps (like Camunda's history levels). Every
+** level keeps the instance's life (INSTANCE_*), status texts (STATUS),
+** tasks (TASK_*) and incidents (INCIDENT_*); journal and state are the
+** same at every level.
+**   full      every event: elements, flows, gateway decisions with their
+**             reasons, jobs, timers, messages. The default; record/replay
+**             and process tests need it.
+**   activity  no FLOW_TAKEN, and gateways only by their GATEWAY_DECISION
+**             (not activated/completed): about 40% fewer rows.
+**   instance  only the four kinds above.
+** $RAVAND_HISTORY (full|activity|instance) sets it when cfg.history is 0. */
+enum { RV_HISTORY_FULL = 1, RV_HISTORY_ACTIVITY = 2, RV_HISTORY_INSTANCE = 3 };
+/* "full"/"activity"/"instance" -> level; 0 when unknown. */
+int rv_history_level(const char *name);
 
 rv_status rv_engine_open(const rv_engine_cfg *cfg, rv_engine **out /* OUT */, rv_err *err);
 void      rv_engine_close(rv_engine *e);   /* NULL is a no-op */
@@ -87,6 +103,17 @@ rv_status rv_engine_job_result(rv_engine *e, int64_t job_id, rv_job_outcome outc
 /* Group commit. */
 rv_status rv_engine_batch_begin(rv_engine *e, rv_err *err);
 rv_status rv_engine_batch_end(rv_engine *e, rv_err *err);
+/* Optimistic group commit: the commands share the transaction without a
+** savepoint each (a savepoint copies every page a command touches; that
+** was a quarter of a simple command's cost). A command that fails before
+** writing anything fails alone, as usual. A command that fails after
+** writing spoils the batch: later commands fail at once, batch_end rolls
+** everything back and returns RV_CONFLICT with rv_engine_batch_spoiled()
+** true, and the caller runs the same commands again in a normal batch
+** (nothing of the spoiled one was acknowledged: acknowledge only after
+** batch_end returned RV_OK). Inside another batch it is a normal batch. */
+rv_status rv_engine_batch_begin_optimistic(rv_engine *e, rv_err *err);
+bool      rv_engine_batch_spoiled(const rv_engine *e);
 
 /* Scheduling. fire_due fires every timer due at the clock's now (one
 ** command each, all in one batch) and returns how many fired.
@@ -131,5 +158,27 @@ rv_status rv_engine_task_transfer(rv_engine *e, int64_t task, const char *branch
 /* One task with its instance's business key; form and data parsed.
 ** Returns: new cJSON in *out, caller frees. NOTFOUND when absent. */
 rv_status rv_engine_task_json(rv_engine *e, int64_t task, cJSON **out, rv_err *err);
+
+/* The portal side of the model (portal.c; docs/process-xml.md).
+** rv_engine_start_info: the start event an API caller would use -- the none
+** start event of process_id (latest version, or version) or, with message
+** instead, the message start event the engine starts for that message --
+** whether rv:startableBy opens it to role, and, when vars is given, whether
+** vars fit its rv:field start form (task-form rules; no fields declared: no
+** variables). found == false when there is no such start event. */
+typedef struct rv_start_info {
+  bool found, declared, form_ok;
+  char process[128];
+  int  version;
+  int  n_fields;
+  char form_error[256];
+} rv_start_info;
+rv_status rv_engine_start_info(rv_engine *e, const char *process_id, int version,
+                               const char *message, const char *role, const cJSON *vars,
+                               rv_start_info *info /* OUT */, rv_err *err);
+/* The variables a user task shows its applicant (rv:display), as the
+** task's token sees them; absent ones are null. *out NULL when the task
+** declares no rv:display. Returns: new object in *out, caller frees. */
+rv_status rv_engine_task_display(rv_engine *e, int64_t task, cJSON **out, rv_err *err);
 
 #endif

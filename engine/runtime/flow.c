@@ -39,23 +39,31 @@ static rv_inst *find_loaded(rv_ctx *c, int64_t id){
 
 rv_status rv__side_clear(rv_ctx *c, rv_inst *in, int64_t key){
   rv_store *st = c->e->st;
-  rv_status rc = rv_store_exec(st, c->err, "DELETE FROM timers WHERE instance_id=? AND ei=?",
-                               "ii", in->id, key);
-  if (rc == RV_OK)
+  rv_ei *ei = rv__ei_find(in, key);
+  unsigned side = ei ? ei->side : RV_SIDE_ALL;
+  rv_status rc = RV_OK;
+  if (side & RV_SIDE_TIMER)
+    rc = rv_store_exec(st, c->err, "DELETE FROM timers WHERE instance_id=? AND ei=?",
+                       "ii", in->id, key);
+  if (rc == RV_OK && (side & RV_SIDE_SUB))
     rc = rv_store_exec(st, c->err, "DELETE FROM subscriptions WHERE instance_id=? AND ei=?",
                        "ii", in->id, key);
-  if (rc == RV_OK)
+  if (rc == RV_OK && (side & RV_SIDE_TASK))
     rc = rv_store_exec(st, c->err,
       "UPDATE tasks SET state='canceled', completed=? WHERE instance_id=? AND ei=? AND state='open'",
       "iii", c->now, in->id, key);
-  if (rc == RV_OK)
+  if (rc == RV_OK && (side & RV_SIDE_JOB))
     rc = rv_store_exec(st, c->err,
       "UPDATE jobs SET state='canceled' WHERE instance_id=? AND ei=? AND state IN ('pending','incident')"
       " AND notify=0", "ii", in->id, key);
-  if (rc == RV_OK)
+  if (rc == RV_OK && (side & (RV_SIDE_JOB | RV_SIDE_NOTIFY | RV_SIDE_INC)))
     rc = rv_store_exec(st, c->err,
       "UPDATE incidents SET state='canceled', resolved=? WHERE instance_id=? AND ei=? AND state='open'",
       "iii", c->now, in->id, key);
+  if (rc == RV_OK && ei && (ei->side & ~RV_SIDE_NOTIFY)) {
+    ei->side &= RV_SIDE_NOTIFY;   /* a notification may still fail into an incident */
+    in->dirty = true;
+  }
   return rc;
 }
 
@@ -113,7 +121,10 @@ rv_status rv__create_job(rv_ctx *c, rv_inst *in, rv_ei *ei, const char *adapter,
     " input=excluded.input",
     "iittttiiiii", in->id, ei->key, n->id, adapter, text, key,
     (int64_t)(retries > 0 ? retries : 1), backoff_ms, c->now, c->now, (int64_t)notify);
-  if (rc == RV_OK) rv__history(c, in, "JOB_CREATED", ei->node, ei->key, adapter);
+  if (rc == RV_OK) {
+    rv__side_mark(in, ei, notify ? RV_SIDE_NOTIFY : RV_SIDE_JOB);
+    rv__history(c, in, "JOB_CREATED", ei->node, ei->key, adapter);
+  }
   rv_free(key);
   cJSON_free(text);
   cJSON_Delete(input);
@@ -145,6 +156,7 @@ rv_status rv__open_message_sub(rv_ctx *c, rv_inst *in, rv_ei *ei, int node){
     " VALUES('message',?,?,?,?,?,?)", "ttiiti",
     bn->ref_name ? bn->ref_name : bn->id, key, in->id, ei->key, bn->id, in->def->id);
   if (rc == RV_OK) {
+    rv__side_mark(in, ei, RV_SIDE_SUB);
     s = rv_store_stmt(c->e->st, SQL_BUFFERED);
     rv_store_bind(s, "tit", bn->ref_name ? bn->ref_name : bn->id, c->now, key);
     if (sqlite3_step(s) == SQLITE_ROW) msg = sqlite3_column_int64(s, 0);
@@ -161,6 +173,7 @@ rv_status rv__open_message_sub(rv_ctx *c, rv_inst *in, rv_ei *ei, int node){
 
 static rv_status open_signal_sub(rv_ctx *c, rv_inst *in, rv_ei *ei, int node){
   const rv_node *bn = rv__node(in, node);
+  rv__side_mark(in, ei, RV_SIDE_SUB);
   return rv_store_exec(c->e->st, c->err,
     "INSERT INTO subscriptions(kind, name, corr_key, instance_id, ei, element_id, definition_id)"
     " VALUES('signal',?,NULL,?,?,?,?)", "tiiti",
@@ -674,13 +687,17 @@ rv_status rv__start_instance(rv_ctx *c, rv_def *d, int start_node, const cJSON *
   }
   if (start_node < 0)
     return rv_fail(c->err, RV_INVALID, "process '%s' has no start event", p->id);
-  rc = rv_store_exec(c->e->st, c->err,
-    "INSERT INTO instances(definition_id, process_id, business_key, status, state,"
-    " parent_instance, parent_ei, started) VALUES(?,?,?,'active','{}',?,?,?)",
-    "ittiii", d->id, p->id, bkey, parent_inst ? parent_inst : (int64_t)0,
-    parent_ei, c->now);
-  if (rc != RV_OK) return rc;
-  id = rv_store_last_id(c->e->st);
+  /* The row is written once, with its state, when the command ends
+  ** (engine.c: save_inst); its id is the one SQLite would give it
+  ** (max + 1: the command holds the write lock, and only here are
+  ** instances created). */
+  if (c->next_inst == 0) {
+    sqlite3_stmt *s = rv_store_stmt(c->e->st, "SELECT coalesce(max(id), 0) + 1 FROM instances");
+    if (sqlite3_step(s) == SQLITE_ROW) c->next_inst = sqlite3_column_int64(s, 0);
+    sqlite3_reset(s);
+    if (c->next_inst <= 0) return rv_fail(c->err, RV_IO, "cannot read the last instance id");
+  }
+  id = c->next_inst++;
   in = rv_calloc(1, sizeof *in);
   in->id = id;
   in->def = d;
@@ -790,28 +807,33 @@ rv_status rv__signal(rv_ctx *c, const char *name, const cJSON *payload, int *cou
 #define SQL_TIMER_GET \
   "SELECT instance_id, ei, element_id, definition_id, repeat_left, fired, armed FROM timers WHERE id=?"
 
-rv_status rv__fire_timer(rv_ctx *c, int64_t timer_id){
+void rv__timer_row(rv_ctx *c, int64_t timer_id, rv_timer_row *t){
   sqlite3_stmt *s = rv_store_stmt(c->e->st, SQL_TIMER_GET);
-  int64_t inst, ei_key, def_id, armed;
-  int repeat, fired;
-  char elem[256];
+  memset(t, 0, sizeof *t);
+  t->id = timer_id;
+  rv_store_bind(s, "i", timer_id);
+  if (sqlite3_step(s) == SQLITE_ROW) {
+    t->found = true;
+    t->inst = sqlite3_column_int64(s, 0);
+    t->ei = sqlite3_column_int64(s, 1);
+    snprintf(t->elem, sizeof t->elem, "%s", (const char *)sqlite3_column_text(s, 2));
+    t->def = sqlite3_column_int64(s, 3);
+    t->repeat = sqlite3_column_int(s, 4);
+    t->fired = sqlite3_column_int(s, 5);
+    t->armed = sqlite3_column_int64(s, 6);
+  }
+  sqlite3_reset(s);
+}
+
+rv_status rv__fire_timer(rv_ctx *c, const rv_timer_row *t){
+  int64_t timer_id = t->id, inst = t->inst, ei_key = t->ei, def_id = t->def, armed = t->armed;
+  int repeat = t->repeat, fired = t->fired;
+  const char *elem = t->elem;
   rv_def *d;
   rv_status rc;
   int node;
 
-  rv_store_bind(s, "i", timer_id);
-  if (sqlite3_step(s) != SQLITE_ROW) {
-    sqlite3_reset(s);
-    return rv_fail(c->err, RV_NOTFOUND, "no timer %lld", (long long)timer_id);
-  }
-  inst = sqlite3_column_int64(s, 0);
-  ei_key = sqlite3_column_int64(s, 1);
-  snprintf(elem, sizeof elem, "%s", (const char *)sqlite3_column_text(s, 2));
-  def_id = sqlite3_column_int64(s, 3);
-  repeat = sqlite3_column_int(s, 4);
-  fired = sqlite3_column_int(s, 5);
-  armed = sqlite3_column_int64(s, 6);
-  sqlite3_reset(s);
+  if (!t->found) return rv_fail(c->err, RV_NOTFOUND, "no timer %lld", (long long)timer_id);
   rc = rv__def_get(c->e, def_id, &d, c->err);
   if (rc != RV_OK) return rc;
   node = rv_model_find_node(d->model, elem);
@@ -849,34 +871,48 @@ rv_status rv__fire_timer(rv_ctx *c, int64_t timer_id){
 }
 
 #define SQL_JOB_GET \
-  "SELECT instance_id, ei, state, attempts, retries, backoff_ms, notify, element_id FROM jobs WHERE id=?"
+  "SELECT instance_id, ei, state, attempts, retries, backoff_ms, notify, element_id, key, adapter" \
+  " FROM jobs WHERE id=?"
 
-rv_status rv__job_result(rv_ctx *c, int64_t job_id, rv_job_outcome o,
-                         const cJSON *result, const char *code, const char *msg){
+void rv__job_row(rv_ctx *c, int64_t job_id, rv_job_row *j){
   sqlite3_stmt *s = rv_store_stmt(c->e->st, SQL_JOB_GET);
-  int64_t inst, key, backoff;
-  int attempts, retries;
-  bool notify, pending;
-  char elem[256];
+  memset(j, 0, sizeof *j);
+  j->id = job_id;
+  rv_store_bind(s, "i", job_id);
+  if (sqlite3_step(s) == SQLITE_ROW) {
+    j->found = true;
+    j->inst = sqlite3_column_int64(s, 0);
+    j->ei = sqlite3_column_int64(s, 1);
+    snprintf(j->state, sizeof j->state, "%s", (const char *)sqlite3_column_text(s, 2));
+    j->pending = strcmp(j->state, "pending") == 0;
+    j->attempts = sqlite3_column_int(s, 3);
+    j->retries = sqlite3_column_int(s, 4);
+    j->backoff = sqlite3_column_int64(s, 5);
+    j->notify = sqlite3_column_int(s, 6) != 0;
+    snprintf(j->elem, sizeof j->elem, "%s", (const char *)sqlite3_column_text(s, 7));
+    snprintf(j->key, sizeof j->key, "%s", (const char *)sqlite3_column_text(s, 8));
+    snprintf(j->adapter, sizeof j->adapter, "%s", (const char *)sqlite3_column_text(s, 9));
+  }
+  sqlite3_reset(s);
+}
+
+rv_status rv__job_result(rv_ctx *c, const rv_job_row *j, rv_job_outcome o,
+                         const cJSON *result, const char *code, const char *msg){
+  int64_t job_id = j->id, inst = j->inst, key = j->ei, backoff = j->backoff;
+  int attempts = j->attempts + 1, retries = j->retries;
+  bool notify = j->notify, pending = j->pending;
+  const char *elem = j->elem;
   rv_inst *in;
   rv_ei *ei;
   rv_status rc;
 
-  rv_store_bind(s, "i", job_id);
-  if (sqlite3_step(s) != SQLITE_ROW) { sqlite3_reset(s); return RV_OK; }
-  inst = sqlite3_column_int64(s, 0);
-  key = sqlite3_column_int64(s, 1);
-  pending = strcmp((const char *)sqlite3_column_text(s, 2), "pending") == 0;
-  attempts = sqlite3_column_int(s, 3) + 1;
-  retries = sqlite3_column_int(s, 4);
-  backoff = sqlite3_column_int64(s, 5);
-  notify = sqlite3_column_int(s, 6) != 0;
-  snprintf(elem, sizeof elem, "%s", (const char *)sqlite3_column_text(s, 7));
-  sqlite3_reset(s);
+  if (!j->found) return RV_OK;
   if (!pending) return RV_OK;            /* canceled meanwhile, or applied already */
-  /* SMS delivery log (adapters/sms/sms_log.c): a no-op for other adapters. */
-  rc = rv_sms_log_result(c->e->st, c->now, job_id, o, result, code, msg, c->err);
-  if (rc != RV_OK) return rc;
+  /* SMS delivery log (adapters/sms/sms_log.c): only sms jobs have one. */
+  if (strcmp(j->adapter, "sms") == 0) {
+    rc = rv_sms_log_result(c->e->st, c->now, job_id, o, result, code, msg, c->err);
+    if (rc != RV_OK) return rc;
+  }
 
   if (o == RV_JOB_FAILED) {
     c->e->stats.jobs_failed++;
@@ -917,6 +953,7 @@ rv_status rv__job_result(rv_ctx *c, int64_t job_id, rv_job_outcome o,
     }
     return rc;
   }
+  ei->side &= ~RV_SIDE_JOB;      /* its one job is done: nothing to cancel on leaving */
   rv__history(c, in, "JOB_COMPLETED", ei->node, key, NULL);
   rc = rv__apply_result(c, in, ei, rv__node(in, ei->node), result);
   if (rc != RV_OK) {

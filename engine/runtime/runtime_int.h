@@ -39,7 +39,21 @@ typedef struct rv_ei {
   int     mi_total, mi_done, mi_next; /* body */
   int64_t child_instance;  /* call activity */
   cJSON  *mi_items;        /* body: the collection being iterated */
+  unsigned side;           /* RV_SIDE_*: side rows this ei may have */
 } rv_ei;
+
+/* Which side tables may hold rows of an element instance, so that leaving
+** it touches only those (rv__side_clear): most elements have none, and
+** five no-op statements per element were a fifth of a simple instance's
+** cost. Set wherever a row is written for the ei; kept in the state; a
+** state written before these existed reads as "all". */
+#define RV_SIDE_TIMER   1u
+#define RV_SIDE_SUB     2u
+#define RV_SIDE_TASK    4u
+#define RV_SIDE_JOB     8u       /* a job that is canceled with the ei */
+#define RV_SIDE_NOTIFY 16u       /* a notification job: outlives the ei, may raise an incident */
+#define RV_SIDE_INC    32u
+#define RV_SIDE_ALL    63u
 
 /* Tokens collected by a joining gateway (n_in > 1) in one scope. */
 typedef struct rv_join {
@@ -70,6 +84,7 @@ typedef struct rv_inst {
   rv_join *joins; int n_joins;
   bool    dirty, is_new, ended;
   int64_t started;
+  char    status0[16];     /* status as loaded: unchanged -> its index is left alone */
 } rv_inst;
 
 /* Actions queued inside one command. */
@@ -99,6 +114,13 @@ typedef struct rv_ctx {
   int64_t   now;
   int       depth;     /* signal/call recursion guard */
   int64_t   hist_mark; /* max(history.id) when the command began: journal.mark */
+  /* history rows of this command, written together before it commits
+  ** (engine.c: rv__history, hist_flush); strings in hist_text */
+  struct rv_hrow *hist; int n_hist, cap_hist;
+  char     *hist_text; size_t hist_len, hist_cap;
+  int64_t   next_inst; /* id for the next instance started; 0: not read yet */
+  bool      opt;       /* in an optimistic batch: no savepoint of its own */
+  int64_t   changes0;  /* sqlite3_total_changes when it began (optimistic) */
 } rv_ctx;
 
 typedef struct rv_deployment_entry rv_deployment_entry;
@@ -121,7 +143,11 @@ struct rv_engine {
   int64_t           *inflight_ids; int n_inflight_ids, cap_inflight_ids;
   struct rv_result  *results; int n_results, cap_results; /* adapter answers */
   struct event      *flush_ev;
+  int                history;        /* RV_HISTORY_* */
   int                batch;          /* open batch depth */
+  bool               optimistic;     /* the open (outermost) batch has no savepoints */
+  bool               spoiled;        /* ... and a command that wrote has failed in it */
+  bool               last_spoiled;   /* the last optimistic batch was rolled back */
   int                batch_count;
   rv_engine_stats    stats;
 };
@@ -132,6 +158,8 @@ void      rv__push(rv_ctx *c, rv_act_kind k, rv_inst *in, int64_t key);
 rv_ei    *rv__ei_find(rv_inst *in, int64_t key);
 rv_ei    *rv__ei_new(rv_inst *in, int node, int64_t parent);
 void      rv__ei_remove(rv_inst *in, int64_t key);
+/* Note that ei (may be NULL) now has rows in the side tables of bits. */
+void      rv__side_mark(rv_inst *in, rv_ei *ei, unsigned bits);
 const rv_node *rv__node(const rv_inst *in, int node);
 void      rv__history(rv_ctx *c, rv_inst *in, const char *event, int node,
                       int64_t ei, const char *detail);
@@ -161,6 +189,26 @@ rv_status rv__incident_row(rv_ctx *c, int64_t inst, int64_t ei, const char *elem
 void      rv__set_status(rv_ctx *c, rv_inst *in, rv_ei *ei, const rv_node *n);
 rv_status rv__signal(rv_ctx *c, const char *name, const cJSON *payload, int *count);
 rv_status rv__child_done(rv_ctx *c, rv_inst *child, bool error, const char *code);
+
+/* A jobs row and a timers row, read once per command (engine.c journals
+** them, flow.c applies the command). found == false: no such row. */
+typedef struct rv_job_row {
+  bool    found, pending, notify;
+  int64_t id, inst, ei, backoff;
+  int     attempts, retries;
+  char    state[16], elem[256], key[512], adapter[64];
+} rv_job_row;
+typedef struct rv_timer_row {
+  bool    found;
+  int64_t id, inst, ei, def, armed;
+  int     repeat, fired;
+  char    elem[256];
+} rv_timer_row;
+void      rv__job_row(rv_ctx *c, int64_t job_id, rv_job_row *j);
+void      rv__timer_row(rv_ctx *c, int64_t timer_id, rv_timer_row *t);
+rv_status rv__job_result(rv_ctx *c, const rv_job_row *j, rv_job_outcome o,
+                         const cJSON *result, const char *code, const char *msg);
+rv_status rv__fire_timer(rv_ctx *c, const rv_timer_row *t);
 
 /*--- elements.c: one handler per element kind ---*/
 typedef struct rv_elem_ops {

@@ -68,6 +68,7 @@ rv_status rv__timer_arm(rv_ctx *c, rv_inst *in, rv_ei *ei, int node){
   int repeat;
   rv_status rc = rv__timer_due(c, in, ei, n, &due, &repeat);
   if (rc != RV_OK) return rc;
+  rv__side_mark(in, ei, RV_SIDE_TIMER);
   return rv_store_exec(c->e->st, c->err,
     "INSERT INTO timers(instance_id, ei, element_id, definition_id, due, repeat_left, fired, armed)"
     " VALUES(?,?,?,?,?,?,0,?)", "iitiiii",

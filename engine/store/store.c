@@ -8,19 +8,41 @@
 **   - migrations run in one transaction; user_version is the schema level.
 */
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include "store/store.h"
 #include "core/mem.h"
 
 #define STMT_CACHE 256
+#define STMT_SLOTS 1024          /* open addressing over the cache, by SQL pointer */
+#define MAX_SP     32            /* savepoint levels with prepared statements */
 
 struct rv_store {
   sqlite3 *db;
   int      depth;
   struct { const char *sql; sqlite3_stmt *stmt; } cache[STMT_CACHE];
   int      n_cache;
+  short    slot[STMT_SLOTS];     /* index + 1 into cache; 0 = empty */
 };
+
+/* Transaction statements, prepared once (rv_store_stmt keys on these
+** pointers): BEGIN/COMMIT and one SAVEPOINT/RELEASE per nesting level.
+** Parsing them for every command cost more than running them. */
+#define SP2(n) "SAVEPOINT sp" #n
+#define RL2(n) "RELEASE sp" #n
+static const char *const sp_sql[MAX_SP] = {
+  SP2(0), SP2(1), SP2(2), SP2(3), SP2(4), SP2(5), SP2(6), SP2(7), SP2(8), SP2(9), SP2(10),
+  SP2(11), SP2(12), SP2(13), SP2(14), SP2(15), SP2(16), SP2(17), SP2(18), SP2(19), SP2(20),
+  SP2(21), SP2(22), SP2(23), SP2(24), SP2(25), SP2(26), SP2(27), SP2(28), SP2(29), SP2(30), SP2(31),
+};
+static const char *const rl_sql[MAX_SP] = {
+  RL2(0), RL2(1), RL2(2), RL2(3), RL2(4), RL2(5), RL2(6), RL2(7), RL2(8), RL2(9), RL2(10),
+  RL2(11), RL2(12), RL2(13), RL2(14), RL2(15), RL2(16), RL2(17), RL2(18), RL2(19), RL2(20),
+  RL2(21), RL2(22), RL2(23), RL2(24), RL2(25), RL2(26), RL2(27), RL2(28), RL2(29), RL2(30), RL2(31),
+};
+static const char sql_begin[] = "BEGIN IMMEDIATE";
+static const char sql_commit[] = "COMMIT";
 
 /*--- Schema ---------------------------------------------------------------*/
 
@@ -216,6 +238,33 @@ static const char *const migrations[] = {
   "  PRIMARY KEY(national_id, kind, date)) WITHOUT ROWID;"
   "CREATE TABLE rec_loads(id INTEGER PRIMARY KEY, dir TEXT NOT NULL, at INTEGER NOT NULL,"
   "  report TEXT NOT NULL);",
+  /* 6: inquiry documents and agreements (owned by adapters/inquiry, read by the API's
+  **    POST /v1/inquiry/documents/fetch; docs/directives/inquiry.md). A code is stored
+  **    as its selector (the public half, looked up) and a salted, peppered Argon2id
+  **    hash of the secret half; never in clear. */
+  "CREATE TABLE inquiry_codes(id INTEGER PRIMARY KEY, job_key TEXT NOT NULL UNIQUE,"
+  "  instance_id INTEGER, national_id TEXT NOT NULL, selector TEXT NOT NULL UNIQUE,"
+  "  salt BLOB NOT NULL, hash BLOB NOT NULL, kdf_ops INTEGER NOT NULL, kdf_mem INTEGER NOT NULL,"
+  "  generation INTEGER NOT NULL DEFAULT 1, document TEXT NOT NULL, issued INTEGER NOT NULL,"
+  "  valid_until INTEGER NOT NULL, max_fetches INTEGER NOT NULL, fetches INTEGER NOT NULL DEFAULT 0,"
+  "  failures INTEGER NOT NULL DEFAULT 0, locked_until INTEGER, last_fetch INTEGER,"
+  "  state TEXT NOT NULL CHECK(state IN ('active','revoked','expired')), reason TEXT,"
+  "  updated INTEGER NOT NULL);"
+  "CREATE INDEX inquiry_codes_inst ON inquiry_codes(instance_id);"
+  "CREATE TABLE inquiry_agreements(organisation TEXT NOT NULL, agreement TEXT NOT NULL,"
+  "  scope TEXT NOT NULL, valid_from INTEGER NOT NULL, valid_to INTEGER NOT NULL,"
+  "  state TEXT NOT NULL CHECK(state IN ('active','revoked','expired')), reason TEXT,"
+  "  instance_id INTEGER, job_key TEXT, updated INTEGER NOT NULL,"
+  "  PRIMARY KEY(organisation, agreement)) WITHOUT ROWID;"
+  /* every fetch attempt (the audit log has them too): the throttle counts refusals
+  ** per principal and per organisation over a sliding window from here */
+  "CREATE TABLE inquiry_attempts(id INTEGER PRIMARY KEY, at INTEGER NOT NULL,"
+  "  request_id TEXT, principal_id INTEGER NOT NULL, principal TEXT NOT NULL,"
+  "  organisation TEXT NOT NULL, agreement TEXT, code_id INTEGER,"
+  "  outcome TEXT NOT NULL, reason TEXT);"
+  "CREATE INDEX inquiry_attempts_principal ON inquiry_attempts(principal_id, outcome, at);"
+  "CREATE INDEX inquiry_attempts_org ON inquiry_attempts(organisation, outcome, at);"
+  "CREATE INDEX inquiry_attempts_code ON inquiry_attempts(code_id);",
 };
 
 int rv_store_schema_version(void){
@@ -278,6 +327,13 @@ rv_status rv_store_open(const char *path, const rv_store_opts *opts,
   bool relaxed = opts && opts->relaxed_sync;
 
   *out = NULL;
+  /* Process-wide, before SQLite initialises (refused afterwards, which is
+  ** harmless): no memory statistics -- they take a global mutex on every
+  ** allocation, and we never read them. */
+  {
+    static bool configured;
+    if (!configured) { configured = true; sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); }
+  }
   st = rv_calloc(1, sizeof *st);
   if (sqlite3_open_v2(path, &st->db, flags, NULL) != SQLITE_OK) {
     rc = rv_fail(err, RV_IO, "cannot open database '%s': %s", path,
@@ -286,6 +342,9 @@ rv_status rv_store_open(const char *path, const rv_store_opts *opts,
     return rc;
   }
   sqlite3_busy_timeout(st->db, 5000);
+  /* a larger lookaside: a command's statements allocate many small
+  ** objects (cursors, records); 512 slots of 512 bytes (default 100 x 1200) */
+  sqlite3_db_config(st->db, SQLITE_DBCONFIG_LOOKASIDE, NULL, 512, 512);
   sqlite3_db_config(st->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
   sqlite3_extended_result_codes(st->db, 0);
   rc = exec_plain(st, "PRAGMA journal_mode=WAL", err);
@@ -294,6 +353,12 @@ rv_status rv_store_open(const char *path, const rv_store_opts *opts,
   if (rc == RV_OK) rc = exec_plain(st, "PRAGMA foreign_keys=ON", err);
   if (rc == RV_OK) rc = exec_plain(st, "PRAGMA trusted_schema=OFF", err);
   if (rc == RV_OK) rc = exec_plain(st, "PRAGMA journal_size_limit=67108864", err);
+  /* Savepoint journals in memory: every command of a group commit runs in
+  ** its own savepoint, and the first change of each page in it copies the
+  ** page to the sub-journal; on disk (the default) that spilled to a temp
+  ** file past 64 KiB and was most of a batch's system time. Durability is
+  ** the WAL's business and does not change. */
+  if (rc == RV_OK) rc = exec_plain(st, "PRAGMA temp_store=MEMORY", err);
   if (rc == RV_OK) rc = migrate(st, err);
   /* Self-check (RELIABILITY A6): refuse to run on a store that would not
   ** keep its promises. */
@@ -325,10 +390,25 @@ void rv_store_close(rv_store *st){
 sqlite3 *rv_store_db(rv_store *st){ return st->db; }
 int rv_store_depth(const rv_store *st){ return st->depth; }
 
+/* Run a cached statement that returns no rows. */
+static rv_status exec_cached(rv_store *st, const char *sql, rv_err *err){
+  sqlite3_stmt *s = rv_store_stmt(st, sql);
+  int rc = sqlite3_step(s);
+  if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+    rv_status r = sqlfail(st, err, "sql");
+    if (err) snprintf(err->msg, sizeof err->msg, "%s", sqlite3_errmsg(st->db));   /* as exec_plain */
+    sqlite3_reset(s);
+    return r;
+  }
+  sqlite3_reset(s);
+  return RV_OK;
+}
+
 rv_status rv_store_begin(rv_store *st, rv_err *err){
   char sql[48];
   rv_status rc;
-  if (st->depth == 0) rc = exec_plain(st, "BEGIN IMMEDIATE", err);
+  if (st->depth == 0) rc = exec_cached(st, sql_begin, err);
+  else if (st->depth < MAX_SP) rc = exec_cached(st, sp_sql[st->depth], err);
   else {
     snprintf(sql, sizeof sql, "SAVEPOINT sp%d", st->depth);
     rc = exec_plain(st, sql, err);
@@ -342,8 +422,11 @@ rv_status rv_store_commit(rv_store *st, rv_err *err){
   rv_status rc;
   if (st->depth <= 0) return rv_fail(err, RV_CONFLICT, "commit without a transaction");
   if (st->depth == 1) {
-    rc = exec_plain(st, "COMMIT", err);
+    rc = exec_cached(st, sql_commit, err);
     if (rc != RV_OK) { exec_plain(st, "ROLLBACK", NULL); st->depth = 0; return rc; }
+  } else if (st->depth - 1 < MAX_SP) {
+    rc = exec_cached(st, rl_sql[st->depth - 1], err);
+    if (rc != RV_OK) return rc;
   } else {
     snprintf(sql, sizeof sql, "RELEASE sp%d", st->depth - 1);
     rc = exec_plain(st, sql, err);
@@ -364,15 +447,26 @@ void rv_store_rollback(rv_store *st){
   st->depth--;
 }
 
+static unsigned slot_of(const char *sql){
+  uintptr_t h = (uintptr_t)sql;
+  h ^= h >> 17;
+  h *= (uintptr_t)0x9E3779B97F4A7C15ULL;
+  return (unsigned)(h >> 7) & (STMT_SLOTS - 1);
+}
+
 sqlite3_stmt *rv_store_stmt(rv_store *st, const char *sql){
   sqlite3_stmt *s = NULL;
-  for (int i = 0; i < st->n_cache; i++) {
+  unsigned h = slot_of(sql);
+  for (;;) {
+    int i = st->slot[h] - 1;
+    if (i < 0) break;
     if (st->cache[i].sql == sql) {
       s = st->cache[i].stmt;
       sqlite3_reset(s);
       sqlite3_clear_bindings(s);
       return s;
     }
+    h = (h + 1) & (STMT_SLOTS - 1);
   }
   if (sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, NULL) != SQLITE_OK) {
     fprintf(stderr, "ravand: internal SQL error: %s\n  in: %s\n", sqlite3_errmsg(st->db), sql);
@@ -382,20 +476,24 @@ sqlite3_stmt *rv_store_stmt(rv_store *st, const char *sql){
     st->cache[st->n_cache].sql = sql;
     st->cache[st->n_cache].stmt = s;
     st->n_cache++;
+    st->slot[h] = (short)st->n_cache;
   } else {
     abort();   /* raise STMT_CACHE */
   }
   return s;
 }
 
-static void vbind(sqlite3_stmt *s, const char *fmt, va_list ap){
+/* dtor: SQLITE_TRANSIENT (the caller may free the text before it steps)
+** or SQLITE_STATIC (rv_store_exec: steps and resets before it returns, and
+** rv_store_stmt clears the bindings before the statement is used again). */
+static void vbind(sqlite3_stmt *s, const char *fmt, va_list ap, sqlite3_destructor_type dtor){
   for (int i = 0; fmt && fmt[i]; i++) {
     switch (fmt[i]) {
     case 'i': sqlite3_bind_int64(s, i + 1, va_arg(ap, int64_t)); break;
     case 'd': sqlite3_bind_double(s, i + 1, va_arg(ap, double)); break;
     case 't': {
       const char *t = va_arg(ap, const char *);
-      if (t) sqlite3_bind_text(s, i + 1, t, -1, SQLITE_TRANSIENT);
+      if (t) sqlite3_bind_text(s, i + 1, t, -1, dtor);
       else   sqlite3_bind_null(s, i + 1);
       break;
     }
@@ -407,7 +505,7 @@ static void vbind(sqlite3_stmt *s, const char *fmt, va_list ap){
 void rv_store_bind(sqlite3_stmt *s, const char *fmt, ...){
   va_list ap;
   va_start(ap, fmt);
-  vbind(s, fmt, ap);
+  vbind(s, fmt, ap, SQLITE_TRANSIENT);
   va_end(ap);
 }
 
@@ -416,7 +514,7 @@ rv_status rv_store_exec(rv_store *st, rv_err *err, const char *sql, const char *
   va_list ap;
   int rc;
   va_start(ap, fmt);
-  vbind(s, fmt, ap);
+  vbind(s, fmt, ap, SQLITE_STATIC);
   va_end(ap);
   rc = sqlite3_step(s);
   sqlite3_reset(s);

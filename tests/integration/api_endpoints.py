@@ -164,7 +164,7 @@ def run(t, s):
     r = s.req('GET', '/v1/instances?limit=0', who='op')
     t.ok(problem_ok(r, 400), 'limit out of range: 400', r)
     r = s.req('GET', '/v1/instances/%d' % ia, who='op')
-    t.ok(r.status == 200 and r.json['variables'] == {'county': 'C1', 'branch': 'B1'}
+    t.ok(r.status == 200 and r.json['variables'] == {'county': 'C1', 'branch': 'B1', 'national_id': NID_A}
          and r.json['tokens'][0]['element'] == 'applicant_docs' and r.json['history'],
          'GET instance (staff view): variables, tokens, history', r)
     r = s.req('GET', '/v1/instances/%d' % ia, who='appA')
@@ -250,7 +250,7 @@ def run(t, s):
     t.eq([x['id'] for x in r.json['items']], [tb], 'a member of an extra candidate group sees the task')
     r = s.req('POST', '/v1/tasks/%d/transfer' % tb, who='brA', body={'branch': 'B1'})
     t.ok(problem_ok(r, 409), 'transfer to the same branch: 409', r)
-    r = s.req('POST', '/v1/tasks/%d/transfer' % tb, who='brA', body={'branch': 'B 2'})
+    r = s.req('POST', '/v1/tasks/%d/transfer' % tb, who='brA', body={'branch': 'B;2'})
     t.ok(problem_ok(r, 400), 'transfer to a malformed branch code: 400', r)
     r = s.req('POST', '/v1/tasks/%d/transfer' % tb, who='brA', body={'branch': 'B2', 'reason': 'تغییر شعبه بیمه‌پردازی'})
     t.ok(r.status == 200 and r.json['branch'] == 'B2', 'transfer to another branch (change paying branch)', r)

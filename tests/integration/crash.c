@@ -87,9 +87,13 @@ int main(int argc, char **argv){
   int want = argc > 1 ? atoi(argv[1]) : 2000, kills = argc > 2 ? atoi(argv[2]) : 50;
   unsigned seed = argc > 3 ? (unsigned)atoi(argv[3]) : (unsigned)time(NULL);
   int acks = 0, starts = 0, n_kill = 0, fails = 0, next_start = 0;
-  int64_t *completed = calloc((size_t)want + 16, sizeof *completed);
+  /* room for the commands a fast child acknowledges past `want` while
+  ** the kills are still being spread out (the loop below runs until both
+  ** counts are reached) */
+  int cap = 8 * want + 1024;
+  int64_t *completed = calloc((size_t)cap, sizeof *completed);
   int n_completed = 0;
-  char *start_ack = calloc((size_t)want + 16, 1);
+  char *start_ack = calloc((size_t)cap, 1);
   rv_err err;
 
   printf("# seed %u, %d commands, %d kills\n", seed, want, kills);
@@ -108,7 +112,7 @@ int main(int argc, char **argv){
     }
     rv_engine_close(e);
   }
-  while (acks < want) {
+  while (acks < want || n_kill < kills) {
     int p[2];
     pid_t pid;
     FILE *in;
@@ -128,11 +132,11 @@ int main(int argc, char **argv){
     while (fgets(line, sizeof line, in)) {
       int k; long long id;
       if (sscanf(line, "S %d %lld", &k, &id) == 2) {
-        if (k < want + 16) start_ack[k] = 1;
+        if (k < cap) start_ack[k] = 1;
         if (k + 1 > next_start) next_start = k + 1;
         starts++; acks++;
       } else if (sscanf(line, "C %lld", &id) == 1) {
-        if (n_completed < want + 16) completed[n_completed++] = id;
+        if (n_completed < cap) completed[n_completed++] = id;
         acks++;
       }
       if (!kill_it && acks >= want) { kill(pid, SIGKILL); break; }
@@ -160,7 +164,7 @@ int main(int argc, char **argv){
     int lost_starts = 0, lost_completes = 0;
     int64_t dup_keys, dup_completions, mismatch, jobs_twice, not_done;
     sqlite3_open(db, &h);
-    for (int k = 0; k < next_start && k < want + 16; k++) {
+    for (int k = 0; k < next_start && k < cap; k++) {
       char sql[160];
       if (!start_ack[k]) continue;
       snprintf(sql, sizeof sql, "SELECT count(*) FROM instances WHERE business_key='k%d'", k);

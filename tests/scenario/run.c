@@ -61,6 +61,17 @@
 **                                   (rv_engine_task_transfer, the API's transfer)
 **   task ELEMENT COLUMN VALUE       the latest task of ELEMENT has COLUMN (of the tasks table:
 **                                   branch, county, state, candidate_groups, ...) = VALUE
+**   sms-code TO                     the last SMS went to TO and carries an access code of the
+**                                   `inquiry` adapter (six groups of four Crockford base32
+**                                   characters); it is remembered for `fetch`
+**   fetch ORG AGREEMENT USER CODE OUTCOME
+**                                   an organisation user fetches a document as the API's
+**                                   POST /v1/inquiry/documents/fetch does (rv_inquiry_fetch,
+**                                   default limits): CODE is `code` (the remembered one),
+**                                   `wrong` (its last character changed) or a literal code;
+**                                   OUTCOME is ok, throttled, or the refusal reason (unknown,
+**                                   malformed, wrong, wrong-locked, locked, expired, revoked,
+**                                   used, agreement)
 ** Output is TAP: one "ok"/"not ok" line per expectation.
 */
 #include <stdarg.h>
@@ -79,6 +90,7 @@
 #include "records/records.h"
 #include "bank/bank.h"
 #include "registry/feed.h"
+#include "inquiry/inquiry.h"
 
 #ifndef RV_SOURCE_ROOT
 #define RV_SOURCE_ROOT "."
@@ -93,6 +105,7 @@ static int n_named, n_ok, n_fail, lineno;
 static char last_msg_result[32];
 static cJSON *last_bank_report;
 static cJSON *last_feed_report;
+static char last_code[64];            /* sms-code */
 
 /* `stub NAME [JSON]`: a stand-in adapter answering its input plus JSON's keys. */
 struct stub { rv_adapter_ops ops; char name[64]; cJSON *extra; };
@@ -453,8 +466,6 @@ static void cmd(char **w, int n){
     snprintf(path, sizeof path, "%s/%s", basedir, w[1]);
     if (n > 2 && rv_duration_parse(w[2], &d, NULL) == RV_OK) o.ttl_ms = rv_duration_ms(&d);
     cJSON_Delete(last_bank_report);
-  cJSON_Delete(last_feed_report);
-  for (int i = 0; i < n_stubs; i++) { rv_adapter_unregister(&stubs[i].ops); cJSON_Delete(stubs[i].extra); }
     last_bank_report = NULL;
     okf(rv_bank_import_file(E, path, &o, &last_bank_report, &err) == RV_OK, "bank %s %s", w[1], err.msg);
     if (last_bank_report) { char *t = rv_json_print(last_bank_report); printf("# bank: %s\n", t); cJSON_free(t); }
@@ -534,6 +545,50 @@ static void cmd(char **w, int n){
       snprintf(got, sizeof got, "%s", sqlite3_column_text(s, 0) ? (const char *)sqlite3_column_text(s, 0) : "NULL");
     sqlite3_finalize(s);
     okf(col_ok && strcmp(got, w[3]) == 0, "task %s %s = %s (got %s)", w[1], w[2], w[3], got);
+  } else if (strcmp(c, "sms-code") == 0 && n > 1) {
+    static const char b32[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    int k = rv_test_sms_count() - 1;
+    const char *to = k >= 0 ? rv_test_sms_to(k) : NULL, *text = k >= 0 ? rv_test_sms_text(k) : NULL;
+    last_code[0] = 0;
+    for (const char *p = text; p && *p && !last_code[0]; p++) {
+      bool shape = strlen(p) >= 29;
+      for (int i = 0; shape && i < 29; i++)
+        shape = (i % 5 == 4) ? p[i] == '-' : (p[i] && strchr(b32, p[i]) != NULL);
+      if (shape && (p[29] == 0 || !strchr(b32, p[29])) && (p == text || !strchr(b32, p[-1])))
+        snprintf(last_code, sizeof last_code, "%.29s", p);
+    }
+    okf(to && strcmp(to, w[1]) == 0 && last_code[0], "last sms to %s carries an access code (got %s '%s')",
+        w[1], to ? to : "-", text ? text : "-");
+  } else if (strcmp(c, "fetch") == 0 && n > 5) {
+    rv_inquiry_limits lim;
+    rv_inquiry_fetch_in in = {0};
+    rv_inquiry_fetch_out out;
+    char code[64];
+    const char *got;
+    rv_status rc;
+    int64_t pid = 0;
+    rv_inquiry_limits_default(&lim);
+    for (const char *p = w[3]; *p; p++) pid = (pid * 31 + (unsigned char)*p) % 1000000007;
+    if (strcmp(w[4], "code") == 0) snprintf(code, sizeof code, "%s", last_code);
+    else if (strcmp(w[4], "wrong") == 0) {
+      size_t l = strlen(last_code);
+      snprintf(code, sizeof code, "%s", last_code);
+      if (l) code[l - 1] = code[l - 1] == 'A' ? 'B' : 'A';
+    } else snprintf(code, sizeof code, "%s", w[4]);
+    in.code = code;
+    in.principal_id = pid + 1;
+    in.principal = w[3];
+    in.organisation = w[1];
+    in.agreement = w[2];
+    rc = rv_store_begin(rv_engine_store(E), &err);
+    if (rc == RV_OK) rc = rv_inquiry_fetch(E, &lim, &in, &out, &err);
+    if (rc == RV_OK) rc = rv_store_commit(rv_engine_store(E), &err);
+    else rv_store_rollback(rv_engine_store(E));
+    got = rc != RV_OK ? err.msg : out.outcome == RV_FETCH_OK ? "ok"
+        : out.outcome == RV_FETCH_THROTTLED ? "throttled" : out.reason;
+    okf(rc == RV_OK && strcmp(got, w[5]) == 0, "fetch by %s/%s with %s: %s (got %s)", w[1], w[3], w[4], w[5], got);
+    if (rc == RV_OK) cJSON_Delete(out.reply);
+    drain();
   } else {
     okf(false, "unknown scenario command '%s'", c);
   }
@@ -553,6 +608,11 @@ int main(int argc, char **argv){
   unlink(dbpath);
   rv_clock_init_virtual(&clk, 1774051200000LL);   /* 2026-03-21T00:00:00Z */
   rv_test_sms_reset();
+  {  /* a fixed pepper: the inquiry adapter hashes its access codes with a key from it */
+    unsigned char pepper[32];
+    memset(pepper, 0x5a, sizeof pepper);
+    rv_inquiry_set_pepper(pepper);
+  }
   open_engine();
   while (fgets(line, sizeof line, f)) {
     char *w[128];
@@ -571,6 +631,8 @@ int main(int argc, char **argv){
   rv_adapters_unbind_engine(E);
   rv_engine_close(E);
   cJSON_Delete(last_bank_report);
+  cJSON_Delete(last_feed_report);
+  for (int i = 0; i < n_stubs; i++) { rv_adapter_unregister(&stubs[i].ops); cJSON_Delete(stubs[i].extra); }
   rv_test_sms_reset();
   {
     char p[300];

@@ -322,8 +322,35 @@ static void mobile(void **state){
   assert_false(rv_valid_mobile(NULL));
 }
 
+static void scope_value(void **state){
+  static const char *const good[] = {
+    "B1", "1201", "C-1.x_y", "تهران", "کرج", "اسلام‌شهر" /* ZWNJ between letters */,
+    "شعبه ۱۲ تهران", "شعبه ١٢", "São Paulo", "Ελλάδα", "Москва", NULL };
+  static const char *const bad[] = {
+    "", " تهران", "تهران ", "ته\u202eران" /* bidi override */, "a;b", "a/b", "a\tb",
+    "\xe2\x80\x8cتهران" /* leading ZWNJ */, "تهران\xe2\x80\x8c",
+    "\xd8" /* truncated UTF-8 */, "\xc0\xaf" /* overlong */, "\xed\xa0\x80" /* surrogate */,
+    "a\xe2\x80\x8f" "b" /* RLM */, "x<y", "🙂", NULL };
+  char big[300];
+  (void)state;
+  for (int i = 0; good[i]; i++) if (!rv_valid_scope_value(good[i], false)) fail_msg("good: %s", good[i]);
+  for (int i = 0; bad[i]; i++)
+    if (rv_valid_scope_value(bad[i], false)) fail_msg("bad #%d: %s", i, bad[i]);
+  assert_false(rv_valid_scope_value("\xd8\xaa\xd9\x87\xe2\x80\xae\xd8\xb1", false));   /* bidi override */
+  assert_false(rv_valid_scope_value(NULL, false));
+  assert_true(rv_valid_scope_value("AG-1405/17", true));
+  assert_false(rv_valid_scope_value("AG-1405/17", false));
+  /* 64 code points (two bytes each) yes, 65 no */
+  big[0] = 0;
+  for (int i = 0; i < 64; i++) strcat(big, "ت");
+  assert_true(rv_valid_scope_value(big, false));
+  strcat(big, "ت");
+  assert_false(rv_valid_scope_value(big, false));
+}
+
 int main(void){
   const struct CMUnitTest tests[] = {
+    cmocka_unit_test(scope_value),
     cmocka_unit_test(duration_parse_all_fields),
     cmocka_unit_test(duration_parse_rejects),
     cmocka_unit_test(duration_add_calendar),

@@ -77,6 +77,11 @@ LINT_TEST(test_event_gateway,      "event-gateway.bpmn",    E, 6, "event-based g
 LINT_TEST(test_mi_no_collection,   "mi-no-collection.bpmn", E, 6, "multi-instance 't' has no collection")
 LINT_TEST(test_call_no_element,    "call-no-element.bpmn",  E, 6, "callActivity 'c' has no calledElement")
 LINT_TEST(test_no_correlation,     "no-correlation.bpmn",   W, 6, "no correlation key: correlates by name only")
+LINT_TEST(test_start_role_node,    "start-role.bpmn",       E, 6, "rv:startableBy on 'e': only a process's own start events")
+LINT_TEST(test_start_role_name,    "start-role-process.bpmn", E, 3, "rv:startableBy of process 'p' names 'operator'")
+LINT_TEST(test_start_role_timer,   "start-role-timer.bpmn", E, 4, "only none and message start events")
+LINT_TEST(test_display_name,       "display-bad.bpmn",      E, 6, "rv:display of 't': 'final statuses' is not a variable name")
+LINT_TEST(test_display_not_user,   "display-not-user.bpmn", W, 6, "rv:display on task 't' is ignored")
 
 static void test_good_is_clean(void **state){
   rv_diags d;
@@ -202,6 +207,11 @@ int main(void){
     cmocka_unit_test(test_mi_no_collection),
     cmocka_unit_test(test_call_no_element),
     cmocka_unit_test(test_no_correlation),
+    cmocka_unit_test(test_start_role_node),
+    cmocka_unit_test(test_start_role_name),
+    cmocka_unit_test(test_start_role_timer),
+    cmocka_unit_test(test_display_name),
+    cmocka_unit_test(test_display_not_user),
     cmocka_unit_test(test_good_is_clean),
     cmocka_unit_test(test_lua_module_syntax_error),
     cmocka_unit_test(test_no_scripts_dir_warns),

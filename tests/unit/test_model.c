@@ -586,6 +586,52 @@ static void test_warnings(void **state){
   rv_diags_fini(&d);
 }
 
+/* rv:startableBy (process and start event), start forms, rv:display. */
+static void test_portal_attributes(void **state){
+  const char *xml = HEAD
+    "<message id=\"m\" name=\"req\"/><message id=\"m2\" name=\"feed\"/>\n"
+    "<process id=\"p\" isExecutable=\"true\" rv:startableBy=\"applicant, organisation\">\n"
+    "<startEvent id=\"s\"><extensionElements><rv:field id=\"mobile\" type=\"string\"/></extensionElements></startEvent>\n"
+    "<startEvent id=\"sm\" rv:startableBy=\"applicant\"><messageEventDefinition messageRef=\"m\"/></startEvent>\n"
+    "<startEvent id=\"sf\"><messageEventDefinition messageRef=\"m2\"/></startEvent>\n"
+    "<userTask id=\"t\" rv:candidateGroups=\"applicant\" rv:display=\"person,final_statuses\"/>\n"
+    "<sequenceFlow id=\"f1\" sourceRef=\"s\" targetRef=\"t\"/><sequenceFlow id=\"f2\" sourceRef=\"sm\" targetRef=\"t\"/>\n"
+    "<sequenceFlow id=\"f3\" sourceRef=\"sf\" targetRef=\"t\"/><sequenceFlow id=\"f4\" sourceRef=\"t\" targetRef=\"e\"/>\n"
+    "<endEvent id=\"e\"/>\n"
+    "</process>\n"
+    "<process id=\"q\" isExecutable=\"true\"><startEvent id=\"qs\"/></process></definitions>";
+  rv_diags d;
+  rv_model *m;
+  const rv_process *p;
+  int pi;
+  (void)state;
+  rv_diags_init(&d);
+  m = parse_ok(xml, &d);
+  rv_model_validate(m, &d);
+  if (d.n != 0) rv_diags_print(&d, "portal", stderr);
+  assert_int_equal(d.n_errors, 0);
+  p = rv_model_find_process(m, "p");
+  pi = rv_model_process_index(m, "p");
+  assert_string_equal(p->startable_by, "applicant, organisation");
+  assert_string_equal(node(m, "t")->display, "person,final_statuses");
+  assert_int_equal(node(m, "s")->n_fields, 1);
+  /* the process's list opens its none start event */
+  assert_true(rv_model_startable(m, pi, rv_model_find_node(m, "s"), "applicant"));
+  assert_true(rv_model_startable(m, pi, rv_model_find_node(m, "s"), "organisation"));
+  assert_false(rv_model_startable(m, pi, rv_model_find_node(m, "s"), "operator"));
+  assert_false(rv_model_startable(m, pi, rv_model_find_node(m, "s"), "applic"));
+  /* a message start only through its own list */
+  assert_true(rv_model_startable(m, pi, rv_model_find_node(m, "sm"), "applicant"));
+  assert_false(rv_model_startable(m, pi, rv_model_find_node(m, "sm"), "organisation"));
+  assert_false(rv_model_startable(m, pi, rv_model_find_node(m, "sf"), "applicant"));
+  /* not start events; other processes */
+  assert_false(rv_model_startable(m, pi, rv_model_find_node(m, "t"), "applicant"));
+  assert_false(rv_model_startable(m, rv_model_process_index(m, "q"), rv_model_find_node(m, "qs"), "applicant"));
+  assert_false(rv_model_startable(m, rv_model_process_index(m, "q"), rv_model_find_node(m, "s"), "applicant"));
+  rv_model_free(m);
+  rv_diags_fini(&d);
+}
+
 static void test_entities_rejected(void **state){
   const char *xml =
     "<?xml version=\"1.0\"?>\n"
@@ -656,6 +702,7 @@ int main(void){
     cmocka_unit_test(test_flowable),
     cmocka_unit_test(test_errors),
     cmocka_unit_test(test_warnings),
+    cmocka_unit_test(test_portal_attributes),
     cmocka_unit_test(test_entities_rejected),
     cmocka_unit_test(test_missing_file),
     cmocka_unit_test(test_elem_names),

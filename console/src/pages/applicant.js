@@ -1,9 +1,10 @@
 // pages/applicant.js -- the portal: my requests, one request with its open
 // steps (forms), and new requests (the services open to applicants).
 import { get, post, withQuery, errorText, processNames, definitions } from '../api.js';
-import { h, clear, notice, badge, statusKind, table } from '../ui.js';
+import { h, clear, fill, notice, badge, statusKind, table } from '../ui.js';
 import { faDate, faDateTime, faDigits, asciiDigits } from '../fa.js';
 import { taskForm } from '../forms.js';
+import { displayView } from '../display.js';
 
 // The portal steps of the supplementary insurance directive (directive 000).
 const SUPP_STEPS = [
@@ -27,7 +28,7 @@ const DECISION_LABELS = {
 
 // Services an applicant can ask for in the portal, with what each needs at the start.
 export const SERVICES = [
-  { process: 'supplementary-insurance', title: 'بیمه تکمیلی درمان و عمر مستمری‌بگیران و افراد تبعی',
+  { process: 'supplementary-insurance', message: 'supplementary-request', title: 'بیمه تکمیلی درمان و عمر مستمری‌بگیران و افراد تبعی',
     text: 'ثبت‌نام یا انصراف خود و افراد تبعی در چهار گام.', single: true },
   { process: 'marriage-grant', title: 'کمک هزینه ازدواج', text: 'ثبت اطلاعات ازدواج برای دریافت کمک هزینه.' },
   { process: 'marriage-objection', title: 'پشتیبانی کمک هزینه ازدواج (اعتراض)', text: 'اعتراض به نتیجه و بارگذاری تصاویر مدارک.' },
@@ -49,7 +50,7 @@ export async function myRequests(main, { query, navigate }) {
     get(withQuery('/v1/my/requests', { limit: 20, offset: offset || '' })),
     processNames().catch(() => ({})),
   ]);
-  clear(main).append(
+  fill(main, 
     h('div', { class: 'page-head' }, h('h1', {}, 'درخواست‌های من'),
       h('a', { class: 'button primary', href: '#/new' }, 'درخواست جدید')),
     r.items.length ? h('ul', { class: 'cards requests', 'data-testid': 'my-requests' }, r.items.map((x) =>
@@ -96,13 +97,14 @@ export async function request(main, { params }) {
       h('h2', {}, t.name),
       STEP_HELP[t.element] ? h('p', {}, STEP_HELP[t.element]) : null,
       t.due ? h('p', { class: 'muted' }, `مهلت: ${faDateTime(t.due)}`) : null,
+      displayView(t.display),
       taskForm(t, async (data) => {
         await post(`/v1/tasks/${t.id}/complete`, Object.keys(data).length ? { data } : {});
         await sleep(150);
         await reload();
       }, { decisionLabels: DECISION_LABELS[t.element], errorText }));
   });
-  clear(main).append(
+  fill(main, 
     h('p', {}, h('a', { href: '#/my' }, '→ درخواست‌های من')),
     h('div', { class: 'page-head' }, h('h1', {}, r.process_name || r.process),
       h('span', { class: 'muted' }, `شماره ${faDigits(r.id)}`)),
@@ -110,7 +112,7 @@ export async function request(main, { params }) {
       h('div', { class: 'label' }, r.status === 'active' ? 'وضعیت' : 'نتیجه'),
       h('div', { class: 'big', 'data-testid': 'status' }, r.status_label || r.status_text || ''),
       h('div', { class: 'muted' }, `ثبت: ${faDateTime(r.started)}`, r.ended ? ` — پایان: ${faDateTime(r.ended)}` : '')),
-    steps.length ? steps : (r.status === 'active' ? h('p', { class: 'muted' }, 'درخواست شما در دست بررسی است؛ اقدامی از طرف شما لازم نیست.') : null),
+    steps.length ? h('div', { class: 'steps' }, steps) : (r.status === 'active' ? h('p', { class: 'muted' }, 'درخواست شما در دست بررسی است؛ اقدامی از طرف شما لازم نیست.') : null),
     h('section', { class: 'card' }, h('h2', {}, 'سابقه وضعیت'),
       r.history.length ? h('ol', { class: 'timeline' }, r.history.map((x) =>
         h('li', {}, h('time', {}, faDateTime(x.at)), h('span', {}, x.status_text)))) : h('p', { class: 'empty' }, '—')));
@@ -120,7 +122,7 @@ export async function services(main) {
   const defs = await definitions().catch(() => []);
   const deployed = new Set(defs.map((d) => d.process));
   const list = SERVICES.filter((s) => deployed.has(s.process));
-  clear(main).append(h('h1', {}, 'درخواست جدید'),
+  fill(main, h('h1', {}, 'درخواست جدید'),
     h('ul', { class: 'cards services' }, list.map((s) => h('li', { class: 'card' },
       h('a', { href: `#/new/${s.process}`, class: 'stretch', 'data-process': s.process },
         h('div', { class: 'title' }, s.title), h('div', { class: 'muted' }, s.text))))));
@@ -145,7 +147,7 @@ export async function start(main, { params, me, navigate }) {
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     clear(msg);
-    const vars = { national_id: me.scope.national_id, ...(svc.fixed || {}) };
+    const vars = { ...(svc.fixed || {}) };
     for (const [k, [f, input]] of Object.entries(inputs)) {
       const v = asciiDigits(input.value.trim());
       if (!v) { msg.append(notice('error', `«${f.label}» را وارد کنید`)); return; }
@@ -155,20 +157,32 @@ export async function start(main, { params, me, navigate }) {
       } else vars[k] = v;
     }
     try {
-      if (svc.single) {
-        // one open request per person: continue it (the directive's portal does the same)
-        const open = await get(withQuery('/v1/my/requests', { process: svc.process, status: 'active', limit: 1 }));
-        if (open.items.length) { navigate(`/my/${open.items[0].id}`); return; }
-      }
+      // The applicant files the request (the server adds the national ID and
+      // the business key); a message start reaches the open request if there
+      // is one (one open request per pensioner). request_key: a double click
+      // files one request.
       const key = 'console-' + (crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random());
-      const r = await post('/v1/instances', { process: svc.process, variables: vars, request_key: key });
+      const body = { ...(svc.message ? { message: svc.message } : { process: svc.process }), request_key: key };
+      if (Object.keys(vars).length) body.variables = vars;
+      let r;
+      try {
+        r = await post('/v1/my/requests', body);
+      } catch (e) {
+        if (e.status !== 404 && e.status !== 405) throw e;
+        // an older server: start the process directly, one open request kept by the console
+        if (svc.single) {
+          const open = await get(withQuery('/v1/my/requests', { process: svc.process, status: 'active', limit: 1 }));
+          if (open.items.length) { navigate(`/my/${open.items[0].id}`); return; }
+        }
+        r = await post('/v1/instances', { process: svc.process, variables: { ...vars, national_id: me.scope.national_id }, request_key: key });
+      }
       navigate(`/my/${r.id}`);
     } catch (e) {
       msg.append(notice('error', e.status === 403 || e.status === 400 && /open/.test(e.problem?.detail || '')
         ? 'این خدمت در حال حاضر از طریق این سامانه قابل درخواست نیست.' : errorText(e)));
     }
   });
-  clear(main).append(h('p', {}, h('a', { href: '#/new' }, '→ خدمات')), form);
+  fill(main, h('p', {}, h('a', { href: '#/new' }, '→ خدمات')), form);
 }
 
 export { table };

@@ -2,12 +2,19 @@
 // incidents), instances with filters, one instance (diagram, variables,
 // history with gateway reasons, incidents with retry), incidents, processes.
 import { get, post, api, withQuery, errorText, processNames, definitions, parseMetrics } from '../api.js';
-import { h, clear, notice, table, badge, statusKind, valueView, busy } from '../ui.js';
+import { h, clear, fill, notice, table, badge, statusKind, valueView, busy } from '../ui.js';
 import { faDate, faDateTime, faDigits, faNumber, parseDateInput, isoToJalali, asciiDigits,
-  INSTANCE_STATUS, HISTORY_EVENTS } from '../fa.js';
+  INSTANCE_STATUS, HISTORY_EVENTS, groupsLabel } from '../fa.js';
 import { pager } from './applicant.js';
 
 const PAGE = 25;
+
+const ELEMENT_TYPES = {
+  userTask: 'کار انسانی', serviceTask: 'سرویس', sendTask: 'ارسال', receiveTask: 'دریافت پیام',
+  subProcess: 'زیرفرایند', callActivity: 'فراخوانی فرایند', intermediateCatchEvent: 'رویداد میانی',
+  boundaryEvent: 'رویداد مرزی', eventBasedGateway: 'درگاه رویدادی', exclusiveGateway: 'درگاه انحصاری',
+  parallelGateway: 'درگاه موازی', inclusiveGateway: 'درگاه فراگیر', businessRuleTask: 'قاعده', scriptTask: 'اسکریپت',
+};
 
 // --- overview ------------------------------------------------------------
 
@@ -21,9 +28,9 @@ export async function overview(main) {
     .sort((a, b) => b.value - a.value);
   const cartable = (l) => {
     const office = l.branch ? `شعبه ${faDigits(l.branch)}` : l.county ? `شهرستان ${l.county}` : '';
-    return [l.candidate_groups || '—', office ? ' — ' + office : ''];
+    return [groupsLabel(l.candidate_groups) || '—', office ? ' — ' + office : ''];
   };
-  clear(main).append(
+  fill(main, 
     h('h1', {}, 'نمای کلی'),
     h('div', { class: 'stats' },
       stat('پرونده‌های در جریان', byStatus.active || 0, '#/instances?status=active'),
@@ -73,7 +80,7 @@ export async function incidents(main, { query, navigate }) {
   const offset = Number(query.offset || 0);
   const [r, names] = await Promise.all([
     get(withQuery('/v1/incidents', { state, process: query.process, limit: PAGE, offset: offset || '' })), processNames()]);
-  clear(main).append(
+  fill(main, 
     h('div', { class: 'page-head' }, h('h1', {}, 'خطاها'),
       h('div', { class: 'tabs' }, [['open', 'باز'], ['resolved', 'رفع شده'], ['all', 'همه']].map(([v, t]) =>
         h('a', { href: `#/incidents?state=${v}`, class: v === state ? 'active' : '' }, t)))),
@@ -112,7 +119,7 @@ export async function instances(main, { query, navigate }) {
     for (const k of ['started_from', 'started_to']) if (q[k]) q[k] = parseDateInput(q[k]) || '';
     navigate('/instances', q);
   });
-  clear(main).append(h('h1', {}, 'پرونده‌ها'), form,
+  fill(main, h('h1', {}, 'پرونده‌ها'), form,
     table([
       { title: 'شماره', cell: (x) => h('a', { href: `#/instances/${x.id}` }, faDigits(x.id)) },
       { title: 'فرایند', cell: (x) => names[x.process] || x.process },
@@ -149,7 +156,7 @@ function historyRow(x, names) {
   return h('tr', { class: isGw ? 'gw' : x.event.startsWith('INCIDENT') ? 'bad' : '' },
     h('td', { 'data-label': 'زمان' }, faDateTime(x.at)),
     h('td', { 'data-label': 'رویداد' }, HISTORY_EVENTS[x.event] || x.event, h('small', { class: 'muted', dir: 'ltr' }, ' ', x.event)),
-    h('td', { 'data-label': 'مرحله' }, x.element ? (names[x.element] ? `${names[x.element]} (${x.element})` : x.element) : ''),
+    h('td', { 'data-label': 'مرحله' }, x.element ? (names[x.element] && names[x.element] !== x.element ? `${names[x.element]} (${x.element})` : x.element) : ''),
     h('td', { 'data-label': 'جزئیات' }, x.detail ? h(isGw ? 'code' : 'span', { dir: isGw ? 'ltr' : null, class: isGw ? 'reason' : '' }, x.detail) : ''));
 }
 
@@ -164,7 +171,7 @@ export async function instance(main, { params }) {
   const showGw = h('input', { type: 'checkbox', id: 'only_gw' });
   const histBody = h('tbody');
   const fillHistory = () => {
-    clear(histBody).append(...(x.history || []).filter((r) => !showGw.checked || r.event === 'GATEWAY_DECISION' || r.event.startsWith('INCIDENT') || r.event === 'TASK_TRANSFERRED').map((r) => historyRow(r, elementNames)));
+    fill(histBody, ...(x.history || []).filter((r) => !showGw.checked || r.event === 'GATEWAY_DECISION' || r.event.startsWith('INCIDENT') || r.event === 'TASK_TRANSFERRED').map((r) => historyRow(r, elementNames)));
   };
   showGw.addEventListener('change', fillHistory);
 
@@ -175,7 +182,7 @@ export async function instance(main, { params }) {
       .catch((e) => diagramMsg.append(notice('error', errorText(e)))));
   } }, 'لغو پرونده') : null;
 
-  clear(main).append(
+  fill(main, 
     h('p', {}, h('a', { href: '#/instances' }, '→ پرونده‌ها')),
     h('div', { class: 'page-head' }, h('h1', {}, `${names[x.process] || x.process} — پرونده ${faDigits(x.id)}`),
       badge(INSTANCE_STATUS[x.status] || x.status, statusKind(x.status)), cancelBtn),
@@ -193,8 +200,8 @@ export async function instance(main, { params }) {
     h('section', { class: 'card' }, h('h2', {}, 'منتظر در'), table([
       { title: 'مرحله', cell: (t) => t.name || t.element },
       { title: 'شناسه', cell: (t) => h('code', { dir: 'ltr' }, t.element) },
-      { title: 'نوع', cell: (t) => t.type },
-      { title: 'حالت', cell: (t) => t.state },
+      { title: 'نوع', cell: (t) => ELEMENT_TYPES[t.type] || t.type },
+      { title: 'حالت', cell: (t) => (t.state === 'waiting' ? 'منتظر' : t.state) },
     ], x.tokens || [], { empty: 'توکنی منتظر نیست.' })),
     (x.tasks || []).length ? h('section', { class: 'card' }, h('h2', {}, 'کارها'), table([
       { title: 'شماره', cell: (t) => faDigits(t.id) },
@@ -230,6 +237,8 @@ export async function instance(main, { params }) {
     fillHistory();
     d.mark((x.tokens || []).map((t) => t.element));
     d.incident((x.incidents || []).filter((i) => i.state !== 'resolved').map((i) => i.element));
+    d.focus([...(x.incidents || []).filter((i) => i.state !== 'resolved').map((i) => i.element),
+      ...(x.tokens || []).map((t) => t.element)]);
     const { counts, more } = await waitingCounts(x.process, x.version, d.waitable.map((w) => w.id));
     d.counts(counts, more);
     diagramBox.dataset.ready = 'true';
@@ -246,7 +255,7 @@ export async function definitions_(main, { query, navigate }) {
   for (const d of defs) if (!latest[d.process] || latest[d.process].version < d.version) latest[d.process] = d;
   const sel = query.process ? defs.find((d) => d.process === query.process && String(d.version) === String(query.version || latest[query.process]?.version)) : null;
   const box = h('div', { class: 'diagram' });
-  clear(main).append(h('h1', {}, 'فرایندها'),
+  fill(main, h('h1', {}, 'فرایندها'),
     table([
       { title: 'فرایند', cell: (d) => h('a', { href: `#/definitions?process=${encodeURIComponent(d.process)}&version=${d.version}` }, d.name || d.process) },
       { title: 'شناسه', cell: (d) => h('code', { dir: 'ltr' }, d.process) },

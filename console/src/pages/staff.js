@@ -1,11 +1,12 @@
 // pages/staff.js -- cartables of branch, association, committee, IT and
 // organisation users: the list with the directive's filters, one task with
 // the request's data, its form, claim / release, transfer, comments.
-import { get, post, withQuery, errorText, processNames, definitions } from '../api.js';
-import { h, clear, notice, table, badge, valueView, busy } from '../ui.js';
+import { get, post, withQuery, errorText, processNames } from '../api.js';
+import { h, clear, fill, notice, table, badge, valueView, busy } from '../ui.js';
 import { faDate, faDateTime, faDigits, faRials, parseDateInput, isoToJalali, asciiDigits, TASK_STATE } from '../fa.js';
 import { taskForm } from '../forms.js';
 import { pager } from './applicant.js';
+import { personView, finalStatusesView } from '../display.js';
 
 const PAGE = 25;
 
@@ -44,7 +45,10 @@ export async function cartable(main, { query, me, navigate }) {
   const [r, names] = await Promise.all([get(withQuery('/v1/tasks', params)), processNames()]);
   const statusTexts = [...new Set([query.status_text, ...r.items.map((t) => t.status_text)].filter(Boolean))];
   const now = Date.now();
-  clear(main).append(
+  const [what, tid, to] = String(query.done || '').split(':');
+  const done = what === 'complete' ? notice('ok', `کار ${faDigits(tid)} انجام شد.`)
+    : what === 'transfer' ? notice('ok', `کار ${faDigits(tid)} به شعبه ${faDigits(to)} منتقل شد.`) : null;
+  fill(main, done,
     h('div', { class: 'page-head' }, h('h1', {}, 'کارتابل'), h('span', { class: 'muted' }, r.items.length ? `${faDigits(offset + r.items.length)}${r.more ? '+' : ''} مورد` : '')),
     filterForm(query, names, statusTexts, me, navigate),
     table([
@@ -66,23 +70,8 @@ function requestData(vars) {
   if (!vars || !Object.keys(vars).length) return null;
   const p = vars.person;
   const parts = [];
-  if (p && typeof p === 'object') {
-    parts.push(h('h3', {}, 'متقاضی'), h('dl', { class: 'kv' },
-      [['نام', `${p.first_name || ''} ${p.last_name || ''}`], ['نام پدر', p.father_name], ['کد ملی', faDigits(p.national_id)],
-        ['تاریخ تولد', faDigits(p.birth_date || '')], ['شماره مستمری', faDigits(p.pension_no || '')],
-        ['شعبه', faDigits(p.branch || '')], ['شهرستان', p.county], ['تلفن همراه', faDigits(p.mobile || '')]]
-        .filter(([, v]) => v).map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)])));
-  }
-  if (Array.isArray(vars.final_statuses)) {
-    parts.push(h('h3', {}, 'وضعیت جدید بیمه تکمیلی افراد'), table([
-      { title: 'نام', cell: (x) => x.name },
-      { title: 'نسبت', cell: (x) => x.relation_label },
-      { title: 'کد ملی', cell: (x) => faDigits(x.national_id) },
-      { title: 'وضعیت فعلی', cell: (x) => x.status_label },
-      { title: 'عملیات', cell: (x) => x.action_label || '—' },
-      { title: 'وضعیت جدید', cell: (x) => x.new_status_label },
-    ], vars.final_statuses, { class: 'final-statuses' }));
-  }
+  if (p && typeof p === 'object') parts.push(h('h3', {}, 'متقاضی'), personView(p));
+  if (Array.isArray(vars.final_statuses)) parts.push(h('h3', {}, 'وضعیت جدید بیمه تکمیلی افراد'), finalStatusesView(vars.final_statuses));
   if (vars.monthly_premium_rials !== undefined) parts.push(h('p', {}, 'حق بیمه ماهانه: ', faRials(vars.monthly_premium_rials)));
   parts.push(h('details', {}, h('summary', {}, 'همه اطلاعات درخواست'), valueView(vars)));
   return h('section', { class: 'card' }, h('h2', {}, 'اطلاعات درخواست'), parts);
@@ -95,7 +84,7 @@ export async function task(main, { params, me, navigate }) {
     t = await get(`/v1/tasks/${id}`);
   } catch (e) {
     if (e.status === 404) {
-      clear(main).append(h('p', {}, h('a', { href: '#/cartable' }, '→ کارتابل')),
+      fill(main, h('p', {}, h('a', { href: '#/cartable' }, '→ کارتابل')),
         notice('error', 'این کار در کارتابل شما نیست (یا وجود ندارد).'));
       return;
     }
@@ -104,7 +93,7 @@ export async function task(main, { params, me, navigate }) {
   const [names, comments] = await Promise.all([processNames(), get(`/v1/tasks/${id}/comments`).catch(() => ({ items: [] }))]);
   const msg = h('div', { class: 'msg', 'aria-live': 'polite' });
   const reload = () => task(main, { params, me, navigate });
-  const act = (btn, p, after) => busy(btn, p.then(after || reload).catch((e) => { clear(msg).append(notice('error', errorText(e))); }));
+  const act = (btn, p, after) => busy(btn, p.then(after || reload).catch((e) => { fill(msg, notice('error', errorText(e))); }));
   const open = t.state === 'open';
   const mine = t.assignee === me.name;
   const heldByOther = t.assignee && !mine;
@@ -146,7 +135,7 @@ export async function task(main, { params, me, navigate }) {
       act(commentBtn, post(`/v1/tasks/${id}/comments`, { text: commentText.value.trim() }));
     } }, commentText, commentBtn) : null);
 
-  clear(main).append(
+  fill(main, 
     h('p', {}, h('a', { href: '#/cartable' }, '→ کارتابل')),
     h('div', { class: 'page-head' }, h('h1', {}, t.name || t.element), badge(TASK_STATE[t.state] || t.state, open ? 'info' : 'muted')),
     h('section', { class: 'card' }, h('dl', { class: 'kv' },
@@ -167,4 +156,3 @@ export async function task(main, { params, me, navigate }) {
     commentsBox);
 }
 
-export { definitions };

@@ -866,6 +866,15 @@ rv_status rv_engine_cancel(rv_engine *e, int64_t instance, rv_err *err){
   rc = rv__ctx_load(&c, instance, &in);
   if (rc == RV_OK && in->ended)
     rc = rv_fail(err, RV_CONFLICT, "instance %lld is %s", (long long)instance, in->status);
+  /* A called instance belongs to its caller: canceling it alone would
+  ** leave the call activity waiting forever (Zeebe refuses it too). */
+  if (rc == RV_OK && in->parent_instance) {
+    rv_inst *parent;
+    if (rv__ctx_load(&c, in->parent_instance, &parent) == RV_OK && !parent->ended)
+      rc = rv_fail(err, RV_CONFLICT, "instance %lld was started by a call activity of instance %lld;"
+                   " cancel instance %lld instead", (long long)instance,
+                   (long long)in->parent_instance, (long long)in->parent_instance);
+  }
   if (rc == RV_OK) rc = rv__terminate_children(&c, in, 1);
   if (rc == RV_OK) rc = rv__side_clear(&c, in, 1);
   if (rc == RV_OK) {

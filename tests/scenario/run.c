@@ -18,6 +18,7 @@
 **   drain                           fire due timers and run jobs
 **   retry                           retry the first open incident of the current instance
 **   cancel                          cancel the current instance
+**   cancel-fails TEXT               canceling the current instance must fail with TEXT
 **   restart                         close and reopen the engine (state must survive)
 **   expect EVENT [ELEMENT] [DETAIL-SUBSTRING]   the next matching history entry
 **                                   after the previous expect (order matters)
@@ -291,6 +292,10 @@ static void cmd(char **w, int n){
     drain();
   } else if (strcmp(c, "cancel") == 0) {
     okf(rv_engine_cancel(E, cur, &err) == RV_OK, "cancel %s", err.msg);
+  } else if (strcmp(c, "cancel-fails") == 0) {
+    rv_status rc = rv_engine_cancel(E, cur, &err);
+    okf(rc != RV_OK && n > 1 && strstr(err.msg, w[1]) != NULL, "cancel fails with '%s' (got '%s')",
+        n > 1 ? w[1] : "", rc == RV_OK ? "success" : err.msg);
   } else if (strcmp(c, "restart") == 0) {
     rv_adapters_unbind_engine(E);
     rv_engine_close(E);

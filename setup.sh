@@ -3,7 +3,8 @@
 # Run as root (or with sudo available). Safe to run again.
 set -e
 PKGS="build-essential meson ninja-build pkg-config libxml2-dev liblua5.4-dev \
-libsqlite3-dev libevent-dev libcjson-dev libsodium-dev libcmocka-dev sqlite3 python3 curl"
+libsqlite3-dev libevent-dev libcjson-dev libsodium-dev libcmocka-dev sqlite3 python3 curl \
+libssl-dev openssl ca-certificates"
 # the web console's browser tests (test.sh): Debian's Chromium, driven by playwright-core
 [ "${1:-}" = "--console-tests" ] && PKGS="$PKGS chromium"
 missing=""

@@ -5,6 +5,10 @@
 **   ravand-fake-sms [--port N] [--port-file PATH] [--api-key KEY]
 **                   [--api-key-header NAME] [--delay MS] [--fail N]
 **                   [--fail-status CODE] [--drop N] [--reject N] [--no-dedupe]
+**                   [--tls-cert FILE --tls-key FILE]
+**
+** With --tls-cert and --tls-key (PEM; the cert file may hold the chain) it
+** serves https instead of http (TLS 1.2+, no client certificates).
 **
 **   POST /send      {"to","text","ref"[,"sender"]} -> 200 {"id","duplicate"}
 **   GET  /messages  what was delivered, and counters (JSON)
@@ -32,7 +36,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -313,13 +321,41 @@ static void on_signal(evutil_socket_t fd, short what, void *arg){
 static int usage(void){
   fprintf(stderr, "usage: ravand-fake-sms [--port N] [--port-file PATH] [--api-key KEY]\n"
                   "         [--api-key-header NAME] [--delay MS] [--fail N] [--fail-status CODE]\n"
-                  "         [--drop N] [--reject N] [--no-dedupe]\n");
+                  "         [--drop N] [--reject N] [--no-dedupe] [--tls-cert FILE --tls-key FILE]\n");
   return 2;
+}
+
+/*--- https ------------------------------------------------------------------------*/
+
+/* Each accepted connection gets its own SSL, freed with its bufferevent. */
+static struct bufferevent *tls_bevcb(struct event_base *b, void *arg){
+  SSL *ssl = SSL_new(arg);
+  struct bufferevent *bev;
+  if (ssl == NULL) return NULL;
+  bev = bufferevent_openssl_socket_new(b, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+  if (bev == NULL) SSL_free(ssl);
+  return bev;
+}
+
+static SSL_CTX *tls_ctx(const char *cert, const char *key){
+  SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+  if (ctx == NULL || SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 ||
+      SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
+      SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
+      SSL_CTX_check_private_key(ctx) != 1) {
+    char why[256];
+    ERR_error_string_n(ERR_get_error(), why, sizeof why);
+    fprintf(stderr, "ravand-fake-sms: TLS certificate %s / key %s: %s\n", cert, key, why);
+    if (ctx) SSL_CTX_free(ctx);
+    return NULL;
+  }
+  return ctx;
 }
 
 int main(int argc, char **argv){
   int port = 0;
-  const char *port_file = NULL;
+  const char *port_file = NULL, *tls_cert = NULL, *tls_key = NULL;
+  SSL_CTX *ctx = NULL;
   struct evhttp *http;
   struct evhttp_bound_socket *sock;
   struct event *sint, *sterm;
@@ -338,12 +374,17 @@ int main(int argc, char **argv){
     else if (strcmp(o, "--fail-status") == 0) mode.fail_status = atoi(v);
     else if (strcmp(o, "--drop") == 0) mode.drop = atoi(v);
     else if (strcmp(o, "--reject") == 0) mode.reject = atoi(v);
+    else if (strcmp(o, "--tls-cert") == 0) tls_cert = v;
+    else if (strcmp(o, "--tls-key") == 0) tls_key = v;
     else return usage();
   }
-  if (port < 0 || port > 65535 || mode.fail_status < 400 || mode.fail_status > 599) return usage();
+  if (port < 0 || port > 65535 || mode.fail_status < 400 || mode.fail_status > 599 ||
+      (tls_cert == NULL) != (tls_key == NULL)) return usage();
+  if (tls_cert && (ctx = tls_ctx(tls_cert, tls_key)) == NULL) return 1;
   signal(SIGPIPE, SIG_IGN);
   base = event_base_new();
   http = evhttp_new(base);
+  if (ctx) evhttp_set_bevcb(http, tls_bevcb, ctx);
   evhttp_set_max_body_size(http, 1 << 20);
   evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST);
   evhttp_set_gencb(http, on_request, NULL);
@@ -352,6 +393,7 @@ int main(int argc, char **argv){
     fprintf(stderr, "ravand-fake-sms: cannot listen on 127.0.0.1:%d: %s\n", port, strerror(errno));
     evhttp_free(http);
     event_base_free(base);
+    if (ctx) SSL_CTX_free(ctx);
     return 1;
   }
   {
@@ -390,6 +432,7 @@ int main(int argc, char **argv){
   event_free(sterm);
   evhttp_free(http);
   event_base_free(base);
+  if (ctx) SSL_CTX_free(ctx);
   reset_all();
   return 0;
 }

@@ -19,14 +19,30 @@
 **   connect refused or timed out  -> callback with a request whose code is 0
 **   the peer closed or timed out after the request was written
 **                                 -> callback with NULL (error_cb first)
+**   the TLS handshake failed      -> callback with NULL (error_cb first)
 ** The first never reached the gateway ("unreachable"); the second may
-** have been accepted ("uncertain").
+** have been accepted ("uncertain"); the third never sent the request
+** ("tls"), told apart from the second by whether the handshake finished.
+**
+** https:// (OpenSSL through bufferevent_openssl): TLS 1.2 or later, the
+** server's certificate is always verified -- against sms.ca_file when set,
+** else the system's CA store -- and so is the host name (SSL_set1_host, or
+** the IP address for a numeric host); SNI is sent for host names. There is
+** no way to turn verification off. The SSL_CTX lives from configure to
+** stop; each connection has its own SSL, freed with its bufferevent. The
+** first verification error is caught in a verify callback, because
+** libevent clears the SSL (SSL_clear) before it calls back.
 */
 #include <arpa/inet.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/http.h>
@@ -38,6 +54,9 @@
 typedef struct sms_cfg {
   char *url, *host, *path, *host_header;
   int   port;
+  bool  tls;                              /* https:// */
+  bool  numeric_host;                     /* an IPv4/IPv6 literal */
+  char *ca_file;
   char *api_key, *api_key_header, *sender;
   int   timeout_ms;
 } sms_cfg;
@@ -50,6 +69,10 @@ typedef struct call {
   void                     *arg;
   int                       http_err;     /* enum evhttp_request_error, or -1 */
   bool                      finished;     /* done() has run */
+  bool                      tls_up;       /* https: the handshake finished */
+  int                       verify_err;   /* https: first X509_V_ERR_*, or 0 */
+  int                       verify_depth; /* and the certificate's depth */
+  unsigned long             ssl_err;      /* https: an OpenSSL error, or 0 */
 } call;
 
 static rv_status sms_invoke(void *self, struct event_base *base, const rv_job_info *job,
@@ -60,11 +83,16 @@ static sms_cfg cfg;
 static bool configured;
 static call *calls;
 static struct { struct event_base *base; struct evdns_base *dns; } dns;
+static SSL_CTX *ssl_ctx;                 /* https only; from configure to stop */
+static int call_idx = -1;                /* SSL ex_data slot: the call */
 
 /*--- Configuration -----------------------------------------------------------*/
 
 static void cfg_free(void){
   rv_free(cfg.url); rv_free(cfg.host); rv_free(cfg.path); rv_free(cfg.host_header);
+  rv_free(cfg.ca_file);
+  if (ssl_ctx) SSL_CTX_free(ssl_ctx);
+  ssl_ctx = NULL;
   rv_free(cfg.api_key); rv_free(cfg.api_key_header); rv_free(cfg.sender);
   memset(&cfg, 0, sizeof cfg);
 }
@@ -82,6 +110,49 @@ static bool header_safe(const char *s){
   return true;
 }
 
+static bool is_numeric(const char *host){
+  struct in_addr a4;
+  struct in6_addr a6;
+  return inet_pton(AF_INET, host, &a4) == 1 || inet_pton(AF_INET6, host, &a6) == 1;
+}
+
+/* An OpenSSL error code as one line of text. */
+static void ssl_err_text(unsigned long e, char *out, size_t n){
+  const char *r = e ? ERR_reason_error_string(e) : NULL;
+  if (r) snprintf(out, n, "%s", r);
+  else if (e) ERR_error_string_n(e, out, n);
+  else snprintf(out, n, "handshake failed");
+}
+
+/* The client context: TLS 1.2+, peer verification on, trust from ca_file
+** or the system store. */
+static rv_status tls_setup(rv_err *err){
+  char why[256];
+  ERR_clear_error();
+  if (call_idx < 0) call_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+  ssl_ctx = SSL_CTX_new(TLS_client_method());
+  if (ssl_ctx == NULL || call_idx < 0 ||
+      SSL_CTX_set_min_proto_version(ssl_ctx, TLS1_2_VERSION) != 1) {
+    ssl_err_text(ERR_get_error(), why, sizeof why);
+    ERR_clear_error();
+    return rv_fail(err, RV_IO, "sms: cannot set up TLS: %s", why);
+  }
+  SSL_CTX_set_verify(ssl_ctx, SSL_VERIFY_PEER, NULL);
+  if (cfg.ca_file && *cfg.ca_file) {
+    if (SSL_CTX_load_verify_locations(ssl_ctx, cfg.ca_file, NULL) != 1) {
+      ssl_err_text(ERR_get_error(), why, sizeof why);
+      ERR_clear_error();
+      return rv_fail(err, RV_INVALID, "sms: ca_file '%s' cannot be loaded: %s", cfg.ca_file, why);
+    }
+  } else if (SSL_CTX_set_default_verify_paths(ssl_ctx) != 1) {
+    ssl_err_text(ERR_get_error(), why, sizeof why);
+    ERR_clear_error();
+    return rv_fail(err, RV_IO, "sms: cannot load the system CA store: %s", why);
+  }
+  ERR_clear_error();
+  return RV_OK;
+}
+
 rv_status rv_sms_configure(const cJSON *sec, rv_err *err){
   struct evhttp_uri *u;
   char *timeout;
@@ -94,6 +165,7 @@ rv_status rv_sms_configure(const cJSON *sec, rv_err *err){
   cfg.api_key = setting(sec, "api_key", "RAVAND_SMS_API_KEY", NULL);
   cfg.api_key_header = setting(sec, "api_key_header", "RAVAND_SMS_API_KEY_HEADER", "X-API-Key");
   cfg.sender = setting(sec, "sender", "RAVAND_SMS_SENDER", NULL);
+  cfg.ca_file = setting(sec, "ca_file", "RAVAND_SMS_CA_FILE", NULL);
   timeout = getenv("RAVAND_SMS_TIMEOUT_MS");
   cfg.timeout_ms = timeout && *timeout ? atoi(timeout)
                  : (int)rv_json_int(sec, "timeout_ms", 10000);
@@ -102,25 +174,34 @@ rv_status rv_sms_configure(const cJSON *sec, rv_err *err){
   if (rc == RV_OK && (!header_safe(cfg.api_key) || !header_safe(cfg.api_key_header) ||
                       !header_safe(cfg.sender)))
     rc = rv_fail(err, RV_INVALID, "sms: api_key, api_key_header and sender must not contain control characters");
+  if (rc == RV_OK && cJSON_GetObjectItemCaseSensitive(sec, "insecure_skip_verify"))
+    rc = rv_fail(err, RV_INVALID, "sms: insecure_skip_verify is not supported: the gateway's "
+                 "certificate is always verified (use ca_file to trust a private CA)");
   if (rc != RV_OK) { cfg_free(); return rc; }
 
   u = evhttp_uri_parse(cfg.url);
   scheme = u ? evhttp_uri_get_scheme(u) : NULL;
   host = u ? evhttp_uri_get_host(u) : NULL;
   if (u == NULL || scheme == NULL || host == NULL || !*host)
-    rc = rv_fail(err, RV_INVALID, "sms: url '%s' is not an http:// URL", cfg.url);
-  else if (strcmp(scheme, "http") != 0)
-    rc = rv_fail(err, RV_INVALID, "sms: url scheme '%s' is not supported (http only; "
-                 "put a TLS proxy in front for https)", scheme);
+    rc = rv_fail(err, RV_INVALID, "sms: url '%s' is not an http:// or https:// URL", cfg.url);
+  else if (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0)
+    rc = rv_fail(err, RV_INVALID, "sms: url scheme '%s' is not supported (http or https)", scheme);
   if (rc == RV_OK) {
+    int dflt;
     path = evhttp_uri_get_path(u);
     query = evhttp_uri_get_query(u);
+    cfg.tls = strcmp(scheme, "https") == 0;
+    dflt = cfg.tls ? 443 : 80;
     cfg.host = rv_strdup(host);
-    cfg.port = evhttp_uri_get_port(u) > 0 ? evhttp_uri_get_port(u) : 80;
+    cfg.numeric_host = is_numeric(host);
+    cfg.port = evhttp_uri_get_port(u) > 0 ? evhttp_uri_get_port(u) : dflt;
     cfg.path = rv_asprintf("%s%s%s", path && *path ? path : "/", query ? "?" : "", query ? query : "");
-    cfg.host_header = cfg.port == 80 ? rv_strdup(host) : rv_asprintf("%s:%d", host, cfg.port);
+    cfg.host_header = cfg.port == dflt ? rv_strdup(host) : rv_asprintf("%s:%d", host, cfg.port);
   }
   if (u) evhttp_uri_free(u);
+  if (rc == RV_OK && cfg.tls) rc = tls_setup(err);
+  else if (rc == RV_OK && cfg.ca_file && *cfg.ca_file)
+    rc = rv_fail(err, RV_INVALID, "sms: ca_file is set but url '%s' is not https://", cfg.url);
   if (rc != RV_OK) { cfg_free(); return rc; }
   configured = true;
   rv_adapter_register(&sms_ops);      /* found before the built-in recorder */
@@ -136,9 +217,22 @@ static void unlink_call(call *c){
   if (c->next) c->next->prev = c->prev;
 }
 
+/* Free the connection (and, for https, its bufferevent and SSL). libevent
+** may finish freeing the bufferevent a loop turn later: the SSL forgets c. */
+static void evcon_free(call *c){
+  if (c->evcon == NULL) return;
+  if (cfg.tls) {
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(c->evcon);
+    SSL *ssl = bev ? bufferevent_openssl_get_ssl(bev) : NULL;
+    if (ssl) SSL_set_ex_data(ssl, call_idx, NULL);
+  }
+  evhttp_connection_free(c->evcon);
+  c->evcon = NULL;
+}
+
 static void call_free(call *c){
   unlink_call(c);
-  if (c->evcon) evhttp_connection_free(c->evcon);
+  evcon_free(c);
   if (c->free_ev) event_free(c->free_ev);
   rv_free(c);
 }
@@ -196,11 +290,89 @@ static void reason(const char *body, char *out, size_t n){
   cJSON_Delete(j);
 }
 
+/*--- TLS ------------------------------------------------------------------------*/
+
+/* Remember the first verification error (libevent clears the SSL before
+** it calls back, and with it SSL_get_verify_result). */
+static int verify_cb(int ok, X509_STORE_CTX *x){
+  SSL *ssl = X509_STORE_CTX_get_ex_data(x, SSL_get_ex_data_X509_STORE_CTX_idx());
+  call *c = ssl ? SSL_get_ex_data(ssl, call_idx) : NULL;
+  if (!ok && c && c->verify_err == 0) {
+    c->verify_err = X509_STORE_CTX_get_error(x);
+    c->verify_depth = X509_STORE_CTX_get_error_depth(x);
+  }
+  return ok;
+}
+
+static void info_cb(const SSL *ssl, int where, int ret){
+  call *c = SSL_get_ex_data(ssl, call_idx);
+  (void)ret;
+  if (c && (where & SSL_CB_HANDSHAKE_DONE)) c->tls_up = true;
+}
+
+/* The OpenSSL errors libevent kept for this connection (it keeps a few):
+** remember one, empty the rest. */
+static void take_ssl_errors(call *c){
+  struct bufferevent *bev = c->evcon ? evhttp_connection_get_bufferevent(c->evcon) : NULL;
+  unsigned long e;
+  while (bev && (e = bufferevent_get_openssl_error(bev)) != 0)
+    if (c->ssl_err == 0) c->ssl_err = e;
+}
+
+/* Why the handshake failed, one line. */
+static void tls_reason(call *c, char *out, size_t n){
+  char why[256];
+  if (c->verify_err == X509_V_ERR_HOSTNAME_MISMATCH || c->verify_err == X509_V_ERR_IP_ADDRESS_MISMATCH)
+    snprintf(out, n, "TLS: certificate verify failed: %s (the certificate is not for '%s')",
+             X509_verify_cert_error_string(c->verify_err), cfg.host);
+  else if (c->verify_err)
+    snprintf(out, n, "TLS: certificate verify failed: %s (depth %d)",
+             X509_verify_cert_error_string(c->verify_err), c->verify_depth);
+  else {
+    ssl_err_text(c->ssl_err, why, sizeof why);
+    snprintf(out, n, "TLS: handshake with %s:%d failed: %s", cfg.host, cfg.port, why);
+  }
+}
+
+/* A bufferevent that speaks TLS to cfg.host, not yet connected. */
+static struct bufferevent *tls_bev(struct event_base *base, call *c){
+  struct bufferevent *bev;
+  SSL *ssl = SSL_new(ssl_ctx);
+  if (ssl == NULL) return NULL;
+  SSL_set_ex_data(ssl, call_idx, c);
+  SSL_set_verify(ssl, SSL_VERIFY_PEER, verify_cb);
+  SSL_set_info_callback(ssl, info_cb);
+  SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+  if (cfg.numeric_host) {                 /* no SNI for an address (RFC 6066) */
+    if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), cfg.host) != 1) { SSL_free(ssl); return NULL; }
+  } else if (SSL_set_tlsext_host_name(ssl, cfg.host) != 1 || SSL_set1_host(ssl, cfg.host) != 1) {
+    SSL_free(ssl);
+    return NULL;
+  }
+  bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+                                       BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+  if (bev == NULL) { SSL_free(ssl); ERR_clear_error(); return NULL; }
+  /* Gateways often close without close_notify; the HTTP framing
+  ** (Content-Length) still tells a whole answer from a cut one. */
+  bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+  return bev;
+}
+
+/*--- Answers ----------------------------------------------------------------------*/
+
 static void on_response(struct evhttp_request *req, void *arg){
   call *c = arg;
   int status = req ? evhttp_request_get_response_code(req) : 0;
   char msg[400], why[256];
 
+  if (cfg.tls) take_ssl_errors(c);
+  if (cfg.tls && !c->tls_up && (req == NULL || status == 0) &&
+      (c->verify_err || c->ssl_err || req == NULL)) {
+    /* The handshake did not finish: the request was never sent. */
+    tls_reason(c, msg, sizeof msg);
+    finish(c, RV_JOB_FAILED, NULL, "tls", msg);
+    return;
+  }
   if (req == NULL) {
     snprintf(msg, sizeof msg, "sms gateway: %s after the request was sent; delivery unknown",
              err_name(c->http_err));
@@ -254,10 +426,7 @@ static rv_status answer_later(struct event_base *base, rv_adapter_done_fn done, 
 }
 
 static struct evdns_base *dns_for(struct event_base *base){
-  struct in_addr a4;
-  struct in6_addr a6;
-  if (inet_pton(AF_INET, cfg.host, &a4) == 1 || inet_pton(AF_INET6, cfg.host, &a6) == 1)
-    return NULL;                        /* numeric: no resolver needed */
+  if (cfg.numeric_host) return NULL;    /* numeric: no resolver needed */
   if (dns.base != base) {
     if (dns.dns) evdns_base_free(dns.dns, 0);
     dns.base = base;
@@ -290,7 +459,14 @@ static rv_status sms_invoke(void *self, struct event_base *base, const rv_job_in
   c->next = calls;
   if (calls) calls->prev = c;
   calls = c;
-  c->evcon = evhttp_connection_base_new(base, dns_for(base), cfg.host, (unsigned short)cfg.port);
+  if (cfg.tls) {
+    struct bufferevent *bev = c->free_ev ? tls_bev(base, c) : NULL;
+    /* On success the connection owns bev (and bev the SSL). */
+    c->evcon = bev ? evhttp_connection_base_bufferevent_new(base, dns_for(base), bev, cfg.host,
+                                                             (unsigned short)cfg.port) : NULL;
+    if (bev && c->evcon == NULL) bufferevent_free(bev);
+  } else
+    c->evcon = evhttp_connection_base_new(base, dns_for(base), cfg.host, (unsigned short)cfg.port);
   if (c->evcon == NULL || c->free_ev == NULL) { call_free(c); return RV_IO; }
   tv.tv_sec = cfg.timeout_ms / 1000;
   tv.tv_usec = (cfg.timeout_ms % 1000) * 1000;
@@ -333,8 +509,7 @@ void rv_sms_stop(void){
     if (!c->finished) {
       c->finished = true;
       /* The connection goes first, so libevent never calls back. */
-      evhttp_connection_free(c->evcon);
-      c->evcon = NULL;
+      evcon_free(c);
       c->done(c->arg, RV_JOB_FAILED, NULL, "uncertain", "sms: engine shutting down");
     }
     call_free(c);

@@ -1,8 +1,9 @@
 /*
 ** adapters/sms/sms.h -- the SMS gateway adapter and its delivery log.
 **
-** The adapter (sms.c) posts each `sms` job to an HTTP gateway on the
-** libevent loop:
+** The adapter (sms.c) posts each `sms` job to an HTTP or HTTPS gateway on
+** the libevent loop (https: TLS 1.2+, certificate and host name always
+** verified, against sms.ca_file or the system CA store):
 **     POST <url>   Content-Type: application/json; charset=utf-8
 **                  <api_key_header>: <api_key>     (when a key is set)
 **                  Idempotency-Key: <job key>
@@ -15,6 +16,8 @@
 **     connect refused / connect timeout  -> RV_JOB_FAILED code "unreachable"
 **     timeout or close after the request
 **       was sent                         -> RV_JOB_FAILED code "uncertain"
+**     TLS handshake failed (untrusted
+**       certificate, wrong host name)    -> RV_JOB_FAILED code "tls", "TLS: ..."
 ** The job key is stable across retries and restarts, so a gateway that
 ** deduplicates on `ref` delivers each message once.
 **
@@ -37,7 +40,8 @@
 
 /* Configure from the "sms" object of the config file (may be NULL) and
 ** the environment (RAVAND_SMS_URL, RAVAND_SMS_API_KEY, RAVAND_SMS_API_KEY_HEADER,
-** RAVAND_SMS_SENDER, RAVAND_SMS_TIMEOUT_MS; the environment wins). With no
+** RAVAND_SMS_SENDER, RAVAND_SMS_TIMEOUT_MS, RAVAND_SMS_CA_FILE; the environment
+** wins). An https URL loads its trust (ca_file or the system store) here. With no
 ** URL the adapter stays unregistered and RV_OK is returned.
 ** Borrows section; everything needed is copied. */
 rv_status rv_sms_configure(const cJSON *section, rv_err *err);

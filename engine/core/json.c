@@ -97,6 +97,9 @@ char *rv_json_print(const cJSON *o){
   rv_buf b;
   if (o == NULL) return rv_strdup("null");
   rv_buf_init(&b, SIZE_MAX / 4);
+  b.cap = 256;                         /* most texts fit: no regrowth */
+  b.p = rv_malloc(b.cap);
+  b.p[0] = 0;
   rv_json_write(&b, o);
   return rv_buf_take(&b);
 }

@@ -97,9 +97,10 @@ static rv_status end_event(rv_ctx *c, rv_inst *in, rv_ei *ei, const rv_node *n){
       cJSON *input = NULL;
       rc = rv__map(c, in, ei, n->inputs, n->n_inputs, NULL, &input);
       if (rc != RV_OK) return rc;
-      return rv__create_job(c, in, rv__ei_find(in, key), n->adapter, input, n->retries,
-                            n->retry_backoff, false, NULL) == RV_OK
-             ? wait_here(in, rv__ei_find(in, key)) : RV_IO;
+      rc = rv__create_job(c, in, rv__ei_find(in, key), n->adapter, input, n->retries,
+                          n->retry_backoff, false, NULL);
+      cJSON_Delete(input);
+      return rc == RV_OK ? wait_here(in, rv__ei_find(in, key)) : RV_IO;
     }
     return done_now(c, in, ei, n);
   }
@@ -144,14 +145,16 @@ static rv_status script_task(rv_ctx *c, rv_inst *in, rv_ei *ei, const rv_node *n
   rv_status rc;
   if (n->function) {
     cJSON *arg = NULL;
-    if (n->n_inputs > 0) rc = rv__map(c, in, ei, n->inputs, n->n_inputs, NULL, &arg);
-    else { arg = rv__vars_visible(in, ei); rc = RV_OK; }
-    if (rc == RV_OK) rc = rv_rules_call(in->def->rules, n->function, arg, &res, c->err);
+    const cJSON *view;
+    if (n->n_inputs > 0) { rc = rv__map(c, in, ei, n->inputs, n->n_inputs, NULL, &arg); view = arg; }
+    else { view = rv__vars_view(in, ei, &arg); rc = RV_OK; }
+    if (rc == RV_OK) rc = rv_rules_call(in->def->rules, n->function, view, &res, c->err);
     cJSON_Delete(arg);
   } else {
-    cJSON *vars = rv__vars_visible(in, ei);
+    cJSON *owned;
+    const cJSON *vars = rv__vars_view(in, ei, &owned);
     rc = rv_rules_run(in->def->rules, n->script ? n->script : "", vars, &res, &setvars, c->err);
-    cJSON_Delete(vars);
+    cJSON_Delete(owned);
     if (rc == RV_OK && setvars) rv__vars_merge(in, ei, setvars);
   }
   if (rc == RV_OK) {
@@ -168,12 +171,14 @@ static rv_status script_task(rv_ctx *c, rv_inst *in, rv_ei *ei, const rv_node *n
 static rv_status service_task(rv_ctx *c, rv_inst *in, rv_ei *ei, const rv_node *n){
   int64_t key = ei->key;
   cJSON *input = NULL;
+  const cJSON *view;
   rv_status rc;
-  if (n->n_inputs > 0) rc = rv__map(c, in, ei, n->inputs, n->n_inputs, NULL, &input);
-  else { input = rv__vars_visible(in, ei); rc = RV_OK; }
+  if (n->n_inputs > 0) { rc = rv__map(c, in, ei, n->inputs, n->n_inputs, NULL, &input); view = input; }
+  else { view = rv__vars_view(in, ei, &input); rc = RV_OK; }
   if (rc != RV_OK) return rc;
-  rc = rv__create_job(c, in, ei, n->adapter ? n->adapter : "", input, n->retries,
+  rc = rv__create_job(c, in, ei, n->adapter ? n->adapter : "", view, n->retries,
                       n->retry_backoff, false, NULL);
+  cJSON_Delete(input);
   if (rc != RV_OK) return rc;
   return wait_here(in, rv__ei_find(in, key));
 }
@@ -315,10 +320,13 @@ static rv_status call_activity(rv_ctx *c, rv_inst *in, rv_ei *ei, const rv_node 
   if (n->called_element == NULL) return rv_fail(c->err, RV_INVALID, "call activity '%s' names no process", n->id);
   rc = rv__def_latest(c->e, n->called_element, 0, &d, c->err);
   if (rc != RV_OK) return rc;
-  if (n->n_inputs > 0) rc = rv__map(c, in, ei, n->inputs, n->n_inputs, NULL, &vars);
-  else vars = rv__vars_visible(in, ei);
-  if (rc == RV_OK) rc = rv__start_instance(c, d, -1, vars, in->business_key, in->id, key, &child);
-  cJSON_Delete(vars);
+  {
+    const cJSON *view;
+    if (n->n_inputs > 0) { rc = rv__map(c, in, ei, n->inputs, n->n_inputs, NULL, &vars); view = vars; }
+    else view = rv__vars_view(in, ei, &vars);
+    if (rc == RV_OK) rc = rv__start_instance(c, d, -1, view, in->business_key, in->id, key, &child);
+    cJSON_Delete(vars);
+  }
   if (rc != RV_OK) return rc;
   ei = rv__ei_find(in, key);
   ei->child_instance = child->id;
@@ -345,9 +353,9 @@ rv_status rv__gateway_split(rv_ctx *c, rv_inst *in, rv_ei *ei, const rv_node *n)
       if (rc != RV_OK) break;
       rv_buf_printf(&why, "%s`%s` is %s", why.len ? "; " : "", f->condition, hit ? "true" : "false");
       {  /* the values it read, for replay reports (journal/reads.h) */
-        cJSON *vars = rv__vars_visible(in, rv__ei_find(in, key));
-        rv_journal_reads(f->condition, vars, &why);
-        cJSON_Delete(vars);
+        cJSON *owned;
+        rv_journal_reads(f->condition, rv__vars_view(in, rv__ei_find(in, key), &owned), &why);
+        cJSON_Delete(owned);
       }
     }
     if (hit) take[nt++] = n->out[i];

@@ -193,10 +193,16 @@ rv_status rv__ctx_load(rv_ctx *c, int64_t id, rv_inst **out){
 }
 
 static rv_status save_inst(rv_ctx *c, rv_inst *in){
-  rv_buf b;
+  rv_buf *bp = c->e->scratch, b;
   rv_status rc;
-  rv_buf_init(&b, SIZE_MAX / 4);
-  state_write(in, &b);
+  if (bp == NULL) {
+    bp = c->e->scratch = rv_malloc(sizeof *bp);
+    rv_buf_init(bp, SIZE_MAX / 4);
+  }
+  bp->len = 0;
+  if (bp->p) bp->p[0] = 0;
+  state_write(in, bp);
+  b = *bp;
   if (in->is_new)            /* started in this command: one write, with its state */
     rc = rv_store_exec(c->e->st, c->err,
       "INSERT INTO instances(id, definition_id, process_id, business_key, status, state,"
@@ -214,7 +220,7 @@ static rv_status save_inst(rv_ctx *c, rv_inst *in){
       "UPDATE instances SET status=?, state=?, status_text=?, ended=?, rev=rev+1 WHERE id=?",
       "tttii", in->status, b.p, in->status_text,
       (int64_t)(in->ended ? c->now : 0), in->id);
-  rv_buf_fini(&b);
+  if (bp->cap > 65536) { rv_buf_fini(bp); rv_buf_init(bp, SIZE_MAX / 4); }   /* keep it small */
   return rc;
 }
 
@@ -410,12 +416,15 @@ static void journal(rv_ctx *c, int64_t inst, const char *cmd, const cJSON *paylo
 
 /*--- Command frame ----------------------------------------------------------*/
 
+static void ctx_take_buffers(rv_ctx *c);
+
 static rv_status cmd_begin(rv_engine *e, rv_ctx *c, rv_err *err){
   rv_status rc;
   memset(c, 0, sizeof *c);
   c->e = e;
   c->err = err ? err : &c->local_err;
   c->now = rv_clock_now(e->clock);
+  ctx_take_buffers(c);
   e->stats.commands++;
   if (e->optimistic && rv_store_depth(e->st) == 1) {
     /* optimistic batch: no savepoint; see rv_engine_batch_begin_optimistic */
@@ -443,15 +452,32 @@ static int64_t cmd_clock_now(rv_clock *k){
   return e->in_cmd ? e->cmd_now : rv_clock_now(e->clock);
 }
 
+/* Give the command's buffers back to the engine for the next one (or
+** free them if the engine holds some already). */
+#define GIVE_BACK(ctxp, ctxcap, sparep, sparecap) do {            \
+    if (e->sparep == NULL && (ctxp) != NULL) {                      \
+      e->sparep = (ctxp); e->sparecap = (ctxcap);                   \
+    } else rv_free(ctxp);                                           \
+  } while (0)
+
 static void ctx_free(rv_ctx *c){
-  c->e->in_cmd = false;
+  rv_engine *e = c->e;
+  e->in_cmd = false;
   for (int i = 0; i < c->n_insts; i++) inst_free(c->insts[i]);
-  rv_free(c->insts);
-  rv_free(c->q);
-  rv_free(c->hist);
-  rv_free(c->hist_text);
-  c->insts = NULL; c->q = NULL; c->n_insts = 0;
+  GIVE_BACK(c->insts, c->cap_insts, spare_insts, spare_icap);
+  GIVE_BACK(c->q, c->qcap, spare_q, spare_qcap);
+  GIVE_BACK(c->hist, c->cap_hist, spare_hist, spare_hcap);
+  GIVE_BACK(c->hist_text, c->hist_cap, spare_text, spare_tcap);
+  c->insts = NULL; c->q = NULL; c->n_insts = c->cap_insts = 0; c->qcap = c->qh = c->qt = 0;
   c->hist = NULL; c->hist_text = NULL; c->n_hist = c->cap_hist = 0; c->hist_len = c->hist_cap = 0;
+}
+
+static void ctx_take_buffers(rv_ctx *c){
+  rv_engine *e = c->e;
+  c->insts = e->spare_insts; c->cap_insts = e->spare_icap; e->spare_insts = NULL;
+  c->q = e->spare_q; c->qcap = e->spare_qcap; e->spare_q = NULL;
+  c->hist = e->spare_hist; c->cap_hist = e->spare_hcap; e->spare_hist = NULL;
+  c->hist_text = e->spare_text; c->hist_cap = e->spare_tcap; e->spare_text = NULL;
 }
 
 extern rv_status rv__run_queue(rv_ctx *c);
@@ -542,6 +568,8 @@ void rv_engine_close(rv_engine *e){
   if (e == NULL) return;
   rv_adapters_unbind_engine(e);   /* adapter.h: no binding may outlive the engine */
   rv__results_free(e);
+  rv_free(e->spare_q); rv_free(e->spare_hist); rv_free(e->spare_text); rv_free(e->spare_insts);
+  if (e->scratch) { rv_buf_fini(e->scratch); rv_free(e->scratch); }
   if (e->flush_ev) event_free(e->flush_ev);
   rv__defs_free(e);
   rv_store_close(e->st);

@@ -74,9 +74,9 @@ void rv__set_status(rv_ctx *c, rv_inst *in, rv_ei *ei, const rv_node *n){
     /* a status may name variables like an SMS template: "{days} of 720 days" */
     char *text;
     if (strchr(n->status, '{')) {
-      cJSON *vars = rv__vars_visible(in, ei);
-      text = rv__render(n->status, vars);
-      cJSON_Delete(vars);
+      cJSON *owned;
+      text = rv__render(n->status, rv__vars_view(in, ei, &owned));
+      cJSON_Delete(owned);
     } else text = rv_strdup(n->status);
     rv_free(in->status_text);
     in->status_text = text;
@@ -87,7 +87,8 @@ void rv__set_status(rv_ctx *c, rv_inst *in, rv_ei *ei, const rv_node *n){
       text, in->id);
   }
   if (n->sms) {
-    cJSON *vars = rv__vars_visible(in, ei);
+    cJSON *owned;
+    const cJSON *vars = rv__vars_view(in, ei, &owned);
     cJSON *input = cJSON_CreateObject();
     char *text = rv__render(n->sms, vars);
     const char *to = rv_json_str(vars, "mobile");
@@ -96,15 +97,16 @@ void rv__set_status(rv_ctx *c, rv_inst *in, rv_ei *ei, const rv_node *n){
     cJSON_AddNumberToObject(input, "instance", (double)in->id);
     cJSON_AddStringToObject(input, "element", n->id);
     rv_free(text);
-    cJSON_Delete(vars);
+    cJSON_Delete(owned);
     rv__create_job(c, in, ei, "sms", input, 5, "PT1M", true, "sms");
+    cJSON_Delete(input);
   }
 }
 
 /*--- Jobs -------------------------------------------------------------------------*/
 
 rv_status rv__create_job(rv_ctx *c, rv_inst *in, rv_ei *ei, const char *adapter,
-                         cJSON *input, int retries, const char *backoff, bool notify,
+                         const cJSON *input, int retries, const char *backoff, bool notify,
                          const char *keysuffix){
   const rv_node *n = rv__node(in, ei->node);
   char *key = keysuffix ? rv_asprintf("%lld:%lld:%s:%s", (long long)in->id, (long long)ei->key, n->id, keysuffix)
@@ -127,7 +129,6 @@ rv_status rv__create_job(rv_ctx *c, rv_inst *in, rv_ei *ei, const char *adapter,
   }
   rv_free(key);
   cJSON_free(text);
-  cJSON_Delete(input);
   return rc;
 }
 

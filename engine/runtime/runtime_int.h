@@ -142,6 +142,14 @@ struct rv_engine {
   int                inflight;
   int64_t           *inflight_ids; int n_inflight_ids, cap_inflight_ids;
   struct rv_result  *results; int n_results, cap_results; /* adapter answers */
+  /* a command's work buffers, kept between commands (cmd_begin takes
+  ** them, ctx_free gives them back): allocating them anew for every
+  ** command was measurable */
+  rv_act            *spare_q; int spare_qcap;
+  struct rv_hrow    *spare_hist; int spare_hcap;
+  char              *spare_text; size_t spare_tcap;
+  rv_inst          **spare_insts; int spare_icap;
+  struct rv_buf     *scratch;       /* save_inst's state text */
   struct event      *flush_ev;
   int                history;        /* RV_HISTORY_* */
   int                batch;          /* open batch depth */
@@ -181,8 +189,8 @@ rv_status rv__start_instance(rv_ctx *c, rv_def *d, int start_node, const cJSON *
                              rv_inst **out);
 rv_status rv__open_message_sub(rv_ctx *c, rv_inst *in, rv_ei *ei, int node);
 rv_status rv__create_job(rv_ctx *c, rv_inst *in, rv_ei *ei, const char *adapter,
-                         cJSON *input, int retries, const char *backoff, bool notify,
-                         const char *keysuffix);
+                         const cJSON *input /* borrowed */, int retries, const char *backoff,
+                         bool notify, const char *keysuffix);
 rv_status rv__open_evsubs(rv_ctx *c, rv_inst *in, int64_t scope_key, int scope_node);
 rv_status rv__incident_row(rv_ctx *c, int64_t inst, int64_t ei, const char *element,
                            const char *kind, int64_t job_id, const char *msg);
@@ -227,6 +235,10 @@ rv_status rv__validate_form(const rv_node *n, const cJSON *data, rv_err *err);
 /*--- vars.c ---*/
 /* All variables visible from ei (root first, inner overrides). New object. */
 cJSON    *rv__vars_visible(rv_inst *in, rv_ei *ei);
+/* The same, read-only and without a copy when one scope holds them all
+** (the usual case); else a merged copy, which *owned gets (caller deletes
+** it; NULL otherwise). Valid until a variable changes. */
+const cJSON *rv__vars_view(rv_inst *in, rv_ei *ei, cJSON **owned);
 /* Set name=value (takes ownership of value) from the point of view of ei:
 ** nearest scope that has it, else the nearest multi-instance iteration,
 ** else the root. */

@@ -22,14 +22,35 @@ static void merge_into(cJSON *dst, const cJSON *src){
   }
 }
 
+/* The scopes from ei up to the root that hold variables, innermost first. */
+static int var_chain(rv_inst *in, rv_ei *ei, rv_ei **chain){
+  int n = 0;
+  for (rv_ei *x = ei; x != NULL && n < 64; x = x->parent ? rv__ei_find(in, x->parent) : NULL)
+    if (x->vars && x->vars->child) chain[n++] = x;
+  return n;
+}
+
+/* Merged root first, inner overriding; the outermost scope is copied
+** whole (no per-key replace: that was quadratic in the variables). */
+static cJSON *merged(rv_ei **chain, int n){
+  cJSON *o;
+  if (n == 0) return cJSON_CreateObject();
+  o = cJSON_Duplicate(chain[n - 1]->vars, 1);
+  for (int i = n - 2; i >= 0; i--) merge_into(o, chain[i]->vars);
+  return o;
+}
+
 cJSON *rv__vars_visible(rv_inst *in, rv_ei *ei){
   rv_ei *chain[64];
-  int n = 0;
-  cJSON *o = cJSON_CreateObject();
-  for (rv_ei *x = ei; x != NULL && n < 64; x = x->parent ? rv__ei_find(in, x->parent) : NULL)
-    chain[n++] = x;
-  while (n-- > 0) if (chain[n]->vars) merge_into(o, chain[n]->vars);
-  return o;
+  return merged(chain, var_chain(in, ei, chain));
+}
+
+const cJSON *rv__vars_view(rv_inst *in, rv_ei *ei, cJSON **owned){
+  rv_ei *chain[64];
+  int n = var_chain(in, ei, chain);
+  *owned = NULL;
+  if (n == 1) return chain[0]->vars;     /* the usual case: only the root has variables */
+  return *owned = merged(chain, n);
 }
 
 void rv__vars_set(rv_inst *in, rv_ei *ei, const char *name, cJSON *value){
@@ -55,29 +76,34 @@ void rv__vars_merge(rv_inst *in, rv_ei *ei, const cJSON *obj){
 }
 
 rv_status rv__eval(rv_ctx *c, rv_inst *in, rv_ei *ei, const char *expr, cJSON **out){
-  cJSON *vars = rv__vars_visible(in, ei);
+  cJSON *owned;
+  const cJSON *vars = rv__vars_view(in, ei, &owned);
   rv_status rc = rv_rules_eval(in->def->rules, expr, vars, out, c->err);
-  cJSON_Delete(vars);
+  cJSON_Delete(owned);
   return rc;
 }
 
 rv_status rv__eval_bool(rv_ctx *c, rv_inst *in, rv_ei *ei, const char *expr, bool *out){
-  cJSON *vars = rv__vars_visible(in, ei);
+  cJSON *owned;
+  const cJSON *vars = rv__vars_view(in, ei, &owned);
   rv_status rc = rv_rules_eval_bool(in->def->rules, expr, vars, out, c->err);
-  cJSON_Delete(vars);
+  cJSON_Delete(owned);
   return rc;
 }
 
 rv_status rv__map(rv_ctx *c, rv_inst *in, rv_ei *ei, const rv_mapping *m, int n,
                   const cJSON *result, cJSON **out){
-  cJSON *vars = rv__vars_visible(in, ei);
+  cJSON *owned = NULL;
+  const cJSON *vars;
   cJSON *o = cJSON_CreateObject();
   rv_status rc = RV_OK;
   *out = NULL;
-  if (result) {
-    cJSON_DeleteItemFromObjectCaseSensitive(vars, "result");
-    cJSON_AddItemToObject(vars, "result", cJSON_Duplicate(result, 1));
-  }
+  if (result) {                 /* `result` joins the variables: a copy */
+    owned = rv__vars_visible(in, ei);
+    cJSON_DeleteItemFromObjectCaseSensitive(owned, "result");
+    cJSON_AddItemToObject(owned, "result", cJSON_Duplicate(result, 1));
+    vars = owned;
+  } else vars = rv__vars_view(in, ei, &owned);
   for (int i = 0; i < n && rc == RV_OK; i++) {
     cJSON *v = NULL;
     rc = rv_rules_eval(in->def->rules, m[i].expr, vars, &v, c->err);
@@ -86,7 +112,7 @@ rv_status rv__map(rv_ctx *c, rv_inst *in, rv_ei *ei, const rv_mapping *m, int n,
       cJSON_AddItemToObject(o, m[i].target, v);
     }
   }
-  cJSON_Delete(vars);
+  cJSON_Delete(owned);
   if (rc != RV_OK) { cJSON_Delete(o); return rc; }
   *out = o;
   return RV_OK;

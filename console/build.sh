@@ -18,7 +18,13 @@ fail() {
 command -v npm >/dev/null 2>&1 || fail "npm not found"
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "console: npm ci"
-  timeout "${RAVAND_NPM_TIMEOUT:-900}" npm ci --no-audit --no-fund --loglevel=error || fail "npm ci failed"
+  # npm 11 refuses `npm ci` for a lock written on one platform when rollup's
+  # optional per-platform packages are listed only as optionalDependencies;
+  # `npm install` then installs exactly the locked versions and leaves the
+  # lock as it is.
+  timeout "${RAVAND_NPM_TIMEOUT:-900}" npm ci --no-audit --no-fund --loglevel=error 2>/dev/null \
+    || timeout "${RAVAND_NPM_TIMEOUT:-900}" npm install --no-audit --no-fund --loglevel=error \
+    || fail "npm ci failed"
 fi
 timeout 300 npm run --silent build -- --logLevel warn || fail "vite build failed"
 echo "console: built console/dist"

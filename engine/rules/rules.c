@@ -86,6 +86,10 @@ struct rv_rules {
   bool            refused_pending;
   int             ncache;
   bool            no_traceback;   /* compile errors: message only */
+  const cJSON    *lazy_vars;      /* the variables of the expression being evaluated */
+  const char     *lazy_xname;     /* ... one more of them (rv_rules_eval_extra) */
+  const cJSON    *lazy_xval;
+  lua_Integer     lazy_call;      /* ... and its number (push_lazy_env) */
 };
 
 static char json_null_tag;         /* &json_null_tag is json.null */
@@ -982,6 +986,8 @@ struct call {
   size_t       len;
   const char  *name;       /* module name (OP_ADD_MODULE) */
   const cJSON *vars;       /* borrowed */
+  const char  *extra_name; /* OP_EVAL: one more variable (rv_rules_eval_extra) */
+  const cJSON *extra;
   bool         want_vars;
   bool         truth;      /* OP_EVAL_BOOL result */
   cJSON       *out;        /* built under protection; freed by host on error */
@@ -1054,6 +1060,57 @@ static void push_env_with_vars(lua_State *L, const cJSON *vars){  /* [-0,+1,m] *
       lua_setfield(L, -2, c->string);
     }
   lua_getfield(L, LUA_REGISTRYINDEX, "rv.envmt");
+  lua_setmetatable(L, -2);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -2, "_G");
+}
+
+/* Expressions (OP_EVAL, OP_EVAL_BOOL) get an environment that converts a
+** variable to Lua when the expression first reads it, not all of them
+** before it runs: a condition or a mapping reads one or two variables,
+** and converting a case's whole variable set (person records, contribution
+** windows) for each was most of the time a process spent in Lua. Reads
+** fall back to the sandbox globals as before; a variable still shadows a
+** global of the same name. The __index closure carries the call's number:
+** an environment that outlives its call (a closure kept by a module) sees
+** no variables, never another call's. pairs(_ENV) lists only what was read. */
+static int l_lazy_index(lua_State *L){           /* (env, key) */
+  rv_rules *r = getr(L);
+  if ((r->lazy_vars || r->lazy_xname) && lua_tointeger(L, lua_upvalueindex(1)) == r->lazy_call &&
+      lua_type(L, 2) == LUA_TSTRING) {
+    const char *k = lua_tostring(L, 2);
+    const cJSON *v = r->lazy_xname && strcmp(k, r->lazy_xname) == 0 ? r->lazy_xval
+                   : cJSON_GetObjectItemCaseSensitive(r->lazy_vars, k);
+    if (v != NULL) {
+      push_json(L, v, 1);
+      lua_pushvalue(L, 2);
+      lua_pushvalue(L, -2);
+      lua_rawset(L, 1);                          /* converted once per call */
+      return 1;
+    }
+  }
+  lua_getfield(L, LUA_REGISTRYINDEX, "rv.sg");
+  lua_pushvalue(L, 2);
+  lua_gettable(L, -2);
+  return 1;
+}
+
+static void push_lazy_env(lua_State *L, const cJSON *vars, const char *xname,
+                          const cJSON *xval){  /* [-0,+1,m] */
+  rv_rules *r = getr(L);
+  if (vars != NULL && !cJSON_IsObject(vars) && !cJSON_IsNull(vars))
+    luaL_error(L, "variables must be a JSON object");
+  r->lazy_vars = cJSON_IsObject(vars) ? vars : NULL;
+  r->lazy_xname = xval ? xname : NULL;
+  r->lazy_xval = xval;
+  r->lazy_call++;
+  lua_newtable(L);
+  lua_createtable(L, 0, 2);                      /* its own metatable */
+  lua_pushinteger(L, r->lazy_call);
+  lua_pushcclosure(L, l_lazy_index, 1);
+  lua_setfield(L, -2, "__index");
+  lua_pushboolean(L, 0);
+  lua_setfield(L, -2, "__metatable");
   lua_setmetatable(L, -2);
   lua_pushvalue(L, -1);
   lua_setfield(L, -2, "_G");
@@ -1163,11 +1220,14 @@ static int protected(lua_State *L){
     case OP_EVAL_BOOL:
     case OP_RUN:
       push_compiled(L, c, true);
-      push_env_with_vars(L, c->vars);
+      if (c->op == OP_RUN) push_env_with_vars(L, c->vars);   /* collect_vars walks it */
+      else push_lazy_env(L, c->vars, c->extra_name, c->extra);
       env = lua_gettop(L);
       lua_pushvalue(L, env - 1);           /* the compiled function */
       lua_pushvalue(L, env);
       lua_call(L, 1, 1);
+      getr(L)->lazy_vars = NULL;
+      getr(L)->lazy_xname = NULL;
       if (c->op == OP_EVAL_BOOL) {
         c->truth = lua_toboolean(L, -1);
         return 0;
@@ -1246,12 +1306,16 @@ static rv_status run_protected(rv_rules *r, struct call *c, bool budget, rv_err 
     r->budget = r->lim.instructions;
     r->armed = true;
   }
+  r->lazy_vars = NULL;
+  r->lazy_xname = NULL;
   lua_sethook(L, count_hook, LUA_MASKCOUNT, HOOK_COUNT);
   lua_pushcfunction(L, msgh);              /* these three never raise */
   lua_pushcfunction(L, protected);
   lua_pushlightuserdata(L, c);
   st = lua_pcall(L, 1, 0, top + 1);
   r->armed = false;
+  r->lazy_vars = NULL;                     /* also when the call raised */
+  r->lazy_xname = NULL;
   if (st != LUA_OK) {
     const char *msg = lua_tostring(L, -1);
     if (r->killed == KILL_INSTR)
@@ -1327,6 +1391,18 @@ rv_status rv_rules_eval(rv_rules *r, const char *expr, const cJSON *vars,
                         cJSON **out, rv_err *err){
   struct call c = { .op = OP_EVAL, .text = expr, .len = expr ? strlen(expr) : 0,
                     .vars = vars };
+  rv_status rc;
+  *out = NULL;
+  if (expr == NULL) return rv_fail(err, RV_INVALID, "no expression");
+  rc = run_protected(r, &c, true, err);
+  if (rc == RV_OK) *out = c.out;
+  return rc;
+}
+
+rv_status rv_rules_eval_extra(rv_rules *r, const char *expr, const cJSON *vars,
+                              const char *name, const cJSON *value, cJSON **out, rv_err *err){
+  struct call c = { .op = OP_EVAL, .text = expr, .len = expr ? strlen(expr) : 0,
+                    .vars = vars, .extra_name = name, .extra = value };
   rv_status rc;
   *out = NULL;
   if (expr == NULL) return rv_fail(err, RV_INVALID, "no expression");

@@ -58,10 +58,18 @@ rv_status rv_rules_add_module(rv_rules *r, const char *name, const char *src,
                               size_t len, rv_err *err);
 
 /* Evaluate a Lua expression (e.g. "age >= 60 and not insured"); vars is a
-** JSON object (borrowed, may be NULL). Returns: new cJSON in *out (cJSON
-** null for nil), caller frees with cJSON_Delete(). */
+** JSON object (borrowed, may be NULL; it must not change during the call).
+** A variable becomes a Lua value when the expression first reads it (so
+** the JSON limits apply to the variables it reads, and pairs(_ENV) lists
+** only those). Returns: new cJSON in *out (cJSON null for nil), caller
+** frees with cJSON_Delete(). */
 rv_status rv_rules_eval(rv_rules *r, const char *expr, const cJSON *vars,
                         cJSON **out /* OUT */, rv_err *err);
+/* Same, with one more variable name = value (borrowed; NULL: none), which
+** wins over a variable of that name: an output mapping's `result`. */
+rv_status rv_rules_eval_extra(rv_rules *r, const char *expr, const cJSON *vars,
+                              const char *name, const cJSON *value,
+                              cJSON **out /* OUT */, rv_err *err);
 /* Same, and take Lua truthiness of the result. */
 rv_status rv_rules_eval_bool(rv_rules *r, const char *expr, const cJSON *vars,
                              bool *out /* OUT */, rv_err *err);

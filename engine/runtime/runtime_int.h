@@ -85,6 +85,7 @@ typedef struct rv_inst {
   bool    dirty, is_new, ended;
   int64_t started;
   char    status0[16];     /* status as loaded: unchanged -> its index is left alone */
+  int64_t rev;             /* instances.rev of the state in memory */
 } rv_inst;
 
 /* Actions queued inside one command. */
@@ -119,6 +120,7 @@ typedef struct rv_ctx {
   struct rv_hrow *hist; int n_hist, cap_hist;
   char     *hist_text; size_t hist_len, hist_cap;
   int64_t   next_inst; /* id for the next instance started; 0: not read yet */
+  bool      ok;        /* it committed (or will with its batch): keep its instances */
   bool      opt;       /* in an optimistic batch: no savepoint of its own */
   int64_t   changes0;  /* sqlite3_total_changes when it began (optimistic) */
 } rv_ctx;
@@ -150,6 +152,14 @@ struct rv_engine {
   char              *spare_text; size_t spare_tcap;
   rv_inst          **spare_insts; int spare_icap;
   struct rv_buf     *scratch;       /* save_inst's state text */
+  /* Instances as the last command that committed them left them, by id
+  ** (direct-mapped): the next command on one takes it instead of parsing
+  ** its state again, if instances.rev still matches (engine.c: rv__ctx_load). */
+  rv_inst          **icache;
+  int64_t            icache_hits, icache_misses;
+  bool               icache_on;
+  int                win_loads, win_hits, win_idle;
+  int64_t            data_version;   /* PRAGMA data_version when the cache was last checked */
   struct event      *flush_ev;
   int                history;        /* RV_HISTORY_* */
   int                batch;          /* open batch depth */

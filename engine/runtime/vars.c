@@ -94,19 +94,14 @@ rv_status rv__eval_bool(rv_ctx *c, rv_inst *in, rv_ei *ei, const char *expr, boo
 rv_status rv__map(rv_ctx *c, rv_inst *in, rv_ei *ei, const rv_mapping *m, int n,
                   const cJSON *result, cJSON **out){
   cJSON *owned = NULL;
-  const cJSON *vars;
+  const cJSON *vars = rv__vars_view(in, ei, &owned);
   cJSON *o = cJSON_CreateObject();
   rv_status rc = RV_OK;
   *out = NULL;
-  if (result) {                 /* `result` joins the variables: a copy */
-    owned = rv__vars_visible(in, ei);
-    cJSON_DeleteItemFromObjectCaseSensitive(owned, "result");
-    cJSON_AddItemToObject(owned, "result", cJSON_Duplicate(result, 1));
-    vars = owned;
-  } else vars = rv__vars_view(in, ei, &owned);
   for (int i = 0; i < n && rc == RV_OK; i++) {
     cJSON *v = NULL;
-    rc = rv_rules_eval(in->def->rules, m[i].expr, vars, &v, c->err);
+    /* `result` (an answer being mapped) is one more variable, over the others */
+    rc = rv_rules_eval_extra(in->def->rules, m[i].expr, vars, "result", result, &v, c->err);
     if (rc == RV_OK) {
       cJSON_DeleteItemFromObjectCaseSensitive(o, m[i].target);
       cJSON_AddItemToObject(o, m[i].target, v);

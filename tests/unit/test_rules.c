@@ -315,7 +315,10 @@ static void json_round_trip(void **state){
     for (i = 0; i < 70; i++) strcat(deep, "]");
     v = cJSON_CreateObject();
     cJSON_AddItemToObject(v, "d", cJSON_Parse(deep));
-    assert_int_equal(rv_rules_eval(f->r, "1", v, &out, &e), RV_SCRIPT);
+    /* an expression converts a variable when it reads it (rules.h) */
+    assert_int_equal(rv_rules_eval(f->r, "d", v, &out, &e), RV_SCRIPT);
+    assert_non_null(strstr(e.msg, "nesting deeper than 64"));
+    assert_int_equal(rv_rules_run(f->r, "return 1", v, &out, NULL, &e), RV_SCRIPT);
     assert_non_null(strstr(e.msg, "nesting deeper than 64"));
     cJSON_Delete(v);
   }

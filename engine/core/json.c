@@ -55,6 +55,8 @@ static void put_string(rv_buf *b, const char *s){
   rv_buf_add(b, "\"", 1);
 }
 
+void rv_json_write_string(rv_buf *b, const char *s){ put_string(b, s ? s : ""); }
+
 void rv_json_write(rv_buf *b, const cJSON *v){
   const cJSON *c;
   if (v == NULL || cJSON_IsNull(v) || cJSON_IsInvalid(v)) { rv_buf_add(b, "null", 4); return; }

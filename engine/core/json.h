@@ -17,6 +17,8 @@ char       *rv_json_print(const cJSON *o);
 struct rv_buf;
 /* The same, appended to b (core/buf.h; cap it generously). */
 void        rv_json_write(struct rv_buf *b, const cJSON *o);
+/* A JSON string literal (quoted, escaped as cJSON does), appended to b. */
+void        rv_json_write_string(struct rv_buf *b, const char *s);
 /* Value as text for templates: strings bare, others as JSON. Caller frees. */
 char       *rv_json_text(const cJSON *v);
 /* Parse with a depth/size sanity limit; NULL when invalid. */

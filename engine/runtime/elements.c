@@ -342,6 +342,9 @@ rv_status rv__gateway_split(rv_ctx *c, rv_inst *in, rv_ei *ei, const rv_node *n)
   rv_buf why;
   rv_status rc = RV_OK;
 
+  /* the decision's reasons only when the history level keeps them */
+  bool say = n->type != RV_ELEM_PARALLEL_GATEWAY && n->n_out > 1 &&
+             rv__history_kept(c, "GATEWAY_DECISION", n);
   rv_buf_init(&why, 4096);
   for (int i = 0; i < n->n_out; i++) {
     const rv_flow *f = &m->flows[n->out[i]];
@@ -351,11 +354,13 @@ rv_status rv__gateway_split(rv_ctx *c, rv_inst *in, rv_ei *ei, const rv_node *n)
     if (f->condition && n->type != RV_ELEM_PARALLEL_GATEWAY) {
       rc = rv__eval_bool(c, in, rv__ei_find(in, key), f->condition, &hit);
       if (rc != RV_OK) break;
-      rv_buf_printf(&why, "%s`%s` is %s", why.len ? "; " : "", f->condition, hit ? "true" : "false");
-      {  /* the values it read, for replay reports (journal/reads.h) */
-        cJSON *owned;
-        rv_journal_reads(f->condition, rv__vars_view(in, rv__ei_find(in, key), &owned), &why);
-        cJSON_Delete(owned);
+      if (say) {
+        rv_buf_printf(&why, "%s`%s` is %s", why.len ? "; " : "", f->condition, hit ? "true" : "false");
+        {  /* the values it read, for replay reports (journal/reads.h) */
+          cJSON *owned;
+          rv_journal_reads(f->condition, rv__vars_view(in, rv__ei_find(in, key), &owned), &why);
+          cJSON_Delete(owned);
+        }
       }
     }
     if (hit) take[nt++] = n->out[i];
@@ -366,7 +371,7 @@ rv_status rv__gateway_split(rv_ctx *c, rv_inst *in, rv_ei *ei, const rv_node *n)
   }
   if (rc == RV_OK && nt == 0 && n->n_out > 0)
     rc = rv_fail(c->err, RV_CONFLICT, "no outgoing flow of gateway '%s' matched and it has no default", n->id);
-  if (rc == RV_OK && n->type != RV_ELEM_PARALLEL_GATEWAY && n->n_out > 1) {
+  if (rc == RV_OK && say) {
     rv_buf_printf(&why, " -> ");
     for (int i = 0; i < nt; i++) rv_buf_printf(&why, "%s%s", i ? "," : "", m->flows[take[i]].id);
     rv__history(c, in, "GATEWAY_DECISION", ei->node, key, why.p);

@@ -198,6 +198,19 @@ static void rv__icache_clear(rv_engine *e){
   for (int i = 0; i < ICACHE_SLOTS; i++) { inst_free(e->icache[i]); e->icache[i] = NULL; }
 }
 
+/* At the start of a transaction: if another connection committed since we
+** last looked, forget what we keep (inside our transaction nobody can). */
+static void icache_check(rv_engine *e){
+  sqlite3_stmt *s;
+  if (e->icache == NULL) return;
+  s = rv_store_stmt(e->st, "PRAGMA data_version");
+  if (sqlite3_step(s) == SQLITE_ROW) {
+    int64_t v = sqlite3_column_int64(s, 0);
+    if (v != e->data_version) { rv__icache_clear(e); e->data_version = v; }
+  }
+  sqlite3_reset(s);
+}
+
 rv_status rv__ctx_load(rv_ctx *c, int64_t id, rv_inst **out){
   sqlite3_stmt *s;
   rv_inst *in;
@@ -386,6 +399,10 @@ static bool hist_keep(int level, const char *event, const rv_node *n){
   return true;
 }
 
+bool rv__history_kept(const rv_ctx *c, const char *event, const rv_node *n){
+  return hist_keep(c->e->history, event, n);
+}
+
 void rv__history(rv_ctx *c, rv_inst *in, const char *event, int node, int64_t ei,
                  const char *detail){
   const rv_node *n = rv__node(in, node);
@@ -470,12 +487,24 @@ rv_status rv__incident_row(rv_ctx *c, int64_t inst, int64_t ei, const char *elem
 /* Every external input is journaled with the instance it applied to, the
 ** command's instant and the history mark (journal/journal.h explains how
 ** record and replay use them). */
-static void journal(rv_ctx *c, int64_t inst, const char *cmd, const cJSON *payload){
-  char *p = payload ? rv_json_print(payload) : NULL;
+static void journal_text(rv_ctx *c, int64_t inst, const char *cmd, const char *text){
   rv_store_exec(c->e->st, NULL,
     "INSERT INTO journal(instance_id, at, command, payload, mark) VALUES(?,?,?,?,?)",
-    "iitti", inst, c->now, cmd, p, c->hist_mark);
+    "iitti", inst, c->now, cmd, text, c->hist_mark);
+}
+
+static void journal(rv_ctx *c, int64_t inst, const char *cmd, const cJSON *payload){
+  char *p = payload ? rv_json_print(payload) : NULL;
+  journal_text(c, inst, cmd, p);
   if (p) cJSON_free(p);
+}
+
+/* The two commonest payloads are written directly (the same text as
+** their cJSON objects printed, without building and copying them). */
+static void jkey(rv_buf *b, const char *k){   /* ,"k": */
+  if (b->len > 1) rv_buf_add(b, ",", 1);
+  rv_json_write_string(b, k);
+  rv_buf_add(b, ":", 1);
 }
 
 /*--- Command frame ----------------------------------------------------------*/
@@ -497,15 +526,7 @@ static rv_status cmd_begin(rv_engine *e, rv_ctx *c, rv_err *err){
     c->changes0 = sqlite3_total_changes64(rv_store_db(e->st));
     rc = RV_OK;
   } else rc = rv_store_begin(e->st, err);
-  if (rc == RV_OK && e->icache) {
-    /* another connection committed since we last looked: forget what we keep */
-    sqlite3_stmt *s = rv_store_stmt(e->st, "PRAGMA data_version");
-    if (sqlite3_step(s) == SQLITE_ROW) {
-      int64_t v = sqlite3_column_int64(s, 0);
-      if (v != e->data_version) { rv__icache_clear(e); e->data_version = v; }
-    }
-    sqlite3_reset(s);
-  }
+  if (rc == RV_OK && !c->opt && rv_store_depth(e->st) == 1) icache_check(e);   /* it began one */
   if (rc == RV_OK) {
     sqlite3_stmt *s = rv_store_stmt(e->st, "SELECT coalesce(max(id), 0) FROM history");
     if (sqlite3_step(s) == SQLITE_ROW) c->hist_mark = sqlite3_column_int64(s, 0);
@@ -671,6 +692,7 @@ const rv_engine_stats *rv_engine_stats_get(const rv_engine *e){ return &e->stats
 rv_status rv_engine_batch_begin(rv_engine *e, rv_err *err){
   rv_status rc = rv_store_begin(e->st, err);
   if (rc == RV_OK) { e->batch++; e->batch_count = 0; e->stats.batches++; }
+  if (rc == RV_OK && rv_store_depth(e->st) == 1) icache_check(e);
   return rc;
 }
 rv_status rv_engine_batch_end(rv_engine *e, rv_err *err){
@@ -722,13 +744,17 @@ static rv_status do_start(rv_ctx *c, const char *process_id, int version,
   rc = rv__start_instance(c, d, -1, vars, bkey, 0, 0, &in);
   if (rc != RV_OK) return rc;
   {
-    cJSON *p = cJSON_CreateObject();
-    cJSON_AddStringToObject(p, "process", process_id);
-    cJSON_AddNumberToObject(p, "version", d->version);
-    if (bkey) cJSON_AddStringToObject(p, "business_key", bkey);
-    cJSON_AddItemToObject(p, "vars", vars ? cJSON_Duplicate(vars, 1) : cJSON_CreateObject());
-    journal(c, in->id, "start", p);
-    cJSON_Delete(p);
+    rv_buf b;
+    rv_buf_init(&b, SIZE_MAX / 4);
+    rv_buf_add(&b, "{", 1);
+    jkey(&b, "process"); rv_json_write_string(&b, process_id);
+    jkey(&b, "version"); rv_buf_add_int(&b, d->version);
+    if (bkey) { jkey(&b, "business_key"); rv_json_write_string(&b, bkey); }
+    jkey(&b, "vars");
+    if (vars) rv_json_write(&b, vars); else rv_buf_add(&b, "{}", 2);
+    rv_buf_add(&b, "}", 1);
+    journal_text(c, in->id, "start", b.p);
+    rv_buf_fini(&b);
   }
   *out = in->id;
   return RV_OK;
@@ -1103,26 +1129,29 @@ rv_status rv_engine_job_result(rv_engine *e, int64_t job_id, rv_job_outcome outc
   rv__job_row(&c, job_id, &t);
   rc = rv__job_result(&c, &t, outcome, result, code, message);
   if (rc == RV_OK) {
-    cJSON *p = cJSON_CreateObject();
+    rv_buf b;
     const char *suffix = NULL;
     size_t el = strlen(t.elem);
     /* key "<inst>:<ei>:<element>[:<suffix>]": the suffix tells an SMS
     ** notification apart from the element's own job */
     for (const char *k = strchr(t.key, ':'); k && !suffix; k = strchr(k + 1, ':'))
       if (strncmp(k + 1, t.elem, el) == 0 && k[1 + el] == ':') suffix = k + 2 + el;
-    cJSON_AddNumberToObject(p, "job", (double)job_id);
-    cJSON_AddStringToObject(p, "element", t.elem);
-    cJSON_AddNumberToObject(p, "ei", (double)t.ei);
-    if (suffix) cJSON_AddStringToObject(p, "suffix", suffix);
-    cJSON_AddNumberToObject(p, "attempt", t.attempts + 1);
-    cJSON_AddStringToObject(p, "outcome", outcome == RV_JOB_OK ? "ok"
-                            : outcome == RV_JOB_FAILED ? "failed" : "error");
-    if (result) cJSON_AddItemToObject(p, "result", cJSON_Duplicate(result, 1));
-    if (code) cJSON_AddStringToObject(p, "code", code);
-    if (message) cJSON_AddStringToObject(p, "message", message);
-    if (strcmp(t.state, "pending") != 0) cJSON_AddBoolToObject(p, "stale", true);
-    journal(&c, t.inst, "job", p);
-    cJSON_Delete(p);
+    rv_buf_init(&b, SIZE_MAX / 4);
+    rv_buf_add(&b, "{", 1);
+    jkey(&b, "job"); rv_buf_add_int(&b, job_id);
+    jkey(&b, "element"); rv_json_write_string(&b, t.elem);
+    jkey(&b, "ei"); rv_buf_add_int(&b, t.ei);
+    if (suffix) { jkey(&b, "suffix"); rv_json_write_string(&b, suffix); }
+    jkey(&b, "attempt"); rv_buf_add_int(&b, t.attempts + 1);
+    jkey(&b, "outcome");
+    rv_json_write_string(&b, outcome == RV_JOB_OK ? "ok" : outcome == RV_JOB_FAILED ? "failed" : "error");
+    if (result) { jkey(&b, "result"); rv_json_write(&b, result); }
+    if (code) { jkey(&b, "code"); rv_json_write_string(&b, code); }
+    if (message) { jkey(&b, "message"); rv_json_write_string(&b, message); }
+    if (strcmp(t.state, "pending") != 0) { jkey(&b, "stale"); rv_buf_add(&b, "true", 4); }
+    rv_buf_add(&b, "}", 1);
+    journal_text(&c, t.inst, "job", b.p);
+    rv_buf_fini(&b);
   }
   return cmd_end(&c, rc);
 }

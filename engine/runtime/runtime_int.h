@@ -181,6 +181,9 @@ void      rv__side_mark(rv_inst *in, rv_ei *ei, unsigned bits);
 const rv_node *rv__node(const rv_inst *in, int node);
 void      rv__history(rv_ctx *c, rv_inst *in, const char *event, int node,
                       int64_t ei, const char *detail);
+/* Whether the engine's history level keeps event (of node n, may be NULL):
+** to skip building a detail nobody will store. */
+bool      rv__history_kept(const rv_ctx *c, const char *event, const rv_node *n);
 rv_status rv__incident(rv_ctx *c, rv_inst *in, rv_ei *ei, const char *kind,
                        int64_t job_id, const char *msg);
 rv_status rv__take_flow(rv_ctx *c, rv_inst *in, int64_t scope, int flow);

@@ -7,7 +7,9 @@
 ** a command nested in a batch (group commit) runs inside a savepoint.
 ** Pragmas enforced at open: journal_mode=WAL, synchronous=FULL (or NORMAL
 ** when asked, for benchmarks only), foreign_keys=ON, trusted_schema=OFF,
-** busy_timeout=5000.  Loop thread only; never carried across fork().
+** busy_timeout=5000, temp_store=MEMORY (savepoint journals); a larger
+** lookaside and, process-wide, no SQLite memory statistics (a global mutex
+** per allocation). Loop thread only; never carried across fork().
 **
 ** The store is deliberately thin: SQL lives next to the code that needs
 ** it, but always through rv_store_stmt() so statements are prepared once.
@@ -43,11 +45,12 @@ void      rv_store_rollback(rv_store *st);
 int       rv_store_depth(const rv_store *st);
 
 /* A cached prepared statement for sql (a string literal: the pointer is
-** the cache key). The statement is reset and its bindings cleared.
+** the cache key, hashed). The statement is reset and its bindings cleared.
 ** Borrows: valid until rv_store_close(). */
 sqlite3_stmt *rv_store_stmt(rv_store *st, const char *sql);
 /* Run sql (no results) with the bindings given by fmt: 'i' int64,
-** 't' text (NULL binds NULL), 'd' double. */
+** 't' text (NULL binds NULL), 'd' double. Texts are bound without a copy
+** (the statement has run and been reset when this returns). */
 rv_status rv_store_exec(rv_store *st, rv_err *err, const char *sql, const char *fmt, ...);
 int64_t   rv_store_last_id(rv_store *st);
 int       rv_store_changes(rv_store *st);

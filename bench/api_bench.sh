@@ -95,6 +95,9 @@ LEFT=$(curl -fsS -H "Authorization: Bearer $OP" "$URL/metrics" |
 BATCH=$(curl -fsS -H "Authorization: Bearer $OP" "$URL/metrics" |
         awk '/^ravand_http_commit_batch_size_sum/ { s = $2 } /^ravand_http_commit_batch_size_count/ { c = $2 }
              END { if (c) printf "%.1f", s / c }')
+# optimistic batches run again with savepoints when a request failed after writing
+RERUNS=$(curl -fsS -H "Authorization: Bearer $OP" "$URL/metrics" |
+         awk '/^ravand_http_batch_reruns_total/ { print $2 }')
 AUDIT=$($R --db "$DB" audit verify)
 # the disk's limit in the same run: one-row transactions, WAL, synchronous=FULL
 FSYNC=$(python3 - "$DIR/fsync.db" <<'EOF'
@@ -118,6 +121,8 @@ row "start instance (POST /v1/instances)" start
 row "task list, 50 per page (GET /v1/tasks)" list
 row "complete task (POST /v1/tasks/{id}/complete)" complete
 echo
-echo "$TASKS tasks before the completion run, $LEFT after; mean API requests per group commit: $BATCH"
+echo "$TASKS tasks before the completion run, $LEFT after; mean API requests per group commit: $BATCH;" \
+     "batches run again: ${RERUNS:-0}"
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "storage limit (bare one-row SQLite transactions, same disk): $FSYNC tx/s"
 echo "$AUDIT"

@@ -30,14 +30,20 @@ echo "demo: principals (tokens in demo/tokens.txt, shown once)"
 chmod 600 demo/tokens.txt
 add() {
   name=$1; shift
-  $R principal add "$name" "$@" >/dev/null 2>&1 || true
+  if ! out=$($R principal add "$name" "$@" 2>&1); then
+    case $out in *exists*) ;; *) echo "demo: principal $name not added: $out" >&2; return 0 ;; esac
+  fi
   printf '%-10s %s\n' "$name" "$($R principal token "$name" | tail -n1)" >> demo/tokens.txt
 }
 add operator  --role operator
 add analyst   --role analyst
 add applicant --role applicant --national-id 1234567806
 add branch    --role branch --branch "$($R --json records show 1234567806 2>/dev/null | sed -n 's/.*"branch":[[:space:]]*"\([^"]*\)".*/\1/p' | head -n1)"
-add kanoon    --role association --county "$($R --json records show 1234567806 2>/dev/null | sed -n 's/.*"county":[[:space:]]*"\([^"]*\)".*/\1/p' | head -n1)"
+# the association (kanoon) of the demo applicant's county, in Persian: scope
+# values are normalised (Arabic yeh/kaf, digits, spaces), so the record's
+# spelling need not match the keyboard's
+county=$($R --json records show 1234567806 2>/dev/null | sed -n 's/.*"county":[[:space:]]*"\([^"]*\)".*/\1/p' | head -n1)
+add kanoon    --role association --county "${county:-تهران}"
 add committee --role committee
 add deputy    --role committee --groups deputy
 add itadmin   --role it_admin

@@ -128,6 +128,19 @@ static rv_status sq_benefits(void *self, const char *nid, cJSON **out, rv_err *e
   return rows(st, s, k, 3, out, err);
 }
 
+static rv_status sq_exists(void *self, const char *nid, bool *found, rv_err *err){
+  rv_store *st = self;
+  sqlite3_stmt *s = rv_store_stmt(st, "SELECT 1 FROM rec_persons WHERE national_id=?");
+  int r;
+  rv_store_bind(s, "t", nid);
+  r = sqlite3_step(s);
+  sqlite3_reset(s);
+  if (r != SQLITE_ROW && r != SQLITE_DONE)
+    return rv_fail(err, RV_IO, "records: %s", sqlite3_errmsg(rv_store_db(st)));
+  *found = r == SQLITE_ROW;
+  return RV_OK;
+}
+
 static const rv_records_ops sqlite_ops = {
   .name = "sqlite",
   .person = sq_person,
@@ -136,6 +149,7 @@ static const rv_records_ops sqlite_ops = {
   .statement = sq_statement,
   .benefits = sq_benefits,
   .close = NULL,                 /* statements belong to the store's cache */
+  .exists = sq_exists,
 };
 
 void rv_records_sqlite(rv_records *r, rv_store *st){
@@ -223,9 +237,15 @@ rv_status rv_records_query(const rv_records *r, const cJSON *req, cJSON **out, r
   rv_digits_ascii(nid);
   if (!rv_valid_national_id(nid)) return rv_fail(err, RV_INVALID, "records: '%s' is not a valid national ID", nid);
 
-  rc = r->ops->person(r->self, nid, &person, err);
-  if (rc != RV_OK && rc != RV_NOTFOUND) return rc;
-  found = rc == RV_OK;
+  /* only op person returns the record; the others say whether it exists */
+  if (strcmp(op, "person") == 0 || r->ops->exists == NULL) {
+    rc = r->ops->person(r->self, nid, &person, err);
+    if (rc != RV_OK && rc != RV_NOTFOUND) return rc;
+    found = rc == RV_OK;
+  } else {
+    rc = r->ops->exists(r->self, nid, &found, err);
+    if (rc != RV_OK) return rc;
+  }
   res = cJSON_CreateObject();
   cJSON_AddStringToObject(res, "national_id", nid);
   cJSON_AddBoolToObject(res, "found", found);

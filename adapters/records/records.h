@@ -45,6 +45,9 @@ typedef struct rv_records_ops {
   /* Array of {kind, date, amount_rials}. */
   rv_status (*benefits)(void *self, const char *nid, cJSON **out, rv_err *err);
   void      (*close)(void *self);       /* may be NULL */
+  /* Whether the person is known, for the requests that only report found
+  ** (summary, benefits, ...). May be NULL: person() answers then. */
+  rv_status (*exists)(void *self, const char *nid, bool *found, rv_err *err);
 } rv_records_ops;
 
 typedef struct rv_records {

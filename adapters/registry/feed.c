@@ -267,8 +267,10 @@ static rv_status notify(imp *im, const rv_marriage *m, int64_t line, bool husban
   return rc;
 }
 
-/* One data record inside the chunk transaction. */
-static rv_status apply_record(imp *im, const rv_csv_rec *r, rv_err *err){
+/* One data record inside the chunk transaction. In an optimistic chunk
+** (opt) the record has no savepoint of its own: any failure spoils the
+** chunk, which is then run again with a savepoint per record. */
+static rv_status apply_record(imp *im, const rv_csv_rec *r, bool opt, rv_err *err){
   char why[512];
   const char *f[6];
   rv_marriage m;
@@ -316,7 +318,7 @@ static rv_status apply_record(imp *im, const rv_csv_rec *r, rv_err *err){
   {
     char oh[16], ow[16];
     int64_t ih = 0, iw = 0;
-    rv_status rc = rv_store_begin(im->st, err);
+    rv_status rc = opt ? RV_OK : rv_store_begin(im->st, err);
     if (rc != RV_OK) return rc;
     rc = notify(im, &m, line, true, oh, sizeof oh, &ih, err);
     if (rc == RV_OK) rc = notify(im, &m, line, false, ow, sizeof ow, &iw, err);
@@ -337,7 +339,8 @@ static rv_status apply_record(imp *im, const rv_csv_rec *r, rv_err *err){
       if (sqlite3_step(s) != SQLITE_DONE) rc = rv_fail(err, RV_IO, "feed record: %s", sqlite3_errmsg(im->db));
       sqlite3_reset(s);
     }
-    if (rc == RV_OK) rc = rv_store_commit(im->st, err);
+    if (opt) { if (rc != RV_OK) rv_engine_batch_spoil(im->e); }
+    else if (rc == RV_OK) rc = rv_store_commit(im->st, err);
     else rv_store_rollback(im->st);
     if (rc != RV_OK) {
       char msg[sizeof err->msg];
@@ -377,13 +380,62 @@ static void end_import(imp *im, rv_status rc, rv_err *err){
   imp_free(im);
 }
 
+/* One chunk of records, one transaction. It runs first as an optimistic
+** batch (no savepoint per record or per command: a savepoint copies every
+** page a command touches); if anything in it fails, the chunk is rolled
+** back and run again with a savepoint per record, which stops at the
+** failing record and keeps the ones before it, as it always did. */
+static rv_status run_chunk(imp *im, bool opt, bool *finished, rv_err *err){
+  rv_status rc;
+  int n = 0, limit = im->o.chunk > 0 ? im->o.chunk : 1000;
+  double t = mono_ms(), budget = im->o.chunk_ms > 0 ? im->o.chunk_ms : 100;
+
+  *finished = false;
+  rc = opt ? rv_engine_batch_begin_optimistic(im->e, err) : rv_engine_batch_begin(im->e, err);
+  if (rc != RV_OK) return rc;
+  /* the resume position in the store must be ours: no second importer */
+  sqlite3_bind_int64(im->s_getpos, 1, im->id);
+  if (sqlite3_step(im->s_getpos) != SQLITE_ROW ||
+      strcmp((const char *)sqlite3_column_text(im->s_getpos, 0), "running") != 0 ||
+      (size_t)sqlite3_column_int64(im->s_getpos, 1) != rv_csv_tell(&im->csv))
+    rc = rv_fail(err, RV_CONFLICT, "import %lld was moved on by another importer", (long long)im->id);
+  sqlite3_reset(im->s_getpos);
+  while (rc == RV_OK && n < limit) {
+    rv_csv_rec r;
+    size_t pos = rv_csv_tell(&im->csv);
+    int64_t line = rv_csv_line(&im->csv);
+    if (!rv_csv_next(&im->csv, &r)) { *finished = true; break; }
+    if (is_trailer(&r) && r.n == 2) { *finished = true; break; }
+    rc = apply_record(im, &r, opt, err);
+    if (rc != RV_OK) { rv_csv_seek(&im->csv, pos, line); break; }
+    n++;
+    if ((n & 15) == 0 && mono_ms() - t >= budget) break;   /* let the loop breathe */
+  }
+  {
+    rv_err e2, e3;
+    rv_status r2, r3;
+    sqlite3_bind_int64(im->s_pos, 1, (int64_t)rv_csv_tell(&im->csv));
+    sqlite3_bind_int64(im->s_pos, 2, rv_csv_line(&im->csv));
+    sqlite3_bind_int64(im->s_pos, 3, im->id);
+    r2 = sqlite3_step(im->s_pos) == SQLITE_DONE ? RV_OK
+       : rv_fail(&e2, RV_IO, "feed position: %s", sqlite3_errmsg(im->db));
+    sqlite3_reset(im->s_pos);
+    if (r2 != RV_OK) rv_engine_batch_spoil(im->e);     /* optimistic: all of it back */
+    r3 = rv_engine_batch_end(im->e, &e3);
+    if (r2 == RV_OK && r3 != RV_OK) { r2 = r3; e2 = e3; }
+    if (r2 != RV_OK && rc == RV_OK) { rc = r2; *err = e2; }
+  }
+  return rc;
+}
+
 static void chunk_cb(evutil_socket_t fd, short what, void *arg){
   imp *im = arg;
   rv_err err;
   rv_status rc;
   bool finished = false;
-  int n = 0, limit = im->o.chunk > 0 ? im->o.chunk : 1000;
-  double t = mono_ms(), budget = im->o.chunk_ms > 0 ? im->o.chunk_ms : 100;
+  size_t pos0;
+  int64_t line0;
+  double t = mono_ms();
   (void)fd; (void)what;
 
   memset(&err, 0, sizeof err);
@@ -391,37 +443,13 @@ static void chunk_cb(evutil_socket_t fd, short what, void *arg){
     struct timeval tv = {0, 1000};
     if (event_base_once(rv_engine_base(im->e), -1, EV_TIMEOUT, chunk_cb, im, &tv) == 0) return;
   }
-  rc = rv_engine_batch_begin(im->e, &err);
-  if (rc != RV_OK) { end_import(im, rc, &err); return; }
-  /* the resume position in the store must be ours: no second importer */
-  sqlite3_bind_int64(im->s_getpos, 1, im->id);
-  if (sqlite3_step(im->s_getpos) != SQLITE_ROW ||
-      strcmp((const char *)sqlite3_column_text(im->s_getpos, 0), "running") != 0 ||
-      (size_t)sqlite3_column_int64(im->s_getpos, 1) != rv_csv_tell(&im->csv))
-    rc = rv_fail(&err, RV_CONFLICT, "import %lld was moved on by another importer", (long long)im->id);
-  sqlite3_reset(im->s_getpos);
-  while (rc == RV_OK && n < limit) {
-    rv_csv_rec r;
-    size_t pos = rv_csv_tell(&im->csv);
-    int64_t line = rv_csv_line(&im->csv);
-    if (!rv_csv_next(&im->csv, &r)) { finished = true; break; }
-    if (is_trailer(&r) && r.n == 2) { finished = true; break; }
-    rc = apply_record(im, &r, &err);
-    if (rc != RV_OK) { rv_csv_seek(&im->csv, pos, line); break; }
-    n++;
-    if ((n & 15) == 0 && mono_ms() - t >= budget) break;   /* let the loop breathe */
-  }
-  {
-    rv_err e2;
-    rv_status r2;
-    sqlite3_bind_int64(im->s_pos, 1, (int64_t)rv_csv_tell(&im->csv));
-    sqlite3_bind_int64(im->s_pos, 2, rv_csv_line(&im->csv));
-    sqlite3_bind_int64(im->s_pos, 3, im->id);
-    r2 = sqlite3_step(im->s_pos) == SQLITE_DONE ? RV_OK
-       : rv_fail(&e2, RV_IO, "feed position: %s", sqlite3_errmsg(im->db));
-    sqlite3_reset(im->s_pos);
-    if (r2 == RV_OK) r2 = rv_engine_batch_end(im->e, &e2);
-    if (r2 != RV_OK && rc == RV_OK) { rc = r2; err = e2; }
+  pos0 = rv_csv_tell(&im->csv);
+  line0 = rv_csv_line(&im->csv);
+  rc = run_chunk(im, true, &finished, &err);
+  if (rc != RV_OK && rv_engine_batch_spoiled(im->e)) {   /* rolled back: again, carefully */
+    rv_csv_seek(&im->csv, pos0, line0);
+    memset(&err, 0, sizeof err);
+    rc = run_chunk(im, false, &finished, &err);
   }
   im->chunks++;
   t = mono_ms() - t;

@@ -96,6 +96,20 @@ export async function processNames() {
   return names;
 }
 
+/** {process: {element: name}} from the definitions (staff and operators get
+ * names; a newer version's name wins, older versions fill in elements it lost). */
+export async function elementNames() {
+  const out = {};
+  const defs = [...await definitions()].sort((a, b) => a.version - b.version);
+  for (const d of defs) Object.assign(out[d.process] ||= {}, d.elements || {});
+  return out;
+}
+
+/** {element: n}: active instances of process/version waiting at each element (one call). */
+export function waitingCounts(process, version) {
+  return get(`/v1/definitions/${encodeURIComponent(process)}/${encodeURIComponent(version)}/waiting`);
+}
+
 /** Parse Prometheus text into [{name, labels, value}]. */
 export function parseMetrics(text) {
   const out = [];

@@ -36,17 +36,17 @@ export async function drawProcess(container, xml) {
         if (el) canvas.addMarker(id, el.type === 'bpmn:SubProcess' ? cls + '-container' : cls);
       }
     },
-    /** {elementId: count} of instances waiting there; more: ids with more than counted. */
-    counts(map, more = new Set()) {
+    /** {elementId: count} of active instances waiting there (GET /v1/definitions/{p}/{v}/waiting). */
+    counts(map) {
       overlays.remove({ type: 'rv-count' });
-      for (const [id, n] of Object.entries(map)) {
+      for (const [id, n] of Object.entries(map || {})) {
         if (!n || !registry.get(id)) continue;
         const el = document.createElement('div');
         el.className = 'rv-count';
-        el.title = `${faDigits(n)}${more.has(id) ? '+' : ''} پرونده اینجا منتظر است`;
+        el.title = `${faDigits(n)} پرونده در جریان اینجا منتظر است`;
         el.dataset.element = id;
         el.dataset.count = String(n);
-        el.textContent = faDigits(n) + (more.has(id) ? '+' : '');
+        el.textContent = faDigits(n);
         overlays.add(id, 'rv-count', { position: { top: -12, right: 10 }, html: el });
       }
     },

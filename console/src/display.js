@@ -4,6 +4,7 @@
 // labelled value.
 import { h, notice, table, valueView } from './ui.js';
 import { faDigits, faRials, faNumber } from './fa.js';
+import { getToken, ApiError, errorText } from './api.js';
 
 const LABELS = {
   period_label: 'دوره قرارداد',
@@ -32,6 +33,8 @@ const LABELS = {
   fetch_count: 'تعداد دریافت سند',
   document: 'سند',
   fetches: 'دریافت‌ها',
+  certificate_image: 'تصویر عقدنامه',
+  id_marriage_page_image: 'تصویر صفحه ازدواج شناسنامه',
 };
 
 const ERRORS = ['step3_errors', 'declaration_errors', 'objection_errors', 'period_error', 'wage_error'];
@@ -89,4 +92,56 @@ export function displayView(d) {
     out.push(h('dl', { class: 'kv' }, rest.map(([k, v]) => [h('dt', {}, LABELS[k] || k), h('dd', {}, scalar(k, v))])));
   }
   return out.length ? h('div', { class: 'display' }, out) : null;
+}
+
+// --- documents (the portal's document store): variables holding doc:sha256-… ---
+
+const DOC_RE = /^doc:sha256-([0-9a-f]{64})$/;
+const DOC_EXT = { 'image/jpeg': 'jpg', 'image/png': 'png', 'application/pdf': 'pdf' };
+
+/**
+ * Download a document with the bearer token and hand it to the browser as a
+ * blob URL (the CSP allows nothing from elsewhere, and a plain link would go
+ * without the token). Resolves when the download was started.
+ */
+export async function downloadDocument(docId, name) {
+  const m = DOC_RE.exec(docId);
+  if (!m) throw new Error('not a document id');
+  const res = await fetch(`/v1/documents/${m[1]}`, { cache: 'no-store', headers: { Authorization: 'Bearer ' + (getToken() || '') } });
+  if (!res.ok) {
+    const ct = res.headers.get('Content-Type') || '';
+    throw new ApiError(res.status, ct.includes('json') ? await res.json() : null);
+  }
+  const blob = await res.blob();
+  const url = URL.createObjectURL(blob);
+  const a = h('a', { href: url, download: `${name || m[1].slice(0, 16)}.${DOC_EXT[blob.type] || 'bin'}`, hidden: true });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60000);
+}
+
+/** [name, docId] of the variables that hold document ids (also in lists). */
+export function documentRefs(vars) {
+  const out = [];
+  for (const [k, v] of Object.entries(vars || {})) {
+    for (const x of Array.isArray(v) ? v : [v]) if (typeof x === 'string' && DOC_RE.test(x)) out.push([k, x]);
+  }
+  return out;
+}
+
+/** The request's documents as download buttons, or null when it has none. */
+export function documentsView(vars) {
+  const refs = documentRefs(vars);
+  if (!refs.length) return null;
+  const msg = h('div', { class: 'msg', 'aria-live': 'polite' });
+  return h('div', { class: 'documents', 'data-testid': 'documents' }, h('h3', {}, 'مدارک بارگذاری‌شده'),
+    h('ul', {}, refs.map(([k, id]) => {
+      const b = h('button', { type: 'button', class: 'link', 'data-doc': id, onclick: async () => {
+        msg.textContent = '';
+        b.disabled = true;
+        try { await downloadDocument(id, k); } catch (e) { msg.append(notice('error', errorText(e))); } finally { b.disabled = false; }
+      } }, `دریافت ${LABELS[k] || k}`);
+      return h('li', {}, b);
+    })), msg);
 }

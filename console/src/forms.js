@@ -3,6 +3,7 @@
 // The API checks the data again (types, required, enum values, no other field).
 import { h, clear, notice, busy, table } from './ui.js';
 import { valueLabel, asciiDigits, parseDateInput, faDigits, JALALI_MONTHS } from './fa.js';
+import { getToken, ApiError, errorText } from './api.js';
 
 const LONG_TEXT = /reason|text|note|comment|description|corrections/;
 
@@ -11,9 +12,23 @@ function decisionField(fields) {
   return fields.find((f) => f.type === 'enum' && f.required && /_decision$/.test(f.id));
 }
 
-async function sha256Hex(buf) {
-  const d = await crypto.subtle.digest('SHA-256', buf);
-  return [...new Uint8Array(d)].map((b) => b.toString(16).padStart(2, '0')).join('');
+// The document store (POST /v1/documents) takes these; the server checks the
+// file's first bytes against the type and bounds its size (docs/api.md).
+const DOC_TYPES = ['image/jpeg', 'image/png', 'application/pdf'];
+const DOC_MAX = 2 * 1024 * 1024;
+
+/** Upload one file; resolves to {id: 'doc:sha256-…', size, type}. */
+export async function uploadDocument(file) {
+  const res = await fetch('/v1/documents', {
+    method: 'POST', cache: 'no-store', body: file,
+    headers: { Authorization: 'Bearer ' + (getToken() || ''), 'Content-Type': file.type },
+  });
+  const data = (res.headers.get('Content-Type') || '').includes('json') ? await res.json() : null;
+  if (!res.ok) {
+    if (res.status === 401) window.dispatchEvent(new CustomEvent('ravand:unauthorized'));
+    throw new ApiError(res.status, data);
+  }
+  return data;
 }
 
 // --- field widgets: each returns {el, value(): [present, value] | throws message} ---
@@ -69,24 +84,44 @@ function textWidget(f, kind) {
   } };
 }
 
-// An image for the portal's document store: the console sends a reference
-// (doc:sha256-…); see docs/console.md (the API has no upload endpoint yet).
+// An image (or PDF) for the portal's document store: the file is uploaded
+// when chosen (POST /v1/documents) and the form carries its id
+// (doc:sha256-…); the server accepts only ids of the user's own uploads.
 function imageWidget(f) {
   const id = 'f_' + f.id;
-  const input = h('input', { type: 'file', id, accept: 'image/*,application/pdf' });
-  const info = h('small', { class: 'muted' });
-  let ref = null;
+  const input = h('input', { type: 'file', id, accept: DOC_TYPES.join(',') });
+  const info = h('small', { class: 'muted', 'data-testid': 'upload-' + f.id, 'aria-live': 'polite' });
+  let ref = null, pending = null, failed = null;
   input.addEventListener('change', async () => {
     ref = null;
+    failed = null;
     const file = input.files[0];
     if (!file) { info.textContent = ''; return; }
-    const hex = await sha256Hex(await file.arrayBuffer());
-    ref = `doc:sha256-${hex.slice(0, 32)}`;
-    info.textContent = `${file.name} — ${faDigits(Math.ceil(file.size / 1024))} کیلوبایت`;
+    if (!DOC_TYPES.includes(file.type)) { failed = 'فقط تصویر JPEG یا PNG یا فایل PDF'; info.textContent = failed; return; }
+    if (file.size > DOC_MAX) { failed = 'حجم فایل بیش از ۲ مگابایت است'; info.textContent = failed; return; }
+    info.textContent = 'در حال بارگذاری…';
+    const p = pending = uploadDocument(file);
+    try {
+      const d = await p;
+      if (pending !== p) return;                       // another file was chosen meanwhile
+      ref = d.id;
+      info.textContent = `${file.name} — ${faDigits(Math.ceil(file.size / 1024))} کیلوبایت — بارگذاری شد`;
+      info.dataset.doc = d.id;
+    } catch (e) {
+      if (pending !== p) return;
+      failed = errorText(e);
+      info.textContent = 'بارگذاری نشد: ' + failed;
+    } finally {
+      if (pending === p) pending = null;
+    }
   });
   const el = h('div', { class: 'field', 'data-field': f.id },
     h('label', { for: id }, f.label || f.id, f.required ? h('span', { class: 'req' }, ' *') : null), input, info);
-  return { el, value: () => (ref ? [true, ref] : [false]) };
+  return { el, value: () => {
+    if (pending) throw `«${f.label || f.id}» هنوز بارگذاری نشده است؛ چند لحظه صبر کنید`;
+    if (failed) throw `«${f.label || f.id}»: ${failed}`;
+    return ref ? [true, ref] : [false];
+  } };
 }
 
 // Premium slip: number of months from the first unpaid month, up to Esfand.

@@ -8,38 +8,15 @@
 // Exit 77 (skipped) when Chromium, playwright-core or the built console is missing.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, mkdirSync, readFileSync, writeFileSync, rmSync, readdirSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, rmSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import net from 'node:net';
+import { join } from 'node:path';
+import { SRC, CONSOLE, prerequisites, ravandCli, addPrincipals, waitFor, startServer, launchBrowser, apiClient,
+  browserSession } from './lib.mjs';
 
-const HERE = dirname(fileURLToPath(import.meta.url));
-const CONSOLE = resolve(HERE, '..');
-const SRC = resolve(process.env.RAVAND_SOURCE || join(CONSOLE, '..'));
-const RAVAND = resolve(process.env.RAVAND || join(SRC, 'build', 'ravand'));
-const FAKE_SMS = resolve(process.env.RAVAND_FAKE_SMS || join(dirname(RAVAND), 'adapters', 'ravand-fake-sms'));
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const DIST = resolve(process.env.RAVAND_CONSOLE_DIST || join(CONSOLE, 'dist'));
-const SHOTS = process.env.RAVAND_CONSOLE_SHOTS ? resolve(process.env.RAVAND_CONSOLE_SHOTS) : null;
 // 1404/09/15 (Tehran): inside the 1404 registration window of the supplementary insurance
 const NOW = '2025-12-06T09:00:00+03:30';
-
-function skip(why) {
-  console.log(`# SKIP console e2e: ${why}`);
-  process.exit(77);
-}
-for (const [what, p] of [['chromium', CHROMIUM], ['ravand', RAVAND], ['ravand-fake-sms', FAKE_SMS],
-  ['the built console (npm ci && npm run build in console/)', join(DIST, 'index.html')]]) {
-  if (!existsSync(p)) skip(`${what} not found at ${p}`);
-}
-let chromium;
-try {
-  ({ chromium } = await import('playwright-core'));
-} catch {
-  skip('playwright-core is not installed (npm ci in console/)');
-}
+const chromium = await prerequisites();
 
 const NID = '1234567806';        // the pensioner (tests/fixtures/supplementary)
 const SPOUSE = '5102030401';     // his wife: a dependent without supplementary insurance
@@ -48,34 +25,11 @@ const tmp = mkdtempSync(join(tmpdir(), 'ravand-console-'));
 const DB = join(tmp, 'console.db');
 const procs = [];
 let base, browser, tokens = {}, smsPort;
+const env = { browser: null, base: null, tokens };
+const { signIn, shot, pages } = browserSession(env);
+const apiAs = apiClient(env);
 
-const cli = (...args) => execFileSync(RAVAND, ['--db', DB, '--now', NOW, ...args], { cwd: SRC, encoding: 'utf8' });
-
-function freePort() {
-  return new Promise((res, rej) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => res(port)); });
-    s.on('error', rej);
-  });
-}
-
-async function waitFor(fn, what, ms = 10000) {
-  const t0 = Date.now();
-  for (;;) {
-    try { const v = await fn(); if (v) return v; } catch { /* not yet */ }
-    if (Date.now() - t0 > ms) throw new Error('timed out waiting for ' + what);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-async function apiAs(who, method, path, body) {
-  const res = await fetch(base + path, {
-    method, headers: { Authorization: 'Bearer ' + tokens[who], ...(body ? { 'Content-Type': 'application/json' } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const data = (res.headers.get('content-type') || '').includes('json') ? await res.json() : await res.text();
-  return { status: res.status, data };
-}
+const cli = ravandCli(DB, NOW);
 
 before(async () => {
   // records: the supplementary fixture, with the county as an ASCII code --
@@ -96,33 +50,12 @@ before(async () => {
     br1305: ['--role', 'branch', '--branch', '1305'],
     op: ['--role', 'operator'],
   };
-  for (const [name, args] of Object.entries(people)) {
-    cli('principal', 'add', name, ...args);
-    tokens[name] = cli('principal', 'token', name).trim().split('\n').pop().trim();
-  }
+  addPrincipals(cli, people, tokens);
   // the fake SMS gateway, and the server
-  const portFile = join(tmp, 'sms.port');
-  procs.push(spawn(FAKE_SMS, ['--port', '0', '--port-file', portFile], { stdio: 'ignore' }));
-  smsPort = await waitFor(() => existsSync(portFile) && readFileSync(portFile, 'utf8').trim(), 'the SMS gateway');
-  const cfg = join(tmp, 'ravand.json');
-  writeFileSync(cfg, JSON.stringify({ sms: { url: `http://127.0.0.1:${smsPort}/send`, sender: 'ravand-test' } }));
-  const port = await freePort();
-  base = `http://127.0.0.1:${port}`;
-  const serve = spawn(RAVAND, ['--db', DB, '--now', NOW, '--config', cfg, 'serve', '--listen', `127.0.0.1:${port}`,
-    '--applicant-starts', 'supplementary-insurance,marriage-grant,marriage-objection,premium-slip,voluntary-contract,coverage-inquiry',
-    '--console', DIST, '--rate', '-1', '--rate-addr', '-1'], { cwd: SRC, stdio: ['ignore', 'ignore', 'pipe'] });
-  let log = '';
-  serve.stderr.on('data', (d) => { log += d; });
-  serve.on('exit', (code) => { if (code) console.log('# ravand serve exited', code, log); });
-  procs.push(serve);
-  await waitFor(async () => (await fetch(base + '/healthz')).ok, 'ravand serve');
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    // playwright gives every launch a fresh, empty user-data-dir of its own
-  });
-  if (SHOTS) mkdirSync(SHOTS, { recursive: true });
+  ({ base, smsPort } = await startServer({ tmp, db: DB, now: NOW, procs, args: [
+    '--applicant-starts', 'supplementary-insurance,marriage-grant,marriage-objection,premium-slip,voluntary-contract,coverage-inquiry'] }));
+  env.base = base;
+  browser = env.browser = await launchBrowser(chromium);
 });
 
 after(async () => {
@@ -131,35 +64,9 @@ after(async () => {
   rmSync(tmp, { recursive: true, force: true });
 });
 
-/** A signed-in page of `who` (each in its own browser context). */
-async function signIn(who, opts = {}) {
-  const ctx = await browser.newContext({ locale: 'fa-IR', viewport: opts.viewport || { width: 1280, height: 860 },
-    deviceScaleFactor: 1, isMobile: !!opts.mobile, hasTouch: !!opts.mobile });
-  const page = await ctx.newPage();
-  page.on('pageerror', (e) => { console.log('# page error:', e.message); });
-  page.on('console', (m) => { if (m.type() === 'error') console.log('# console:', m.text()); });
-  pages.push(page);
-  const outside = [];
-  page.on('request', (r) => { if (!r.url().startsWith(base) && !r.url().startsWith('data:')) outside.push(r.url()); });
-  page.outside = outside;
-  await page.goto(base + '/');
-  await page.locator('#token').fill(tokens[who]);
-  if (opts.shot) await shot(page, opts.shot);
-  await page.getByRole('button', { name: 'ورود' }).click();
-  await page.getByTestId('user').waitFor();
-  return page;
-}
-
-async function shot(page, name, opts = {}) {
-  if (!SHOTS) return;
-  await page.evaluate(() => document.fonts.ready);
-  await page.screenshot({ path: join(SHOTS, name + '.png'), fullPage: opts.fullPage ?? true });
-}
-
 const decide = (page, element, value) => page.locator(`section.step[data-element="${element}"] button[data-decision="${value}"]`).click();
 
 let instanceId, branchTaskId;
-const pages = [];
 // on a failure, keep a picture of every page still open (RAVAND_CONSOLE_FAILSHOTS=DIR)
 import { afterEach } from 'node:test';
 afterEach(async (t) => {

@@ -38,6 +38,9 @@ typedef struct rv_api_cfg {
   int    max_auth_failures;    /* per address per 10 minutes, then 429 [20] */
   int    inquiry_max_failures;     /* refused inquiry fetches per principal per 10 minutes [20] */
   int    inquiry_max_failures_org; /* ... per organisation [50] */
+  size_t max_document;         /* bytes of one uploaded document [2 MiB] */
+  int    document_quota;       /* documents per principal [50] */
+  size_t document_quota_bytes; /* their bytes per principal [20 MiB] */
   /* Who may start which process, beyond operators: comma lists of process
   ** ids, or "*". NULL: nobody. */
   const char *applicant_starts;

@@ -3,9 +3,12 @@
 **
 ** A request's life (server.c, routes.c):
 **   intake     evhttp hands us the request; per-address rate limit; queued
-**   flush      once per loop pass: one engine batch; for each request, in
-**              its own savepoint: authenticate, route, authorize (role),
-**              run the handler (object scope, engine command), audit
+**   flush      once per loop pass: one optimistic engine batch (no
+**              savepoint per request); for each request: authenticate,
+**              route, authorize (role), run the handler (object scope,
+**              engine command), audit. A request that fails after writing
+**              spoils the batch: it is rolled back and every request of it
+**              runs again, each in its own savepoint (server.c on_flush)
 **   commit     the batch commits; if it fails every reply becomes 503
 **   reply      problem details or JSON; latency observed
 ** Handlers never reply themselves: they fill r->status and r->out (or
@@ -96,6 +99,7 @@ enum {
   RT_OPTBODY= 1 << 5,
   RT_AUDIT_ALL = 1 << 6,   /* audited even when refused by a rate limit (429) */
   RT_OWN_AGREEMENT = 1 << 7, /* the handler checks the organisation's agreement itself */
+  RT_RAW    = 1 << 8,   /* takes a raw (binary) body of up to max_document bytes */
 };
 
 typedef struct rv_route {
@@ -142,6 +146,12 @@ struct rv_req {
   bool      console;           /* a console file (console.c): its own headers */
   const char *cache;           /* Cache-Control of a console file */
   bool      rollback;          /* undo the handler's changes (its savepoint); the audit row stays */
+  /* decided once, kept when a spoiled batch runs the request again
+  ** (server.c req_rerun): a rerun takes no second rate-limit token and
+  ** moves no counter twice */
+  signed char rl_verdict;      /* principal's rate limit: 0 not asked, 1 passed, -1 refused */
+  int       rl_retry;
+  signed char authfail_verdict;/* failed authentication counted: 0 not yet, 1 under, -1 over the cap */
   /* audit */
   bool      audit;             /* force an audit row */
   char      object[96];
@@ -186,12 +196,14 @@ struct rv_api {
   uint64_t       seq;
   char           boot[8];
   rv_rl         *rl_addr, *rl_principal, *rl_authfail;
+  bool           optimistic;      /* the open batch has no savepoint per request */
   struct { char *sql; uint64_t hash, used; sqlite3_stmt *stmt; } qcache[RV_QCACHE];
   uint64_t       qtick;
   /* metrics */
   rv_hist       *lat;             /* per route, + 1 for "other" */
   int64_t        batch_hist[RV_BATCH_BUCKETS + 1];
   int64_t        batches, batch_sum;
+  int64_t        batch_reruns;    /* spoiled optimistic batches run again with savepoints */
   int64_t        responses[6];    /* by status class 1xx..5xx, [0] unused */
   int64_t        rejected_conn_cap, rejected_addr_cap, rejected_rate, deadline_kills;
   int64_t        auth_failures, accepted;
@@ -207,8 +219,6 @@ void rv__forbidden(rv_req *r);
 /* Map an engine status (with its message) to a problem. */
 void rv__reply_err(rv_req *r, rv_status s, const rv_err *err);
 const char *rv__status_title(int status);
-/* Append v as compact JSON (fast path for integer numbers). */
-void rv__json_write(rv_buf *b, const cJSON *v);
 /* Build the problem body (new cJSON). */
 cJSON *rv__problem_json(int status, const char *detail, const char *request_id);
 
@@ -240,6 +250,9 @@ bool rv__valid_ident(const char *s, size_t max);
 /* Scope values (branch, county, organisation; agreement with allow_slash):
 ** rv_valid_scope_value, Unicode letters allowed (cal.h). */
 bool rv__valid_scope(const char *s, bool allow_slash);
+/* A client-named relative file path: 1-4 segments of [A-Za-z0-9._-], none
+** empty or starting with '.', <= 200 bytes (console files, deployed files). */
+bool rv__safe_relpath(const char *p);
 
 /*--- Scope (policy.c) -------------------------------------------------------*/
 
@@ -261,6 +274,10 @@ void rv__sql_i(rv_sql *q, const char *frag, int64_t v);
 ** parsed). Returns: new cJSON, or NULL with err set. */
 cJSON *rv__sql_rows(rv_api *a, rv_sql *q, rv_err *err);
 void   rv__qcache_free(rv_api *a);
+/* A list call's page (request.c): run q with LIMIT limit OFFSET offset (q is
+** freed), pass each row to each (may be NULL), reply 200 with {"items",
+** "limit", "offset", "more"}, or the error. */
+void   rv__reply_page_sql(rv_req *r, rv_sql *q, int64_t limit, int64_t offset, void (*each)(cJSON *row));
 
 /* Append " AND (<what p may see>)" for tasks aliased t joined to
 ** instances aliased i, and for instances aliased i. */
@@ -308,6 +325,7 @@ void rv__h_deploy(rv_req *r);
 void rv__h_lint(rv_req *r);
 void rv__h_definitions(rv_req *r);
 void rv__h_definition_xml(rv_req *r);
+void rv__h_definition_waiting(rv_req *r);
 /* instances.c */
 void rv__h_instance_start(rv_req *r);
 void rv__h_instances(rv_req *r);
@@ -331,6 +349,15 @@ void rv__h_signal(rv_req *r);
 /* incidents.c */
 void rv__h_incidents(rv_req *r);
 void rv__h_incident_retry(rv_req *r);
+/* documents.c: the portal's document store */
+void rv__h_document_upload(rv_req *r);
+void rv__h_document_get(rv_req *r);
+/* Every string "doc:sha256-..." in v (task data, start variables) must name a
+** document the caller uploaded; false means a 422 was set. */
+bool rv__doc_refs_check(rv_req *r, const cJSON *v);
+/* After the start or completion succeeded: the documents v refers to are now
+** in instance inst's variables (who may read them: documents.c). */
+rv_status rv__doc_refs_link(rv_req *r, const cJSON *v, int64_t inst, rv_err *err);
 /* console.c: the web console's files at "/" (before the batch; public).
 ** True when the request was a console request and has its reply. */
 bool  rv__console_handle(rv_req *r);

@@ -17,17 +17,21 @@
 #include <string.h>
 #include <sodium.h>
 #include "api/api_int.h"
-#include "core/mem.h"
 #include "cal/cal.h"
 
-static char *clean(const char *s, size_t max){
-  char *o;
+/* Copy s into *at (advanced past it): cut at max bytes, control
+** characters replaced. No allocation: one row's fields share a buffer. */
+static const char *clean(const char *s, size_t max, char **at){
+  char *o = *at;
   size_t n;
   if (s == NULL) return NULL;
-  n = strlen(s);
-  if (n > max) n = max;
-  o = rv_strndup(s, n);
-  for (char *p = o; *p; p++) if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = '?';
+  n = strnlen(s, max);
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    o[i] = c < 0x20 || c == 0x7f ? '?' : (char)c;
+  }
+  o[n] = 0;
+  *at = o + n + 1;
   return o;
 }
 
@@ -55,23 +59,21 @@ rv_status rv__audit_write(rv_store *st, const rv_audit_rec *a, rv_err *err){
                                 a->method, a->path, a->action ? a->action : "-", a->object,
                                 a->detail, NULL };
   static const size_t max[N_FIELDS] = { 64, 96, 32, 600, 64, 16, 600, 64, 96, 300, 0 };
-  char *f[N_FIELDS] = {0};
+  char text[2048], *at = text;          /* the sum of max, plus a NUL each */
+  const char *f[N_FIELDS] = {0};
   char prev[65] = "", hex[65];
   sqlite3_stmt *s;
-  rv_status rc;
 
-  for (int i = 0; i < N_FIELDS - 1; i++) f[i] = clean(raw[i], max[i]);
+  for (int i = 0; i < N_FIELDS - 1; i++) f[i] = clean(raw[i], max[i], &at);
   s = rv_store_stmt(st, "SELECT hash FROM audit ORDER BY id DESC LIMIT 1");
   if (sqlite3_step(s) == SQLITE_ROW) snprintf(prev, sizeof prev, "%s", (const char *)sqlite3_column_text(s, 0));
   sqlite3_reset(s);
-  chain(prev, a, (const char *const *)f, N_FIELDS - 1, hex);
-  rc = rv_store_exec(st, err,
+  chain(prev, a, f, N_FIELDS - 1, hex);
+  return rv_store_exec(st, err,
     "INSERT INTO audit(at, request_id, principal, role, scope, address, method, path, action,"
     " object, outcome, detail, hash) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)", "itttttttttitt",
     a->at, f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], (int64_t)a->outcome,
     f[9], hex);
-  for (int i = 0; i < N_FIELDS; i++) rv_free(f[i]);
-  return rc;
 }
 
 static const char *method_name(int m){
@@ -123,8 +125,6 @@ void rv__audit_list(rv_req *r){
   int64_t limit, offset, from = 0, to = 0, outcome = 0;
   bool has_from, has_to, has_out;
   rv_sql s;
-  rv_err err;
-  cJSON *rows, *o;
 
   if (!rv__q_parse(r, q) || !rv__q_page(r, &limit, &offset) ||
       !rv__q_time(r, "from", &from, &has_from) || !rv__q_time(r, "to", &to, &has_to) ||
@@ -137,18 +137,7 @@ void rv__audit_list(rv_req *r){
   if (has_to) rv__sql_i(&s, " AND at<?", to);
   if (has_out) rv__sql_i(&s, " AND outcome=?", outcome);
   rv__sql_add(&s, " ORDER BY id DESC");
-  rv__sql_i(&s, " LIMIT ?", limit + 1);
-  rv__sql_i(&s, " OFFSET ?", offset);
-  rows = rv__sql_rows(r->api, &s, &err);
-  rv__sql_fini(&s);
-  if (rows == NULL) { rv__reply_err(r, err.code, &err); return; }
-  o = cJSON_CreateObject();
-  cJSON_AddBoolToObject(o, "more", cJSON_GetArraySize(rows) > limit);
-  if (cJSON_GetArraySize(rows) > limit) cJSON_DeleteItemFromArray(rows, (int)limit);
-  cJSON_AddItemToObject(o, "items", rows);
-  cJSON_AddNumberToObject(o, "limit", (double)limit);
-  cJSON_AddNumberToObject(o, "offset", (double)offset);
-  rv__reply_json(r, 200, o);
+  rv__reply_page_sql(r, &s, limit, offset, NULL);
 }
 
 /*--- `ravand audit` ------------------------------------------------------------*/

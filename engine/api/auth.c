@@ -20,6 +20,7 @@
 #include <unistd.h>
 #include <sodium.h>
 #include "api/api_int.h"
+#include "core/fatext.h"
 #include "core/mem.h"
 #include "cal/cal.h"
 
@@ -103,6 +104,13 @@ static void copy_col(char *dst, size_t cap, sqlite3_stmt *s, int i){
   snprintf(dst, cap, "%s", v ? v : "");
 }
 
+/* Principals added before scope values were normalised may hold another
+** spelling; the tasks are written in normal form, so compare in it too. */
+static void copy_scope(char *dst, size_t cap, sqlite3_stmt *s, int i){
+  const char *v = (const char *)sqlite3_column_text(s, i);
+  if (v == NULL || rv_fa_normalize(v, dst, cap, NULL) != RV_OK) copy_col(dst, cap, s, i);
+}
+
 static void fill_groups(rv_principal *p, const char *extra){
   const char *g = rv__role_group(p->role);
   p->n_groups = 0;
@@ -148,8 +156,8 @@ rv_status rv__authenticate(rv_store *st, const unsigned char key[32], const char
       p->role = role;
       copy_col(p->name, sizeof p->name, s, 4);
       copy_col(p->national_id, sizeof p->national_id, s, 6);
-      copy_col(p->branch, sizeof p->branch, s, 7);
-      copy_col(p->county, sizeof p->county, s, 8);
+      copy_scope(p->branch, sizeof p->branch, s, 7);
+      copy_scope(p->county, sizeof p->county, s, 8);
       copy_col(p->organisation, sizeof p->organisation, s, 9);
       copy_col(p->agreement, sizeof p->agreement, s, 10);
       fill_groups(p, (const char *)sqlite3_column_text(s, 11));
@@ -245,6 +253,21 @@ static bool valid_groups(const char *g){
   return true;
 }
 
+/* A scope value is stored in normal form (core/fatext.h), the form the
+** runtime writes the tasks' branch and county in, so that the two compare
+** equal whatever keyboard either was typed on. *v then points at buf. */
+static bool scope_arg(const char *opt_name, const char **v, char *buf){
+  rv_err err;
+  if (*v == NULL) return true;
+  if (rv_fa_scope(*v, false, buf, RV_SCOPE_BYTES + 1, &err) != RV_OK) {
+    fprintf(stderr, "ravand: %s %s; a scope value is 1-64 letters (Persian too), digits, spaces,"
+                    " '.', '_' or '-'\n", opt_name, err.msg);
+    return false;
+  }
+  *v = buf;
+  return true;
+}
+
 static int p_add(rv_engine *e, cli *c){
   const char *role_s = opt(c, "--role"), *nid = opt(c, "--national-id"), *branch = opt(c, "--branch");
   const char *county = opt(c, "--county"), *org = opt(c, "--organisation");
@@ -254,6 +277,7 @@ static int p_add(rv_engine *e, cli *c){
   rv_err err;
   const char *name;
   bool need_nid, need_branch, need_county, need_org;
+  char sv[3][RV_SCOPE_BYTES + 1];
 
   if (!no_opts_left(c) || c->argc != 1) return usage();
   name = c->argv[0];
@@ -276,10 +300,13 @@ static int p_add(rv_engine *e, cli *c){
     return 2;
   }
   if (nid && !rv_valid_national_id(nid)) { fprintf(stderr, "ravand: '%s' is not a valid national ID\n", nid); return 2; }
-  if ((branch && !rv__valid_scope(branch, false)) || (county && !rv__valid_scope(county, false)) ||
-      (org && !rv__valid_scope(org, false)) || (agr && !rv__valid_scope(agr, true))) {
-    fprintf(stderr, "ravand: scope values are 1-64 letters (Persian too), digits, spaces, '.', '_' or '-'"
-                    " (an agreement may also have '/')\n");
+  if (!scope_arg("--branch", &branch, sv[0]) || !scope_arg("--county", &county, sv[1]) ||
+      !scope_arg("--organisation", &org, sv[2]))
+    return 2;
+  /* The agreement scopes nothing (it is recorded with the starts an
+  ** organisation makes): checked, but kept as the contract spells it. */
+  if (agr && !rv_fa_scope_ok(agr, true)) {
+    fprintf(stderr, "ravand: --agreement is 1-64 letters (Persian too), digits, spaces, '.', '_', '-' or '/'\n");
     return 2;
   }
   if (groups && (!valid_groups(groups) ||

@@ -54,25 +54,6 @@ static const char *ctype_of(const char *p){
   return NULL;
 }
 
-/* 1-4 segments of [A-Za-z0-9._-], none empty or starting with '.'. */
-static bool safe_rel(const char *p){
-  int segs = 0;
-  size_t n = strlen(p);
-  if (n == 0 || n > 200) return false;
-  for (const char *s = p; *s; ) {
-    const char *e = strchr(s, '/');
-    size_t len = e ? (size_t)(e - s) : strlen(s);
-    if (len == 0 || s[0] == '.' || ++segs > 4) return false;
-    for (size_t i = 0; i < len; i++) {
-      char c = s[i];
-      if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-            c == '.' || c == '_' || c == '-')) return false;
-    }
-    s = e ? e + 1 : s + len;
-  }
-  return true;
-}
-
 bool rv__console_handle(rv_req *r){
   rv_api *a = r->api;
   const char *path = r->path, *rel, *ctype;
@@ -88,7 +69,7 @@ bool rv__console_handle(rv_req *r){
       strcmp(path, "/healthz") == 0 || strcmp(path, "/metrics") == 0) return false;
   r->console = true;
   rel = strcmp(path, "/") == 0 ? "index.html" : path + 1;
-  if (strchr(rel, '%') || !safe_rel(rel) || (ctype = ctype_of(rel)) == NULL) {
+  if (strchr(rel, '%') || !rv__safe_relpath(rel) || (ctype = ctype_of(rel)) == NULL) {
     rv__problem(r, 404, "no such file");
     return true;
   }

@@ -29,26 +29,13 @@
 static const char *const deploy_fields[] = { "files", "scripts", NULL };
 static const char *const file_fields[] = { "path", "content", NULL };
 
-/* "a/b/c.bpmn": 1-4 segments of [A-Za-z0-9._-], none starting with '.',
-** ending in one of the suffixes. */
+/* "a/b/c.bpmn": a safe relative path (rv__safe_relpath) ending in one of
+** the suffixes. */
 static bool valid_path(const char *p, const char *suf1, const char *suf2){
-  int segs = 0;
   size_t n = strlen(p);
-  if (n == 0 || n > 200) return false;
-  if (!((n > strlen(suf1) && strcmp(p + n - strlen(suf1), suf1) == 0) ||
-        (suf2 && n > strlen(suf2) && strcmp(p + n - strlen(suf2), suf2) == 0))) return false;
-  for (const char *s = p; *s; ) {
-    const char *e = strchr(s, '/');
-    size_t len = e ? (size_t)(e - s) : strlen(s);
-    if (len == 0 || s[0] == '.' || ++segs > 4) return false;
-    for (size_t i = 0; i < len; i++) {
-      char c = s[i];
-      if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-            c == '.' || c == '_' || c == '-')) return false;
-    }
-    s = e ? e + 1 : s + len;
-  }
-  return true;
+  if (!rv__safe_relpath(p)) return false;
+  return (n > strlen(suf1) && strcmp(p + n - strlen(suf1), suf1) == 0) ||
+         (suf2 && n > strlen(suf2) && strcmp(p + n - strlen(suf2), suf2) == 0);
 }
 
 static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw){
@@ -242,26 +229,148 @@ void rv__h_lint(rv_req *r){
   rv__reply_json(r, 200, o);
 }
 
+/* Applicants and organisations get the public view: no element names. */
+static bool public_role(const rv_principal *p){
+  return p->role == RV_ROLE_APPLICANT || p->role == RV_ROLE_ORGANISATION;
+}
+
+/* The start event's form in info's "starts" (message NULL: the none
+** start), detached; NULL when there is none. */
+static cJSON *take_form(cJSON *info, const char *message){
+  cJSON *s;
+  cJSON_ArrayForEach(s, cJSON_GetObjectItemCaseSensitive(info, "starts")) {
+    const char *m = rv_json_str(s, "message");
+    if (message ? m && strcmp(m, message) == 0 : m == NULL)
+      return cJSON_DetachItemFromObjectCaseSensitive(s, "form");
+  }
+  return NULL;
+}
+
+/* Add to one definition row what a client needs: element names (staff and
+** engine people: the backlog's and the diagram's step names), "startable"
+** and the start form when the caller may start this version by process,
+** and for applicants the message starts opened to them ("start_messages",
+** POST /v1/my/requests {message}). Who may start is decided by exactly
+** what the start routes call: rv_engine_start_info + rv__may_start. */
+static void describe(rv_req *r, cJSON *d){
+  const char *proc = rv_json_str(d, "process");
+  int version = (int)rv_json_int(d, "version", 0);
+  const char *role = public_role(&r->p) ? rv__role_name(r->p.role) : NULL;
+  cJSON *info = NULL, *form, *s, *msgs = NULL;
+  rv_start_info si;
+  rv_err err;
+  bool startable = false;
+
+  if (proc && rv_engine_definition_info(r->api->e, proc, version, &info, &err) == RV_OK) {
+    if (!public_role(&r->p))
+      cJSON_AddItemToObject(d, "elements", cJSON_DetachItemFromObjectCaseSensitive(info, "elements"));
+    startable = rv_engine_start_info(r->api->e, proc, version, NULL, role, NULL, &si, &err) == RV_OK &&
+                rv__may_start(r->api, &r->p, &si);
+  }
+  cJSON_AddBoolToObject(d, "startable", startable);
+  if (startable && (form = take_form(info, NULL)) != NULL) cJSON_AddItemToObject(d, "start_form", form);
+  if (info && r->p.role == RV_ROLE_APPLICANT) {
+    cJSON_ArrayForEach(s, cJSON_GetObjectItemCaseSensitive(info, "starts")) {
+      const char *m = rv_json_str(s, "message");
+      cJSON *o;
+      /* the message starts this very version: the engine starts the
+      ** version whose start subscription is deployed (the latest) */
+      if (m == NULL || rv_engine_start_info(r->api->e, NULL, 0, m, role, NULL, &si, &err) != RV_OK ||
+          !si.found || strcmp(si.process, proc) != 0 || si.version != version ||
+          !rv__may_start(r->api, &r->p, &si)) continue;
+      if (msgs == NULL) msgs = cJSON_AddArrayToObject(d, "start_messages");
+      o = cJSON_CreateObject();
+      cJSON_AddStringToObject(o, "message", m);
+      if (rv_json_str(s, "name")) cJSON_AddStringToObject(o, "name", rv_json_str(s, "name"));
+      form = cJSON_DetachItemFromObjectCaseSensitive(s, "form");
+      cJSON_AddItemToObject(o, "form", form ? form : cJSON_CreateArray());
+      cJSON_AddItemToArray(msgs, o);
+    }
+  }
+  cJSON_Delete(info);
+}
+
+/* The list describes (describe()) the latest version of each process, and
+** with ?version= the version asked for: describing means loading the model,
+** and loading every old version on every call would parse each one and push
+** the live definitions out of the engine's cache. */
 void rv__h_definitions(rv_req *r){
-  static const char *const q[] = { "process", NULL };
+  static const char *const q[] = { "process", "version", NULL };
   cJSON *rows = NULL, *keep, *o;
   rv_err err;
   rv_status rc;
   const char *proc;
+  int64_t version = 0;
+  bool has_v;
 
-  if (!rv__q_parse(r, q)) return;
+  if (!rv__q_parse(r, q) || !rv__q_int(r, "version", 1, 1000000, &version, &has_v)) return;
   proc = rv__q_str(r, "process");
   rc = rv_engine_definitions_json(r->api->e, &rows, &err);
   if (rc != RV_OK) { rv__reply_err(r, rc, &err); return; }
   keep = cJSON_CreateArray();
   while (cJSON_GetArraySize(rows) > 0) {
     cJSON *d = cJSON_DetachItemFromArray(rows, 0);
-    if (proc && (!rv_json_str(d, "process") || strcmp(rv_json_str(d, "process"), proc) != 0)) cJSON_Delete(d);
-    else cJSON_AddItemToArray(keep, d);
+    const char *p = rv_json_str(d, "process");
+    /* rows come by process, then version: the last of a process is its latest */
+    bool latest = rows->child == NULL || !p || !rv_json_str(rows->child, "process") ||
+                  strcmp(rv_json_str(rows->child, "process"), p) != 0;
+    if ((proc && (!p || strcmp(p, proc) != 0)) || (has_v && rv_json_int(d, "version", 0) != version)) {
+      cJSON_Delete(d);
+      continue;
+    }
+    cJSON_AddBoolToObject(d, "latest", latest);
+    if (latest || has_v) describe(r, d);
+    cJSON_AddItemToArray(keep, d);
   }
   cJSON_Delete(rows);
   o = cJSON_CreateObject();
   cJSON_AddItemToObject(o, "items", keep);
+  rv__reply_json(r, 200, o);
+}
+
+/* GET /v1/definitions/{p}/{v}/waiting: how many active instances of this
+** version have a token waiting at each element, in one grouped query.
+** "Waiting" is what the instance list's waiting_at filter means (an open
+** task, a timer, a message subscription, a pending job or an open
+** incident), so a badge and the list it links to agree. Each arm starts
+** from instances_status (status, process_id) and reaches the side table by
+** its (instance_id, ei) index -- CROSS JOIN fixes that order: without
+** statistics SQLite would rather scan every open task of every process
+** (30 ms instead of 200 ms for 5 000 active instances beside 200 000 open
+** tasks of another process). So the cost is the version's active instances
+** plus the open incidents, not the size of the side tables, and no new
+** index is needed. Counts are not personal data: no audit row (the route is
+** not RT_PII). Elements with none are left out. */
+#define WAIT_ARM(join, tbl, cond) \
+  " SELECT w.element_id AS element, i.id AS inst FROM instances i " join " " tbl " w ON w.instance_id=i.id" \
+  " WHERE i.status='active' AND i.process_id=?1 AND i.definition_id=?2" cond
+
+void rv__h_definition_waiting(rv_req *r){
+  sqlite3_stmt *s;
+  int64_t def = 0;
+  cJSON *o;
+
+  if (!rv__q_parse(r, NULL)) return;
+  s = rv_store_stmt(r->api->st, "SELECT id FROM definitions WHERE process_id=? AND version=?");
+  rv_store_bind(s, "ti", r->names[0], r->ids[0]);
+  if (sqlite3_step(s) == SQLITE_ROW) def = sqlite3_column_int64(s, 0);
+  sqlite3_reset(s);
+  if (def == 0) { rv__not_found(r); return; }
+  s = rv_store_stmt(r->api->st,
+    "SELECT element, count(DISTINCT inst) FROM ("
+    WAIT_ARM("CROSS JOIN", "tasks", " AND w.state='open'") " UNION ALL"
+    WAIT_ARM("CROSS JOIN", "timers", "") " UNION ALL"
+    WAIT_ARM("CROSS JOIN", "subscriptions", "") " UNION ALL"
+    WAIT_ARM("CROSS JOIN", "jobs", " AND w.state='pending'") " UNION ALL"
+    /* incidents have no instance index: from the open ones (few) instead */
+    WAIT_ARM("JOIN", "incidents", " AND w.state='open'")
+    ") GROUP BY element ORDER BY element");
+  rv_store_bind(s, "ti", r->names[0], def);
+  o = cJSON_CreateObject();
+  while (sqlite3_step(s) == SQLITE_ROW)
+    cJSON_AddNumberToObject(o, (const char *)sqlite3_column_text(s, 0), (double)sqlite3_column_int64(s, 1));
+  sqlite3_reset(s);
+  snprintf(r->object, sizeof r->object, "definition:%.60s:%lld", r->names[0], (long long)r->ids[0]);
   rv__reply_json(r, 200, o);
 }
 

@@ -11,9 +11,6 @@ void rv__h_incidents(rv_req *r){
   bool has_inst;
   const char *state;
   rv_sql s;
-  rv_err err;
-  cJSON *rows, *o;
-  bool more;
 
   if (!rv__q_parse(r, q) || !rv__q_page(r, &limit, &offset) ||
       !rv__q_int(r, "instance", 1, INT64_C(1) << 53, &inst, &has_inst)) return;
@@ -30,19 +27,7 @@ void rv__h_incidents(rv_req *r){
   if (has_inst) rv__sql_i(&s, " AND x.instance_id=?", inst);
   if (rv__q_str(r, "process")) rv__sql_t(&s, " AND i.process_id=?", rv__q_str(r, "process"));
   rv__sql_add(&s, " ORDER BY x.id");
-  rv__sql_i(&s, " LIMIT ?", limit + 1);
-  rv__sql_i(&s, " OFFSET ?", offset);
-  rows = rv__sql_rows(r->api, &s, &err);
-  rv__sql_fini(&s);
-  if (rows == NULL) { rv__reply_err(r, err.code, &err); return; }
-  more = cJSON_GetArraySize(rows) > limit;
-  if (more) cJSON_DeleteItemFromArray(rows, (int)limit);
-  o = cJSON_CreateObject();
-  cJSON_AddItemToObject(o, "items", rows);
-  cJSON_AddNumberToObject(o, "limit", (double)limit);
-  cJSON_AddNumberToObject(o, "offset", (double)offset);
-  cJSON_AddBoolToObject(o, "more", more);
-  rv__reply_json(r, 200, o);
+  rv__reply_page_sql(r, &s, limit, offset, NULL);
 }
 
 void rv__h_incident_retry(rv_req *r){

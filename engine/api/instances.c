@@ -38,17 +38,6 @@ static void add_label(cJSON *o){
   cJSON_AddStringToObject(o, "status_label", t ? t : status_fa(rv_json_str(o, "status")));
 }
 
-static void page_reply(rv_req *r, cJSON *rows, int64_t limit, int64_t offset){
-  cJSON *o = cJSON_CreateObject();
-  bool more = cJSON_GetArraySize(rows) > limit;
-  if (more) cJSON_DeleteItemFromArray(rows, (int)limit);
-  cJSON_AddItemToObject(o, "items", rows);
-  cJSON_AddNumberToObject(o, "limit", (double)limit);
-  cJSON_AddNumberToObject(o, "offset", (double)offset);
-  cJSON_AddBoolToObject(o, "more", more);
-  rv__reply_json(r, 200, o);
-}
-
 /*--- POST /v1/instances, POST /v1/my/requests ---------------------------------------------*/
 
 typedef struct start_req {
@@ -133,7 +122,8 @@ static void start_by_message(rv_req *r, const start_req *sr, const rv_start_info
     return;
   }
   snprintf(r->detail, sizeof r->detail, "message %.80s: %s", sr->message, result);
-  if (strcmp(result, "started") == 0 && (rc = record_start(r, id, &err)) != RV_OK) {
+  if ((strcmp(result, "started") == 0 && (rc = record_start(r, id, &err)) != RV_OK) ||
+      (rc = rv__doc_refs_link(r, vars, id, &err)) != RV_OK) {
     cJSON_Delete(res);
     rv__reply_err(r, rc, &err);
     return;
@@ -204,6 +194,7 @@ static void start(rv_req *r, const start_req *sr){
     rv__problem(r, 400, "%s", info.form_error);
     goto out;
   }
+  if (!rv__doc_refs_check(r, vars)) goto out;          /* doc:sha256-... must be the caller's */
   if (person) cJSON_AddStringToObject(vars, "national_id", person);
   if (p->role == RV_ROLE_ORGANISATION) {
     cJSON *by = cJSON_CreateObject();
@@ -234,7 +225,10 @@ static void start(rv_req *r, const start_req *sr){
   rc = rv_engine_start_keyed(r->api->e, nskey, sr->process, (int)sr->version, vars, bkey, &id, &err);
   rv_free(nskey);
   if (rc != RV_OK) { rv__reply_err(r, rc, &err); goto out; }
-  if ((rc = record_start(r, id, &err)) != RV_OK) { rv__reply_err(r, rc, &err); goto out; }
+  if ((rc = record_start(r, id, &err)) != RV_OK || (rc = rv__doc_refs_link(r, vars, id, &err)) != RV_OK) {
+    rv__reply_err(r, rc, &err);
+    goto out;
+  }
   if (p->role == RV_ROLE_ORGANISATION)
     snprintf(r->detail, sizeof r->detail, "for %s", person ? person : "the organisation");
   reply_started(r, id, sr->process, NULL, 201);
@@ -296,8 +290,6 @@ static void list(rv_req *r, const char *const *allowed){
   const char *w;
   bool pub = public_view(&r->p);
   rv_sql q;
-  rv_err err;
-  cJSON *rows, *it;
 
   if (!rv__q_parse(r, allowed) || !rv__q_page(r, &limit, &offset) ||
       !rv__q_int(r, "version", 1, 1000000, &version, &has_v) ||
@@ -325,13 +317,7 @@ static void list(rv_req *r, const char *const *allowed){
                              : " AND NOT EXISTS (SELECT 1 FROM incidents x WHERE x.instance_id=i.id AND x.state='open')");
   rv__scope_instances(&q, &r->p);
   rv__sql_add(&q, " ORDER BY i.id DESC");
-  rv__sql_i(&q, " LIMIT ?", limit + 1);
-  rv__sql_i(&q, " OFFSET ?", offset);
-  rows = rv__sql_rows(r->api, &q, &err);
-  rv__sql_fini(&q);
-  if (rows == NULL) { rv__reply_err(r, err.code, &err); return; }
-  cJSON_ArrayForEach(it, rows) add_label(it);
-  page_reply(r, rows, limit, offset);
+  rv__reply_page_sql(r, &q, limit, offset, add_label);
 }
 
 void rv__h_instances(rv_req *r){

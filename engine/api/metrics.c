@@ -140,6 +140,9 @@ void rv__h_metrics(rv_req *r){
   }
   rv_buf_printf(&b, "ravand_http_commit_batch_size_sum %lld\nravand_http_commit_batch_size_count %lld\n",
                 (long long)a->batch_sum, (long long)a->batches);
+  head(&b, "ravand_http_batch_reruns_total", "counter",
+       "Group commits rolled back by a request that failed after writing and run again with a savepoint per request.");
+  rv_buf_printf(&b, "ravand_http_batch_reruns_total %lld\n", (long long)a->batch_reruns);
   head(&b, "ravand_http_responses_total", "counter", "API responses by status class.");
   for (int i = 1; i <= 5; i++)
     rv_buf_printf(&b, "ravand_http_responses_total{class=\"%s\"} %lld\n", cls[i], (long long)a->responses[i]);
@@ -173,5 +176,8 @@ void rv__h_me(rv_req *r){
   if (r->p.agreement[0]) cJSON_AddStringToObject(sc, "agreement", r->p.agreement);
   g = cJSON_AddArrayToObject(o, "groups");
   for (int i = 0; i < r->p.n_groups; i++) cJSON_AddItemToArray(g, cJSON_CreateString(r->p.groups[i]));
+  /* the server's clock (follows --now), so a client compares due dates
+  ** with the time the server keeps, not its own */
+  cJSON_AddNumberToObject(o, "now", (double)rv_clock_now(rv_engine_clock(r->api->e)));
   rv__reply_json(r, 200, o);
 }

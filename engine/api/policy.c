@@ -17,6 +17,9 @@
 **                 it_admin      (no office scope; its group is "it_admin")
 **                 organisation  the instance was started by p's organisation
 ** Operators see every task; analysts none.
+** Branch and county compare exactly: both sides are in the normal form of
+** core/fatext.h (principal add and auth.c for p, the runtime's task writes
+** for t), so the comparison stays an indexed equality.
 ** An instance is visible to an applicant by business key, to an
 ** organisation if it started it, to branch/association/committee staff and
 ** IT admins if one of its tasks (open or done) is visible to them, to

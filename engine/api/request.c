@@ -129,86 +129,6 @@ void rv__reply_err(rv_req *r, rv_status s, const rv_err *err){
   }
 }
 
-/*--- Writing JSON ------------------------------------------------------------*/
-
-/* cJSON prints every number that does not fit an int (our millisecond
-** times, ids) through "%1.15g" and a sscanf round-trip check: most of the
-** cost of a cartable page. Integers up to 2^53 are written directly here;
-** other numbers as the shortest of %.15g / %.17g that reads back. */
-static void put_int(rv_buf *b, int64_t v){
-  char tmp[24];
-  int i = (int)sizeof tmp;
-  uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-  do { tmp[--i] = (char)('0' + u % 10); u /= 10; } while (u);
-  if (v < 0) tmp[--i] = '-';
-  rv_buf_add(b, tmp + i, sizeof tmp - (size_t)i);
-}
-
-static void put_string(rv_buf *b, const char *s){
-  static const char hex[] = "0123456789abcdef";
-  const char *run = s;
-  rv_buf_add(b, "\"", 1);
-  for (; *s; s++) {
-    unsigned char c = (unsigned char)*s;
-    if (c >= 0x20 && c != '"' && c != '\\') continue;
-    rv_buf_add(b, run, (size_t)(s - run));
-    run = s + 1;
-    switch (c) {
-    case '"':  rv_buf_add(b, "\\\"", 2); break;
-    case '\\': rv_buf_add(b, "\\\\", 2); break;
-    case '\n': rv_buf_add(b, "\\n", 2); break;
-    case '\r': rv_buf_add(b, "\\r", 2); break;
-    case '\t': rv_buf_add(b, "\\t", 2); break;
-    case '\b': rv_buf_add(b, "\\b", 2); break;
-    case '\f': rv_buf_add(b, "\\f", 2); break;
-    default: {
-      char u[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15] };
-      rv_buf_add(b, u, 6);
-    }
-    }
-  }
-  rv_buf_add(b, run, (size_t)(s - run));
-  rv_buf_add(b, "\"", 1);
-}
-
-void rv__json_write(rv_buf *b, const cJSON *v){
-  const cJSON *c;
-  if (v == NULL || cJSON_IsNull(v) || cJSON_IsInvalid(v)) { rv_buf_adds(b, "null"); return; }
-  if (cJSON_IsFalse(v)) { rv_buf_adds(b, "false"); return; }
-  if (cJSON_IsTrue(v)) { rv_buf_adds(b, "true"); return; }
-  if (cJSON_IsNumber(v)) {
-    double d = v->valuedouble;
-    if (!isfinite(d)) rv_buf_adds(b, "null");
-    else if (d == floor(d) && fabs(d) <= 9007199254740992.0) put_int(b, (int64_t)d);
-    else {
-      char tmp[32];
-      snprintf(tmp, sizeof tmp, "%.15g", d);
-      if (strtod(tmp, NULL) != d) snprintf(tmp, sizeof tmp, "%.17g", d);
-      rv_buf_adds(b, tmp);
-    }
-    return;
-  }
-  if (cJSON_IsString(v)) { put_string(b, v->valuestring ? v->valuestring : ""); return; }
-  if (cJSON_IsRaw(v)) { rv_buf_adds(b, v->valuestring ? v->valuestring : "null"); return; }
-  if (cJSON_IsArray(v)) {
-    rv_buf_add(b, "[", 1);
-    for (c = v->child; c; c = c->next) {
-      if (c != v->child) rv_buf_add(b, ",", 1);
-      rv__json_write(b, c);
-    }
-    rv_buf_add(b, "]", 1);
-    return;
-  }
-  rv_buf_add(b, "{", 1);
-  for (c = v->child; c; c = c->next) {
-    if (c != v->child) rv_buf_add(b, ",", 1);
-    put_string(b, c->string ? c->string : "");
-    rv_buf_add(b, ":", 1);
-    rv__json_write(b, c);
-  }
-  rv_buf_add(b, "}", 1);
-}
-
 /*--- Identifiers -------------------------------------------------------------*/
 
 bool rv__valid_ident(const char *s, size_t max){
@@ -316,6 +236,26 @@ bool rv__q_page(rv_req *r, int64_t *limit, int64_t *offset){
   *offset = 0;
   return rv__q_int(r, "limit", 1, 500, limit, NULL) &&
          rv__q_int(r, "offset", 0, 1000000000, offset, NULL);
+}
+
+void rv__reply_page_sql(rv_req *r, rv_sql *q, int64_t limit, int64_t offset, void (*each)(cJSON *row)){
+  rv_err err;
+  cJSON *rows, *o, *row;
+  bool more;
+  rv__sql_i(q, " LIMIT ?", limit + 1);       /* the extra row only says "more" */
+  rv__sql_i(q, " OFFSET ?", offset);
+  rows = rv__sql_rows(r->api, q, &err);
+  rv__sql_fini(q);
+  if (rows == NULL) { rv__reply_err(r, err.code, &err); return; }
+  more = cJSON_GetArraySize(rows) > limit;
+  if (more) cJSON_DeleteItemFromArray(rows, (int)limit);
+  if (each) cJSON_ArrayForEach(row, rows) each(row);
+  o = cJSON_CreateObject();
+  cJSON_AddItemToObject(o, "items", rows);
+  cJSON_AddNumberToObject(o, "limit", (double)limit);
+  cJSON_AddNumberToObject(o, "offset", (double)offset);
+  cJSON_AddBoolToObject(o, "more", more);
+  rv__reply_json(r, 200, o);
 }
 
 /*--- JSON bodies ---------------------------------------------------------------*/
@@ -514,5 +454,31 @@ bool rv__body_int(rv_req *r, const cJSON *o, const char *key, bool required, int
   }
   *out = (int64_t)v->valuedouble;
   if (present) *present = true;
+  return true;
+}
+
+/*--- Relative file paths (console files, deployed files) ---------------------------*/
+
+/* The one shape of a path a client may name a file by, for the console's
+** static files (console.c) and the files of a deployment (definitions.c):
+** 1-4 segments of [A-Za-z0-9._-], none empty or starting with '.', at most
+** 200 bytes. So "..", hidden files, absolute paths, encoded bytes and
+** anything outside ASCII cannot be named; callers add their own suffix or
+** extension rule. */
+bool rv__safe_relpath(const char *p){
+  int segs = 0;
+  size_t n = p ? strlen(p) : 0;
+  if (n == 0 || n > 200) return false;
+  for (const char *s = p; *s; ) {
+    const char *e = strchr(s, '/');
+    size_t len = e ? (size_t)(e - s) : strlen(s);
+    if (len == 0 || s[0] == '.' || ++segs > 4) return false;
+    for (size_t i = 0; i < len; i++) {
+      char c = s[i];
+      if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+            c == '.' || c == '_' || c == '-')) return false;
+    }
+    s = e ? e + 1 : s + len;
+  }
   return true;
 }

@@ -33,6 +33,7 @@ const rv_route rv__routes[] = {
   { POST, "/v1/lint",                           "definition.lint",   ROLE(ANALYST),        RT_BIG | RT_BODY,  rv__h_lint },
   { GET,  "/v1/definitions",                    "definition.list",   ROLES_ALL,            0,                 rv__h_definitions },
   { GET,  "/v1/definitions/{name}/{id}/xml",    "definition.xml",    ENGINE_PEOPLE,        0,                 rv__h_definition_xml },
+  { GET,  "/v1/definitions/{name}/{id}/waiting", "definition.waiting", ENGINE_PEOPLE,      0,                 rv__h_definition_waiting },
   { POST, "/v1/instances",                      "instance.start",    ROLE(APPLICANT) | ROLE(ORGANISATION) | ROLE(OPERATOR),
                                                                                            RT_WRITE | RT_BODY, rv__h_instance_start },
   { GET,  "/v1/instances",                      "instance.list",     READERS_OF_INSTANCES, RT_PII,            rv__h_instances },
@@ -49,6 +50,9 @@ const rv_route rv__routes[] = {
   { GET,  "/v1/my/requests",                    "my.requests",       ROLE(APPLICANT),      0,                 rv__h_my_requests },
   { POST, "/v1/my/requests",                    "my.request.start",  ROLE(APPLICANT),      RT_WRITE | RT_BODY, rv__h_my_request_start },
   { GET,  "/v1/my/requests/{id}",               "my.request",        ROLE(APPLICANT),      0,                 rv__h_my_request },
+  /* the portal's document store (documents.c): upload, and read by owner or by the staff of its case */
+  { POST, "/v1/documents",                      "document.upload",   ROLES_TASK_ACTORS,    RT_WRITE | RT_RAW, rv__h_document_upload },
+  { GET,  "/v1/documents/{name}",               "document.get",      ROLES_TASK_ACTORS | ROLE(OPERATOR), RT_PII, rv__h_document_get },
   { POST, "/v1/messages",                       "message.correlate", ROLE(OPERATOR),       RT_WRITE | RT_BODY, rv__h_message },
   { POST, "/v1/signals",                        "signal.broadcast",  ROLE(OPERATOR),       RT_WRITE | RT_BODY, rv__h_signal },
   /* the bank's callback (adapters/bank/api.c): organisations need the bank agreement */
@@ -167,9 +171,12 @@ static bool authenticate(rv_req *r){
     guess = true;
   }
   r->www_auth = true;
-  a->auth_failures++;
-  if (guess && !rv__rl_take(a->rl_authfail, r->addr, now_ns, NULL)) {
-    a->rejected_rate++;
+  if (r->authfail_verdict == 0) {        /* counted once, also when a batch runs again */
+    a->auth_failures++;
+    r->authfail_verdict = guess && !rv__rl_take(a->rl_authfail, r->addr, now_ns, NULL) ? -1 : 1;
+    if (r->authfail_verdict < 0) a->rejected_rate++;
+  }
+  if (r->authfail_verdict < 0) {
     rv__problem(r, 429, "too many failed authentications from your address; wait");
     r->retry_after = 60;
   }
@@ -182,13 +189,15 @@ static bool read_body(rv_req *r){
   const rv_route *rt = r->route;
   struct evbuffer *in = evhttp_request_get_input_buffer(r->ev);
   size_t len = evbuffer_get_length(in);
-  size_t max = (rt->flags & RT_BIG) ? r->api->cfg.max_deploy_body : r->api->cfg.max_body;
+  size_t max = (rt->flags & RT_RAW) ? r->api->cfg.max_document
+             : (rt->flags & RT_BIG) ? r->api->cfg.max_deploy_body : r->api->cfg.max_body;
   const char *data;
 
   if (len > max) {
     rv__problem(r, 413, "the body is larger than %zu bytes", max);
     return false;
   }
+  if (rt->flags & RT_RAW) return true;       /* the handler reads it (documents.c) */
   if (len == 0) {
     if ((rt->flags & RT_BODY) && !(rt->flags & RT_OPTBODY)) {
       rv__problem(r, 400, "a JSON object body is required");
@@ -221,18 +230,47 @@ static bool needs_audit(const rv_req *r){
   return (rt->flags & RT_PII) && r->authed && r->p.role != RV_ROLE_APPLICANT;
 }
 
+/* The principal's rate limit, asked once per request (a rerun of a
+** spoiled batch keeps the verdict). */
+static bool rate_ok(rv_req *r){
+  rv_api *a = r->api;
+  char key[32];
+  if (r->rl_verdict == 0) {
+    snprintf(key, sizeof key, "p:%lld", (long long)r->p.id);
+    r->rl_verdict = rv__rl_take(a->rl_principal, key, rv__mono_ns(), &r->rl_retry) ? 1 : -1;
+    if (r->rl_verdict < 0) a->rejected_rate++;
+  }
+  if (r->rl_verdict > 0) return true;
+  rv__problem(r, 429, "too many requests; slow down");
+  r->retry_after = r->rl_retry;
+  return false;
+}
+
+/* In an optimistic batch (server.c) a request has no savepoint: a change
+** that must go (the handler's undo, or its audit row failed) cannot go
+** alone. If the request wrote anything, it spoils the batch, which then
+** runs again with a savepoint per request; if it wrote nothing, there is
+** nothing to undo. */
+static void undo_optimistic(rv_req *r, int64_t changes0){
+  sqlite3 *db = rv_store_db(r->api->st);
+  if (sqlite3_total_changes64(db) != changes0 || sqlite3_get_autocommit(db))
+    rv_engine_batch_spoil(r->api->e);
+}
+
 void rv__dispatch(rv_req *r){
   rv_api *a = r->api;
   rv_err err;
-  char key[32];
-  int retry;
-  bool sp;
+  bool sp, opt;
+  int64_t changes0 = 0;
 
   if (!route(r)) return;
   /* A call that changes state runs in its own savepoint, so that its audit
   ** row and its change commit or vanish together. Reads need none: their
-  ** only write is the audit row, one statement. */
-  sp = (r->route->flags & RT_WRITE) != 0;
+  ** only write is the audit row, one statement. In an optimistic batch
+  ** there is none: see undo_optimistic. */
+  opt = a->optimistic && (r->route->flags & RT_WRITE) != 0;
+  sp = (r->route->flags & RT_WRITE) != 0 && !opt;
+  if (opt) changes0 = sqlite3_total_changes64(rv_store_db(a->st));
   if (sp && rv_store_begin(a->st, &err) != RV_OK) {
     rv__problem(r, 503, "the store is busy; retry");
     r->retry_after = 1;
@@ -240,13 +278,7 @@ void rv__dispatch(rv_req *r){
   }
   if (!(r->route->flags & RT_PUBLIC)) {
     if (!authenticate(r)) goto done;
-    snprintf(key, sizeof key, "p:%lld", (long long)r->p.id);
-    if (!rv__rl_take(a->rl_principal, key, rv__mono_ns(), &retry)) {
-      a->rejected_rate++;
-      rv__problem(r, 429, "too many requests; slow down");
-      r->retry_after = retry;
-      goto done;
-    }
+    if (!rate_ok(r)) goto done;
     if (!(r->route->roles & (1u << r->p.role))) {
       rv__forbidden(r);
       goto done;
@@ -265,6 +297,10 @@ void rv__dispatch(rv_req *r){
   r->route->fn(r);
 done:
   if (r->status == 0) rv__problem(r, 500, "the handler gave no reply");
+  if (opt) {
+    if (r->rollback) undo_optimistic(r, changes0);
+    if (rv_engine_batch_spoiled(a->e)) return;     /* the batch runs again: no audit row now */
+  }
   if (sp && r->rollback) {
     /* the handler's changes go; its audit row is written outside them */
     rv_store_rollback(a->st);
@@ -272,6 +308,7 @@ done:
   }
   if (needs_audit(r) && !rv__audit_req(r)) {
     if (sp) rv_store_rollback(a->st);
+    if (opt) undo_optimistic(r, changes0);
     return;
   }
   if (sp && rv_store_commit(a->st, &err) != RV_OK) {

@@ -22,8 +22,19 @@
 **            we drop the conn and detach any queued request from it.
 **
 ** Requests that arrive in one loop pass are queued and handled together in
-** one engine batch (on_flush): each in its own savepoint, replies after the
-** commit. If the commit fails, every reply of the batch becomes 503.
+** one engine batch (on_flush), replies after the commit. The batch is
+** optimistic: no savepoint per request (a savepoint copies every page a
+** command first touches; with the engine command's own, two per
+** completion). A request that fails before writing fails alone, as usual.
+** One that fails after writing (a Lua output mapping that throws after the
+** task row was updated, a handler that must undo, an audit row that cannot
+** be written) spoils the batch: the rest of it is not run, the whole
+** transaction is rolled back, and every request of the batch runs again
+** from the start, each in its own savepoint (routes.c rv__dispatch), so
+** one bad request never loses or changes another's outcome. Nothing was
+** replied before, and what a request decided once (rate-limit tokens,
+** failure counters) is kept, not taken twice (req_rerun). If the commit
+** fails, every reply of the batch becomes 503.
 */
 #include <errno.h>
 #include <stdio.h>
@@ -54,7 +65,8 @@ const char *const rv_api_opt_names[] = {
   "--max-body", "--max-deploy-body", "--max-headers", "--max-header-count", "--deadline",
   "--max-conns", "--max-conns-per-addr", "--rate", "--rate-addr", "--burst",
   "--max-auth-failures", "--pepper", "--applicant-starts", "--organisation-starts", "--console",
-  "--inquiry-max-failures", "--inquiry-max-failures-org", NULL,
+  "--inquiry-max-failures", "--inquiry-max-failures-org",
+  "--max-document", "--document-quota", "--document-quota-bytes", NULL,
 };
 
 const char rv_api_opt_usage[] =
@@ -76,6 +88,9 @@ const char rv_api_opt_usage[] =
   "    --organisation-starts LIST  the same for organisation users\n"
   "    --inquiry-max-failures N refused inquiry fetches per user per 10 minutes, then 429 [20]\n"
   "    --inquiry-max-failures-org N  ... per organisation [50]\n"
+  "    --max-document SIZE      one uploaded document (POST /v1/documents) [2M]\n"
+  "    --document-quota N       documents per principal [50]\n"
+  "    --document-quota-bytes SIZE  their total size per principal [20M]\n"
   "    --console DIR            the web console's files at / [console/dist if built; none: off]\n";
 
 static bool parse_size(const char *v, size_t *out){
@@ -107,10 +122,13 @@ rv_status rv_api_cfg_set(rv_api_cfg *c, const char *name, const char *v, rv_err 
   double d;
   size_t z;
   if (strcmp(name, "--max-body") == 0 || strcmp(name, "--max-deploy-body") == 0 ||
-      strcmp(name, "--max-headers") == 0) {
+      strcmp(name, "--max-headers") == 0 || strcmp(name, "--max-document") == 0 ||
+      strcmp(name, "--document-quota-bytes") == 0) {
     if (!parse_size(v, &z)) return rv_fail(err, RV_INVALID, "%s takes a size such as 64K or 1M", name);
     if (strcmp(name, "--max-body") == 0) c->max_body = z;
     else if (strcmp(name, "--max-deploy-body") == 0) c->max_deploy_body = z;
+    else if (strcmp(name, "--max-document") == 0) c->max_document = z;
+    else if (strcmp(name, "--document-quota-bytes") == 0) c->document_quota_bytes = z;
     else c->max_headers = z;
     return RV_OK;
   }
@@ -145,10 +163,12 @@ rv_status rv_api_cfg_set(rv_api_cfg *c, const char *name, const char *v, rv_err 
   }
   if (strcmp(name, "--max-conns") == 0 || strcmp(name, "--max-conns-per-addr") == 0 ||
       strcmp(name, "--max-header-count") == 0 || strcmp(name, "--max-auth-failures") == 0 ||
-      strcmp(name, "--inquiry-max-failures") == 0 || strcmp(name, "--inquiry-max-failures-org") == 0) {
+      strcmp(name, "--inquiry-max-failures") == 0 || strcmp(name, "--inquiry-max-failures-org") == 0 ||
+      strcmp(name, "--document-quota") == 0) {
     if (!parse_num(v, 1, 1000000, &d)) return rv_fail(err, RV_INVALID, "%s takes a positive number", name);
     if (strcmp(name, "--inquiry-max-failures") == 0) c->inquiry_max_failures = (int)d;
     else if (strcmp(name, "--inquiry-max-failures-org") == 0) c->inquiry_max_failures_org = (int)d;
+    else if (strcmp(name, "--document-quota") == 0) c->document_quota = (int)d;
     else if (strcmp(name, "--max-conns") == 0) c->max_conns = (int)d;
     else if (strcmp(name, "--max-conns-per-addr") == 0) c->max_conns_per_addr = (int)d;
     else if (strcmp(name, "--max-header-count") == 0) c->max_header_count = (int)d;
@@ -175,6 +195,9 @@ static void cfg_defaults(rv_api_cfg *c){
   if (c->rate_addr == 0) c->rate_addr = 200;
   if (c->burst == 0) c->burst = 2;
   if (c->max_auth_failures == 0) c->max_auth_failures = 20;
+  if (c->max_document == 0) c->max_document = 2 << 20;
+  if (c->document_quota == 0) c->document_quota = 50;
+  if (c->document_quota_bytes == 0) c->document_quota_bytes = 20 << 20;
 }
 
 /*--- Connections -----------------------------------------------------------------*/
@@ -330,7 +353,7 @@ static void send_reply(rv_api *a, rv_req *r){
   } else if (r->out) {
     rv_buf j;
     rv_buf_init(&j, 0);
-    rv__json_write(&j, r->out);
+    rv_json_write(&j, r->out);
     rv_buf_add(&j, "\n", 1);
     evbuffer_add(b, j.p, j.len);
     rv_buf_fini(&j);
@@ -422,28 +445,72 @@ static void batch_observe(rv_api *a, int n){
   a->batch_sum += n;
 }
 
+/* Forget what running r left behind (reply, route, principal, body,
+** headers), so a spoiled batch can run it again from the start. Kept: its
+** identity, timing, parsed query and the rate-limit verdicts; the request
+** body is still in evhttp's input buffer (it is read with evbuffer_pullup,
+** never drained). */
+static void req_rerun(rv_req *r){
+  cJSON_Delete(r->body);
+  cJSON_Delete(r->out);
+  rv_free(r->raw);
+  rv_free(r->location);
+  for (int i = 0; i < r->n_names; i++) rv_free(r->names[i]);
+  r->body = r->out = NULL;
+  r->raw = r->location = NULL;
+  r->raw_len = 0;
+  r->ctype = NULL;
+  r->n_names = r->n_ids = 0;
+  r->route = NULL;
+  r->route_ix = -1;
+  r->authed = false;
+  memset(&r->p, 0, sizeof r->p);
+  r->status = 0;
+  r->www_auth = r->rollback = r->audit = false;
+  r->retry_after = 0;
+  r->object[0] = r->detail[0] = 0;
+  evhttp_clear_headers(evhttp_request_get_output_headers(r->ev));   /* e.g. Allow of a 405 */
+}
+
+/* Run the queue in one batch: optimistic first; when a request spoiled
+** it, everything again with a savepoint per request. */
+static bool run_batch(rv_api *a, rv_req *list){
+  rv_err err;
+  rv_req *r;
+  for (int pass = 0; pass < 2; pass++) {
+    bool ok = (pass == 0 ? rv_engine_batch_begin_optimistic(a->e, &err)
+                         : rv_engine_batch_begin(a->e, &err)) == RV_OK;
+    a->optimistic = pass == 0;
+    for (r = list; r; r = r->next) {
+      if (pass > 0) req_rerun(r);
+      if (!ok) { rv__problem(r, 503, "the store is busy; retry"); r->retry_after = 1; continue; }
+      rv__dispatch(r);
+      if (pass == 0 && rv_engine_batch_spoiled(a->e)) break;   /* all of it runs again */
+    }
+    a->optimistic = false;
+    if (!ok) return false;
+    if (rv_engine_batch_end(a->e, &err) == RV_OK) return true;
+    if (pass == 0 && rv_engine_batch_spoiled(a->e)) { a->batch_reruns++; continue; }
+    fprintf(stderr, "ravand: API batch commit failed: %s\n", err.msg);
+    for (r = list; r; r = r->next) {
+      rv__problem(r, 503, "the change could not be committed; retry");
+      r->retry_after = 1;
+    }
+    return false;
+  }
+  return false;     /* not reached: pass 1 is a normal batch, never spoiled */
+}
+
 static void on_flush(evutil_socket_t fd, short what, void *arg){
   rv_api *a = arg;
   rv_req *list = a->head, *r, *next;
-  rv_err err;
   bool ok;
   int n = a->queued;
   (void)fd; (void)what;
 
   a->head = a->tail = NULL;
   a->queued = 0;
-  ok = rv_engine_batch_begin(a->e, &err) == RV_OK;
-  for (r = list; r; r = r->next) {
-    if (!ok) { rv__problem(r, 503, "the store is busy; retry"); r->retry_after = 1; continue; }
-    rv__dispatch(r);
-  }
-  if (ok && rv_engine_batch_end(a->e, &err) != RV_OK) {
-    fprintf(stderr, "ravand: API batch commit failed: %s\n", err.msg);
-    for (r = list; r; r = r->next) {
-      rv__problem(r, 503, "the change could not be committed; retry");
-      r->retry_after = 1;
-    }
-  }
+  ok = run_batch(a, list);
   batch_observe(a, n);
   for (r = list; r; r = next) {
     next = r->next;
@@ -516,7 +583,8 @@ rv_status rv_api_start(struct evhttp *http, rv_engine *e, const rv_api_cfg *cfg,
   a->rl_authfail = rv__rl_new(a->cfg.max_auth_failures / 600.0, 600, 8192);
   a->flush_ev = event_new(a->base, -1, 0, on_flush, a);
 
-  evhttp_set_max_body_size(http, (ev_ssize_t)a->cfg.max_deploy_body);
+  evhttp_set_max_body_size(http, (ev_ssize_t)(a->cfg.max_document > a->cfg.max_deploy_body
+                                              ? a->cfg.max_document : a->cfg.max_deploy_body));
   evhttp_set_max_headers_size(http, (ev_ssize_t)a->cfg.max_headers);
   /* inactivity timeout as a second line; the deadline is the real limit */
   evhttp_set_timeout(http, a->cfg.deadline_ms / 1000 > 0 ? a->cfg.deadline_ms / 1000 : 1);

@@ -70,8 +70,9 @@ bool rv_valid_mobile(const char *s);        /* 09xxxxxxxxx */
 ** space, '.', '_', '-', a zero-width non-joiner between letters, or '/'
 ** when allow_slash (agreement numbers such as "AG-1405/17"). No control,
 ** format or bidi characters, no leading or trailing space or ZWNJ.
-** Values are compared byte for byte: no normalisation (use the records'
-** spelling, e.g. Persian yeh U+06CC). */
+** This checks a value already in normal form; normalise first with
+** rv_fa_normalize / rv_fa_scope (core/fatext.h: Arabic yeh/kaf, digits,
+** spaces), as `ravand principal add` and the runtime do. */
 bool rv_valid_scope_value(const char *s, bool allow_slash);
 
 #endif

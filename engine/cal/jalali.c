@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <string.h>
 #include "cal/cal.h"
+#include "core/fatext.h"
 
 static const int breaks[] = {
   -61, 9, 38, 199, 426, 686, 756, 818, 1111, 1181, 1210,
@@ -179,72 +180,7 @@ bool rv_valid_mobile(const char *s){
 
 /*--- scope values (cal.h) ---*/
 
-/* Decode one UTF-8 sequence at s (shortest form, no surrogates, <= U+10FFFF).
-** Returns its length, 0 when invalid. */
-static int utf8_next(const unsigned char *s, uint32_t *cp){
-  if (s[0] < 0x80) { *cp = s[0]; return 1; }
-  if (s[0] >= 0xC2 && s[0] <= 0xDF && (s[1] & 0xC0) == 0x80) {
-    *cp = ((uint32_t)(s[0] & 0x1F) << 6) | (s[1] & 0x3F);
-    return 2;
-  }
-  if (s[0] >= 0xE0 && s[0] <= 0xEF && (s[1] & 0xC0) == 0x80 && (s[2] & 0xC0) == 0x80) {
-    *cp = ((uint32_t)(s[0] & 0x0F) << 12) | ((uint32_t)(s[1] & 0x3F) << 6) | (s[2] & 0x3F);
-    if (*cp < 0x800 || (*cp >= 0xD800 && *cp <= 0xDFFF)) return 0;
-    return 3;
-  }
-  if (s[0] >= 0xF0 && s[0] <= 0xF4 && (s[1] & 0xC0) == 0x80 && (s[2] & 0xC0) == 0x80 &&
-      (s[3] & 0xC0) == 0x80) {
-    *cp = ((uint32_t)(s[0] & 0x07) << 18) | ((uint32_t)(s[1] & 0x3F) << 12) |
-          ((uint32_t)(s[2] & 0x3F) << 6) | (s[3] & 0x3F);
-    if (*cp < 0x10000 || *cp > 0x10FFFF) return 0;
-    return 4;
-  }
-  return 0;
-}
-
-/* Letters and digits of the scripts offices are named in. */
-static bool scope_letter(uint32_t c){
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
-  if (c >= 0xC0 && c <= 0x24F) return c != 0xD7 && c != 0xF7;          /* Latin-1, Latin Extended */
-  if (c >= 0x386 && c <= 0x3FF) return c != 0x387;                     /* Greek */
-  if (c >= 0x400 && c <= 0x4FF) return c < 0x482 || c > 0x489;         /* Cyrillic */
-  if (c >= 0x620 && c <= 0x669) return true;                           /* Arabic letters, marks, digits */
-  if (c >= 0x66E && c <= 0x6D3) return true;                           /* Arabic/Persian letters (پ چ ژ ک گ ی ...) */
-  if (c == 0x6D5 || (c >= 0x6E5 && c <= 0x6E6) || (c >= 0x6EE && c <= 0x6FF)) return true;
-  if (c == 0x670 || (c >= 0x6F0 && c <= 0x6F9)) return true;           /* Persian digits */
-  if (c >= 0x750 && c <= 0x77F) return true;                           /* Arabic Supplement */
-  if (c >= 0x8A0 && c <= 0x8C9) return true;                           /* Arabic Extended-A letters */
-  if (c >= 0xFB50 && c <= 0xFD3D) return true;                         /* presentation forms A */
-  if (c >= 0xFD50 && c <= 0xFDC7) return true;
-  if (c >= 0xFE70 && c <= 0xFEFC) return true;                         /* presentation forms B */
-  return false;
-}
-
+/* The rules live with the normaliser (core/fatext.c). */
 bool rv_valid_scope_value(const char *str, bool allow_slash){
-  const unsigned char *s = (const unsigned char *)str;
-  int n = 0;
-  uint32_t prev = 0;
-  bool prev_letter = false;
-  if (s == NULL || !*s) return false;
-  while (*s) {
-    uint32_t c;
-    int len = utf8_next(s, &c);
-    bool letter;
-    if (len == 0 || ++n > 64) return false;
-    letter = scope_letter(c);
-    if (!letter) {
-      if (c == 0x200C) {                              /* ZWNJ: only after a letter */
-        if (!prev_letter) return false;
-      } else if (c == ' ') {
-        if (n == 1) return false;
-      } else if (!(c == '.' || c == '_' || c == '-' || (allow_slash && c == '/'))) {
-        return false;
-      }
-    }
-    if (prev == 0x200C && !letter) return false;      /* ZWNJ: only before a letter */
-    prev = c;
-    prev_letter = letter;
-    s += len;
-  }
-  return prev != ' ' && prev != 0x200C;
+  return rv_fa_scope_ok(str, allow_slash);
 }

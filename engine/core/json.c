@@ -55,7 +55,28 @@ static void put_string(rv_buf *b, const char *s){
   rv_buf_add(b, "\"", 1);
 }
 
-void rv_json_write_string(rv_buf *b, const char *s){ put_string(b, s ? s : ""); }
+/* pre (unless 0), s quoted, post (unless 0). A state is mostly short strings
+** without escapes: those take one append instead of three or more. */
+static void put_quoted(rv_buf *b, const char *s, char pre, char post){
+  char tmp[256];
+  size_t n = 0, o = 0;
+  while (s[n] && (unsigned char)s[n] >= 0x20 && s[n] != '"' && s[n] != '\\') n++;
+  if (s[n] == 0 && n + 4 <= sizeof tmp) {
+    if (pre) tmp[o++] = pre;
+    tmp[o++] = '"';
+    memcpy(tmp + o, s, n);
+    o += n;
+    tmp[o++] = '"';
+    if (post) tmp[o++] = post;
+    rv_buf_add(b, tmp, o);
+    return;
+  }
+  if (pre) rv_buf_add(b, &pre, 1);
+  put_string(b, s);
+  if (post) rv_buf_add(b, &post, 1);
+}
+
+void rv_json_write_string(rv_buf *b, const char *s){ put_quoted(b, s ? s : "", 0, 0); }
 
 void rv_json_write(rv_buf *b, const cJSON *v){
   const cJSON *c;
@@ -74,7 +95,7 @@ void rv_json_write(rv_buf *b, const cJSON *v){
     }
     return;
   }
-  if (cJSON_IsString(v)) { put_string(b, v->valuestring ? v->valuestring : ""); return; }
+  if (cJSON_IsString(v)) { put_quoted(b, v->valuestring ? v->valuestring : "", 0, 0); return; }
   if (cJSON_IsRaw(v)) { rv_buf_adds(b, v->valuestring ? v->valuestring : ""); return; }
   if (cJSON_IsArray(v)) {
     rv_buf_add(b, "[", 1);
@@ -85,11 +106,9 @@ void rv_json_write(rv_buf *b, const cJSON *v){
     rv_buf_add(b, "]", 1);
     return;
   }
-  rv_buf_add(b, "{", 1);
-  for (c = v->child; c; c = c->next) {
-    if (c != v->child) rv_buf_add(b, ",", 1);
-    put_string(b, c->string ? c->string : "");
-    rv_buf_add(b, ":", 1);
+  if (v->child == NULL) { rv_buf_add(b, "{}", 2); return; }
+  for (c = v->child; c; c = c->next) {           /* {"key": and ,"key": in one append */
+    put_quoted(b, c->string ? c->string : "", c == v->child ? '{' : ',', ':');
     rv_json_write(b, c);
   }
   rv_buf_add(b, "}", 1);

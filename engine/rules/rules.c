@@ -90,6 +90,9 @@ struct rv_rules {
   const char     *lazy_xname;     /* ... one more of them (rv_rules_eval_extra) */
   const cJSON    *lazy_xval;
   lua_Integer     lazy_call;      /* ... and its number (push_lazy_env) */
+  const cJSON    *larg_vars;      /* the variables of the rv:function call running */
+  const void     *larg_ptr;       /* ... its argument table (push_lazy_arg) */
+  bool            larg_full;      /* ... every variable already converted */
 };
 
 static char json_null_tag;         /* &json_null_tag is json.null */
@@ -238,6 +241,136 @@ static void push_json(lua_State *L, const cJSON *j, int depth){  /* [-0, +1, m] 
   }
 }
 
+/*--- rv:function arguments, converted on first read ---------------------*/
+
+/* An rv:function call gets the case's variables as its argument table, and
+** a variable is converted from JSON when the function first reads it: a
+** rule reads a handful of a case's variables, and converting all of them
+** (person records, contribution summaries) for every call was most of the
+** time those calls took. To the function it is a plain table:
+**   - a read converts the variable once and keeps it in the table, so a
+**     nested table read twice is the same table and writes into it stick;
+**   - writes (v.x = 1, v.x = nil, rawset) win over the variable for the
+**     rest of the call: a variable is never converted once its key has
+**     been read or written (the "seen" set, in the registry);
+**   - pairs(v), next(v), rawget(v, k), and turning v (or a table holding
+**     it) back into JSON first convert every variable not yet seen;
+**   - other keys read nil: no globals show through.
+** Differences: getmetatable(v) is false and setmetatable(v, mt) is refused.
+** A table kept past its call (a module's upvalue) keeps what was read and
+** sees no more variables: the JSON behind it belongs to that call. The
+** current table is known by its address (r->larg_ptr), which protected()
+** keeps anchored on the stack for the whole call. */
+static char larg_seen_key, larg_mt_key;     /* registry keys (their addresses) */
+
+static int l_next(lua_State *L);
+
+static bool is_larg(lua_State *L, int idx){
+  rv_rules *r = getr(L);
+  return r->larg_ptr != NULL && lua_topointer(L, idx) == r->larg_ptr;
+}
+
+/* Mark the string key at idx seen; true if it was not seen before. */
+static bool larg_mark(lua_State *L, int key){     /* [-0, +0, m] */
+  bool fresh;
+  key = lua_absindex(L, key);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &larg_seen_key);
+  lua_pushvalue(L, key);
+  fresh = lua_rawget(L, -2) == LUA_TNIL;
+  lua_pop(L, 1);
+  if (fresh) {
+    lua_pushvalue(L, key);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, -3);
+  }
+  lua_pop(L, 1);
+  return fresh;
+}
+
+/* Convert every variable not seen yet into the argument table at idx (a
+** no-op for any other table). */
+static void larg_fill(lua_State *L, int idx){    /* [-0, +0, m] */
+  rv_rules *r = getr(L);
+  const cJSON *c;
+  if (!is_larg(L, idx) || r->larg_full || r->larg_vars == NULL) return;
+  idx = lua_absindex(L, idx);
+  luaL_checkstack(L, 6, "variables");
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &larg_seen_key);
+  cJSON_ArrayForEach(c, r->larg_vars) {
+    if (c->string == NULL) continue;
+    lua_pushstring(L, c->string);
+    lua_pushvalue(L, -1);
+    if (lua_rawget(L, -3) != LUA_TNIL) { lua_pop(L, 2); continue; }
+    lua_pop(L, 1);
+    lua_pushvalue(L, -1);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, -4);                       /* seen[k] = true */
+    push_json(L, c, 1);
+    lua_rawset(L, idx);                      /* t[k] = value */
+  }
+  lua_pop(L, 1);
+  r->larg_full = true;
+}
+
+static int l_larg_index(lua_State *L){         /* (t, key) */
+  rv_rules *r = getr(L);
+  if (lua_type(L, 2) == LUA_TSTRING && is_larg(L, 1) && !r->larg_full &&
+      r->larg_vars != NULL && larg_mark(L, 2)) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(r->larg_vars, lua_tostring(L, 2));
+    if (v != NULL) {
+      push_json(L, v, 1);
+      lua_pushvalue(L, 2);
+      lua_pushvalue(L, -2);
+      lua_rawset(L, 1);                      /* converted once per call */
+      return 1;
+    }
+  }
+  lua_pushnil(L);
+  return 1;
+}
+
+static int l_larg_newindex(lua_State *L){      /* (t, key, value) */
+  if (lua_type(L, 2) == LUA_TSTRING && is_larg(L, 1)) larg_mark(L, 2);
+  lua_settop(L, 3);
+  lua_rawset(L, 1);
+  return 0;
+}
+
+static int l_larg_pairs(lua_State *L){         /* (t) */
+  larg_fill(L, 1);
+  lua_pushcfunction(L, l_next);
+  lua_pushvalue(L, 1);
+  lua_pushnil(L);
+  return 3;
+}
+
+/* The metatable every argument table shares (set up once). */
+static void larg_setup(lua_State *L){
+  lua_createtable(L, 0, 4);
+  lua_pushcfunction(L, l_larg_index);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, l_larg_newindex);
+  lua_setfield(L, -2, "__newindex");
+  lua_pushcfunction(L, l_larg_pairs);
+  lua_setfield(L, -2, "__pairs");
+  lua_pushboolean(L, 0);
+  lua_setfield(L, -2, "__metatable");
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &larg_mt_key);
+}
+
+/* Push the argument table of an rv:function call over the object vars. */
+static void push_lazy_arg(lua_State *L, const cJSON *vars){  /* [-0, +1, m] */
+  rv_rules *r = getr(L);
+  lua_newtable(L);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &larg_seen_key);
+  lua_createtable(L, 0, 8);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &larg_mt_key);
+  lua_setmetatable(L, -2);
+  r->larg_vars = vars;
+  r->larg_ptr = lua_topointer(L, -1);
+  r->larg_full = false;
+}
+
 /*--- Lua -> JSON --------------------------------------------------------*/
 
 static int cmp_keys(const void *a, const void *b){
@@ -286,6 +419,7 @@ static void table_to_json(lua_State *L, int idx, int depth, cJSON *parent,
     luaL_error(L, "table nesting deeper than %d (a cycle?) cannot become JSON",
                JSON_MAX_DEPTH);
   luaL_checkstack(L, 6, "table too deep");
+  larg_fill(L, idx);                       /* a returned argument table: all of it */
   lua_pushnil(L);
   while (lua_next(L, idx)) {
     int kt = lua_type(L, -2);
@@ -393,8 +527,25 @@ static int l_rawset(lua_State *L){
   luaL_checkany(L, 2);
   luaL_checkany(L, 3);
   if (is_frozen(L, 1)) return l_readonly(L);
+  if (lua_type(L, 2) == LUA_TSTRING && is_larg(L, 1)) larg_mark(L, 2);
   lua_settop(L, 3);
   lua_rawset(L, 1);
+  return 1;
+}
+
+/* next and rawget see an rv:function argument table whole. */
+static int l_sb_next(lua_State *L){
+  luaL_checktype(L, 1, LUA_TTABLE);
+  larg_fill(L, 1);
+  return l_next(L);
+}
+
+static int l_sb_rawget(lua_State *L){
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checkany(L, 2);
+  larg_fill(L, 1);
+  lua_settop(L, 2);
+  lua_rawget(L, 1);
   return 1;
 }
 
@@ -905,6 +1056,7 @@ static int setup(lua_State *L){
   lua_newtable(L); lua_setfield(L, LUA_REGISTRYINDEX, "rv.loaded");
   lua_newtable(L); lua_setfield(L, LUA_REGISTRYINDEX, "rv.ecache");
   lua_newtable(L); lua_setfield(L, LUA_REGISTRYINDEX, "rv.scache");
+  larg_setup(L);
 
   lua_pushglobaltable(L);                                  /* SG */
   lua_pushvalue(L, -1);
@@ -921,6 +1073,8 @@ static int setup(lua_State *L){
   lua_pushcfunction(L, l_noop);        lua_setfield(L, -2, "print");
   lua_pushcfunction(L, l_load);        lua_setfield(L, -2, "load");
   lua_pushcfunction(L, l_rawset);      lua_setfield(L, -2, "rawset");
+  lua_pushcfunction(L, l_sb_next);     lua_setfield(L, -2, "next");
+  lua_pushcfunction(L, l_sb_rawget);   lua_setfield(L, -2, "rawget");
   lua_pushcfunction(L, l_xpcall);      lua_setfield(L, -2, "xpcall");
   lua_pushcfunction(L, l_pcall);       lua_setfield(L, -2, "pcall");
   lua_pushcfunction(L, l_setmetatable); lua_setfield(L, -2, "setmetatable");
@@ -1242,8 +1396,15 @@ static int protected(lua_State *L){
         luaL_error(L, "'%s' is not a function (it is a %s)", c->text,
                    luaL_typename(L, -1));
       if (c->op == OP_CHECK_FN) return 0;
-      if (c->vars != NULL && !cJSON_IsNull(c->vars)) push_json(L, c->vars, 0);
-      else lua_newtable(L);
+      if (cJSON_IsObject(c->vars)) {
+        push_lazy_arg(L, c->vars);
+        lua_pushvalue(L, -1);
+        lua_insert(L, -3);                 /* anchored below the function */
+      } else if (c->vars != NULL && !cJSON_IsNull(c->vars)) {
+        push_json(L, c->vars, 0);
+      } else {
+        lua_newtable(L);
+      }
       lua_call(L, 1, 1);
       to_json(L, lua_gettop(L), 0, NULL, NULL, &c->out);
       return 0;
@@ -1308,6 +1469,8 @@ static rv_status run_protected(rv_rules *r, struct call *c, bool budget, rv_err 
   }
   r->lazy_vars = NULL;
   r->lazy_xname = NULL;
+  r->larg_vars = NULL;
+  r->larg_ptr = NULL;
   lua_sethook(L, count_hook, LUA_MASKCOUNT, HOOK_COUNT);
   lua_pushcfunction(L, msgh);              /* these three never raise */
   lua_pushcfunction(L, protected);
@@ -1316,6 +1479,8 @@ static rv_status run_protected(rv_rules *r, struct call *c, bool budget, rv_err 
   r->armed = false;
   r->lazy_vars = NULL;                     /* also when the call raised */
   r->lazy_xname = NULL;
+  r->larg_vars = NULL;                     /* a kept argument table goes stale */
+  r->larg_ptr = NULL;
   if (st != LUA_OK) {
     const char *msg = lua_tostring(L, -1);
     if (r->killed == KILL_INSTR)
@@ -1338,6 +1503,131 @@ static rv_status run_protected(rv_rules *r, struct call *c, bool budget, rv_err 
   r->killed = KILL_NONE;
   lua_sethook(L, count_hook, LUA_MASKCOUNT, HOOK_COUNT);
   return rc;
+}
+
+/*--- Expressions answered without Lua ----------------------------------*/
+
+/* Most data mappings are a quoted string ('person') or a path of names
+** (national_id, result.person, mg.window_months): thousands of them per
+** second in a batch, each a protected call, an environment and a round
+** trip of the value through Lua. These are answered on the JSON directly
+** with the value Lua would give: the same copy (object keys sorted, an
+** empty array becomes {}, as table_to_json does), null for a missing last
+** field. Anything else goes to Lua, and so does a path Lua might answer
+** differently: a first name that is not a variable (a global), a step
+** through something that is not an object (string methods, errors), a
+** missing middle field (an error), duplicate keys, deep nesting. */
+
+#define SIMPLE_MAX_SEGS  8
+#define SIMPLE_MAX_DEPTH 32
+
+static bool lua_keyword(const char *s, size_t n){
+  static const char *const kw[] = {
+    "and", "break", "do", "else", "elseif", "end", "false", "for", "function", "goto", "if",
+    "in", "local", "nil", "not", "or", "repeat", "return", "then", "true", "until", "while",
+  };
+  for (size_t i = 0; i < sizeof kw / sizeof kw[0]; i++)
+    if (strlen(kw[i]) == n && memcmp(kw[i], s, n) == 0) return true;
+  return false;
+}
+
+/* The member named (k, n) of object o; NULL if absent or if the name is
+** there twice (Lua would keep the last one: not worth copying that rule). */
+static const cJSON *unique_member(const cJSON *o, const char *k, size_t n, bool *dup){
+  const cJSON *c, *hit = NULL;
+  cJSON_ArrayForEach(c, o) {
+    if (c->string == NULL || strncmp(c->string, k, n) != 0 || c->string[n] != 0) continue;
+    if (hit != NULL) { *dup = true; return NULL; }
+    hit = c;
+  }
+  return hit;
+}
+
+/* A copy of j as JSON -> Lua -> JSON gives it; NULL where Lua might not. */
+static cJSON *lua_shaped_copy(const cJSON *j, int depth){
+  cJSON *o, *c;
+  const cJSON *x;
+  if (depth > SIMPLE_MAX_DEPTH) return NULL;
+  if (cJSON_IsNumber(j))                          /* -0 comes back from Lua as 0 */
+    return isfinite(j->valuedouble) ? cJSON_CreateNumber(j->valuedouble == 0 ? 0.0 : j->valuedouble)
+                                    : NULL;
+  if (cJSON_IsString(j)) return cJSON_CreateString(j->valuestring);
+  if (cJSON_IsBool(j)) return cJSON_CreateBool(cJSON_IsTrue(j));
+  if (cJSON_IsNull(j)) return cJSON_CreateNull();
+  if (!cJSON_IsObject(j) && !cJSON_IsArray(j)) return NULL;
+  o = cJSON_IsArray(j) && j->child != NULL ? cJSON_CreateArray() : cJSON_CreateObject();
+  if (o == NULL) return NULL;
+  cJSON_ArrayForEach(x, j) {
+    if ((c = lua_shaped_copy(x, depth + 1)) == NULL) { cJSON_Delete(o); return NULL; }
+    if (cJSON_IsArray(o)) cJSON_AddItemToArray(o, c);
+    else cJSON_AddItemToObject(o, x->string ? x->string : "", c);
+  }
+  if (cJSON_IsObject(o)) {
+    sort_members(o);
+    for (c = o->child; c && c->next; c = c->next)
+      if (strcmp(c->string, c->next->string) == 0) { cJSON_Delete(o); return NULL; }
+  }
+  return o;
+}
+
+/* true when expr was answered here (*out is then a new value). */
+static bool simple_eval(const char *expr, const cJSON *vars, const char *xname,
+                        const cJSON *xval, cJSON **out){
+  const char *p = expr, *end;
+  const cJSON *node = NULL;
+  int seg = 0;
+  bool dup = false;
+
+  *out = NULL;
+  if (vars != NULL && !cJSON_IsObject(vars) && !cJSON_IsNull(vars)) return false;  /* Lua raises */
+  while (*p == ' ') p++;
+  end = p + strlen(p);
+  while (end > p && end[-1] == ' ') end--;
+  if (end == p) return false;
+  if (*p == '\'' || *p == '"') {                 /* 'text': no escapes, one line */
+    const char *q = p + 1;
+    while (q < end && *q != *p && *q != '\\' && *q != '\n' && *q != '\r' && *q != 0) q++;
+    if (q != end - 1 || *q != *p) return false;
+    {
+      char *t = rv_malloc((size_t)(q - p));
+      memcpy(t, p + 1, (size_t)(q - p - 1));
+      t[q - p - 1] = 0;
+      *out = cJSON_CreateString(t);
+      rv_free(t);
+    }
+    return *out != NULL;
+  }
+  while (p < end) {                               /* name(.name)* */
+    const char *k = p;
+    size_t n;
+    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_')) return false;
+    while (p < end && ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                       (*p >= '0' && *p <= '9') || *p == '_')) p++;
+    n = (size_t)(p - k);
+    if (lua_keyword(k, n) || ++seg > SIMPLE_MAX_SEGS) return false;
+    if (p < end && (*p != '.' || p + 1 == end)) return false;
+    if (seg == 1) {
+      if (xval != NULL && xname != NULL && strlen(xname) == n && memcmp(xname, k, n) == 0)
+        node = xval;
+      else if (cJSON_IsObject(vars))
+        node = unique_member(vars, k, n, &dup);
+      if (node == NULL) return false;            /* a global, or nothing: Lua decides */
+    } else {
+      const cJSON *m;
+      if (!cJSON_IsObject(node)) return false;   /* strings have methods, others raise */
+      m = unique_member(node, k, n, &dup);
+      if (dup) return false;
+      if (m == NULL) {
+        if (p < end) return false;               /* nil.x raises in Lua */
+        *out = cJSON_CreateNull();
+        return *out != NULL;
+      }
+      node = m;
+    }
+    if (p < end) p++;                             /* the '.' */
+  }
+  *out = lua_shaped_copy(node, 1);
+  return *out != NULL;
 }
 
 /*--- Public API ---------------------------------------------------------*/
@@ -1394,6 +1684,7 @@ rv_status rv_rules_eval(rv_rules *r, const char *expr, const cJSON *vars,
   rv_status rc;
   *out = NULL;
   if (expr == NULL) return rv_fail(err, RV_INVALID, "no expression");
+  if (simple_eval(expr, vars, NULL, NULL, out)) return RV_OK;
   rc = run_protected(r, &c, true, err);
   if (rc == RV_OK) *out = c.out;
   return rc;
@@ -1406,6 +1697,7 @@ rv_status rv_rules_eval_extra(rv_rules *r, const char *expr, const cJSON *vars,
   rv_status rc;
   *out = NULL;
   if (expr == NULL) return rv_fail(err, RV_INVALID, "no expression");
+  if (simple_eval(expr, vars, name, value, out)) return RV_OK;
   rc = run_protected(r, &c, true, err);
   if (rc == RV_OK) *out = c.out;
   return rc;

@@ -83,7 +83,12 @@ rv_status rv_rules_run(rv_rules *r, const char *body, const cJSON *vars,
                        rv_err *err);
 
 /* Call "module.func" (module registered above) with one argument, the
-** JSON object arg (borrowed; NULL means an empty table). */
+** JSON object arg (borrowed; NULL means an empty table; it must not change
+** during the call). Its members become Lua values when the function first
+** reads them; pairs/next/rawget and returning the table see all of them,
+** writes win over them (docs/rules.md, "The argument of a function task").
+** Expressions that are a quoted string or a path of variable names
+** (rv_rules_eval*) are answered from the JSON without Lua, same value. */
 rv_status rv_rules_call(rv_rules *r, const char *function, const cJSON *arg,
                         cJSON **out /* OUT */, rv_err *err);
 

@@ -12,6 +12,7 @@
 #include "runtime/runtime_int.h"
 #include "core/mem.h"
 #include "core/buf.h"
+#include "core/fatext.h"
 #include "cal/cal.h"
 #include "journal/reads.h"
 
@@ -201,7 +202,17 @@ static char *eval_text(rv_ctx *c, rv_inst *in, rv_ei *ei, const char *expr, rv_s
   return s;
 }
 
-static cJSON *form_json(const rv_node *n){
+/* A task's branch and county are compared with the principal's in SQL:
+** both are kept in normal form (core/fatext.h: Persian yeh/keheh, ASCII
+** digits, single spaces), whatever spelling the record used. */
+static char *scope_text(rv_ctx *c, rv_inst *in, rv_ei *ei, const char *expr, rv_status *rc){
+  char *s = eval_text(c, in, ei, expr, rc), *n = rv_fa_normdup(s);
+  rv_free(s);
+  return n;
+}
+
+/* A node's rv:field form as the API shows it (also start forms, portal.c). */
+cJSON *rv__form_json(const rv_node *n){
   cJSON *a = cJSON_CreateArray();
   for (int i = 0; i < n->n_fields; i++) {
     const rv_field *f = &n->fields[i];
@@ -227,11 +238,11 @@ static rv_status user_task(rv_ctx *c, rv_inst *in, rv_ei *ei, const rv_node *n){
 
   if (n->assignee && n->assignee[0] == '=') assignee = eval_text(c, in, ei, n->assignee + 1, &rc);
   else assignee = rv_strdup(n->assignee);
-  if (rc == RV_OK) branch = eval_text(c, in, ei, n->branch_expr, &rc);
-  if (rc == RV_OK) county = eval_text(c, in, ei, n->county_expr, &rc);
+  if (rc == RV_OK) branch = scope_text(c, in, ei, n->branch_expr, &rc);
+  if (rc == RV_OK) county = scope_text(c, in, ei, n->county_expr, &rc);
   if (rc == RV_OK && n->due) rc = rv__due_expr(c, in, ei, n->due, &due);
   if (rc != RV_OK) { rv_free(assignee); rv_free(branch); rv_free(county); return rc; }
-  fj = form_json(n);
+  fj = rv__form_json(n);
   form = rv_json_print(fj);
   cJSON_Delete(fj);
   rc = rv_store_exec(c->e->st, c->err,

@@ -726,7 +726,16 @@ rv_status rv_engine_batch_begin_optimistic(rv_engine *e, rv_err *err){
   return rc;
 }
 
-bool rv_engine_batch_spoiled(const rv_engine *e){ return e->last_spoiled; }
+/* True from the moment a command spoils the optimistic batch (callers may
+** stop feeding it) until the next optimistic batch begins. */
+bool rv_engine_batch_spoiled(const rv_engine *e){ return e->spoiled || e->last_spoiled; }
+
+/* The caller's own writes in an optimistic batch (the HTTP server's audit
+** rows, a handler's undo) cannot be undone alone either: it spoils the
+** batch the same way a failing command does. No-op in a normal batch. */
+void rv_engine_batch_spoil(rv_engine *e){
+  if (e->optimistic && rv_store_depth(e->st) >= 1) e->spoiled = true;
+}
 
 /*--- Commands ----------------------------------------------------------------*/
 

@@ -111,9 +111,13 @@ rv_status rv_engine_batch_end(rv_engine *e, rv_err *err);
 ** everything back and returns RV_CONFLICT with rv_engine_batch_spoiled()
 ** true, and the caller runs the same commands again in a normal batch
 ** (nothing of the spoiled one was acknowledged: acknowledge only after
-** batch_end returned RV_OK). Inside another batch it is a normal batch. */
+** batch_end returned RV_OK). Inside another batch it is a normal batch.
+** rv_engine_batch_spoiled() is already true inside the batch once a
+** command spoiled it (stop feeding it); rv_engine_batch_spoil() lets the
+** caller spoil it for a write of its own that it cannot undo alone. */
 rv_status rv_engine_batch_begin_optimistic(rv_engine *e, rv_err *err);
 bool      rv_engine_batch_spoiled(const rv_engine *e);
+void      rv_engine_batch_spoil(rv_engine *e);
 
 /* Scheduling. fire_due fires every timer due at the clock's now (one
 ** command each, all in one batch) and returns how many fired.
@@ -176,6 +180,15 @@ typedef struct rv_start_info {
 rv_status rv_engine_start_info(rv_engine *e, const char *process_id, int version,
                                const char *message, const char *role, const cJSON *vars,
                                rv_start_info *info /* OUT */, rv_err *err);
+/* What a client needs to label a definition's steps and build its start
+** forms (version 0 = latest): {"elements": {id: name} (named elements),
+** "starts": [{"element", "name"?, "message"? (message starts), "form":
+** [{id, label, type, required, values?}]}]} -- the process's top-level none
+** and message start events. Who may use a start is rv_engine_start_info's
+** business. NOTFOUND when there is no such version.
+** Returns: new object in *out, caller frees. */
+rv_status rv_engine_definition_info(rv_engine *e, const char *process_id, int version,
+                                    cJSON **out /* OUT */, rv_err *err);
 /* The variables a user task shows its applicant (rv:display), as the
 ** task's token sees them; absent ones are null. *out NULL when the task
 ** declares no rv:display. Returns: new object in *out, caller frees. */

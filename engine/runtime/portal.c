@@ -152,3 +152,39 @@ rv_status rv_engine_task_display(rv_engine *e, int64_t task, cJSON **out, rv_err
   *out = o;
   return RV_OK;
 }
+
+rv_status rv_engine_definition_info(rv_engine *e, const char *process_id, int version, cJSON **out, rv_err *err){
+  const rv_model *m;
+  const rv_process *p;
+  rv_def *d;
+  cJSON *o, *names, *starts;
+  rv_status rc;
+
+  *out = NULL;
+  rc = rv__def_latest(e, process_id, version, &d, err);
+  if (rc != RV_OK) return rc;
+  m = d->model;
+  p = &m->processes[d->proc];
+  o = cJSON_CreateObject();
+  names = cJSON_AddObjectToObject(o, "elements");
+  for (int i = 0; i < m->n_nodes; i++)
+    if (m->nodes[i].process == d->proc && m->nodes[i].name && m->nodes[i].name[0])
+      cJSON_AddStringToObject(names, m->nodes[i].id, m->nodes[i].name);
+  starts = cJSON_AddArrayToObject(o, "starts");
+  for (int i = 0; i < p->n_starts; i++) {
+    const rv_node *n = &m->nodes[p->starts[i]];
+    cJSON *s;
+    /* what an API caller can start through: none starts (by process) and
+    ** message starts (by message); timer and signal starts are the engine's */
+    if (n->scope != -1 || (n->ev != RV_EV_NONE && n->ev != RV_EV_MESSAGE)) continue;
+    if (n->ev == RV_EV_MESSAGE && (n->ref_name == NULL || n->ref_name[0] == 0)) continue;
+    s = cJSON_CreateObject();
+    cJSON_AddStringToObject(s, "element", n->id);
+    if (n->name) cJSON_AddStringToObject(s, "name", n->name);
+    if (n->ev == RV_EV_MESSAGE) cJSON_AddStringToObject(s, "message", n->ref_name);
+    cJSON_AddItemToObject(s, "form", rv__form_json(n));
+    cJSON_AddItemToArray(starts, s);
+  }
+  *out = o;
+  return RV_OK;
+}

@@ -5,6 +5,7 @@
 */
 #include <string.h>
 #include "runtime/runtime_int.h"
+#include "core/fatext.h"
 #include "core/mem.h"
 #include "core/buf.h"
 
@@ -60,11 +61,24 @@ static rv_status query(rv_engine *e, const char *sql, const char *fmt, const cha
 }
 
 /* Build "WHERE a=? AND b=?" from the string filters present. */
-typedef struct qb { rv_buf sql; char fmt[32]; const char *t[16]; int64_t i[16]; int nf, nt, ni; } qb;
+typedef struct qb {
+  rv_buf sql; char fmt[32]; const char *t[16]; int64_t i[16]; int nf, nt, ni;
+  char scope[2][256]; int ns;         /* normalised branch/county filters */
+} qb;
 
 static void qb_str(qb *q, const cJSON *f, const char *key, const char *cond){
   const char *v = rv_json_str(f, key);
   if (v == NULL || q->nf >= 30) return;
+  rv_buf_printf(&q->sql, " AND %s", cond);
+  q->fmt[q->nf++] = 't'; q->fmt[q->nf] = 0;
+  q->t[q->nt++] = v;
+}
+/* A branch/county filter, in the normal form the task rows are written in
+** (core/fatext.h); text that is not UTF-8 is kept as sent (matches nothing). */
+static void qb_scope(qb *q, const cJSON *f, const char *key, const char *cond){
+  const char *v = rv_json_str(f, key);
+  if (v == NULL || q->nf >= 30 || q->ns >= 2) return;
+  if (rv_fa_normalize(v, q->scope[q->ns], sizeof q->scope[0], NULL) == RV_OK) v = q->scope[q->ns++];
   rv_buf_printf(&q->sql, " AND %s", cond);
   q->fmt[q->nf++] = 't'; q->fmt[q->nf] = 0;
   q->t[q->nt++] = v;
@@ -120,8 +134,8 @@ rv_status rv_engine_tasks_json(rv_engine *e, const cJSON *f, cJSON **out, rv_err
   qb_int(&q, f, "instance", "t.instance_id=?");
   qb_str(&q, f, "element", "t.element_id=?");
   qb_str(&q, f, "process", "t.process_id=?");
-  qb_str(&q, f, "branch", "t.branch=?");
-  qb_str(&q, f, "county", "t.county=?");
+  qb_scope(&q, f, "branch", "t.branch=?");
+  qb_scope(&q, f, "county", "t.county=?");
   qb_str(&q, f, "assignee", "t.assignee=?");
   qb_str(&q, f, "status_text", "t.status_text=?");
   qb_str(&q, f, "group", "(','||t.candidate_groups||',') LIKE ('%,'||?||',%')");

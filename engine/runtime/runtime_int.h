@@ -267,6 +267,10 @@ rv_status rv__map(rv_ctx *c, rv_inst *in, rv_ei *ei, const rv_mapping *m, int n,
 /* "{name}" placeholders replaced by variable values. New string. */
 char     *rv__render(const char *tmpl, const cJSON *vars);
 
+/*--- elements.c ---*/
+/* [{id, label, type, required, values}] of n's rv:fields; new array. */
+cJSON *rv__form_json(const rv_node *n);
+
 /*--- timer.c ---*/
 /* Compute the first due time for a timer node (ms) and the repetitions
 ** left after it (cycles; 0 otherwise). */

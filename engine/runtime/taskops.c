@@ -16,6 +16,7 @@
 #include <string.h>
 #include "runtime/runtime_int.h"
 #include "core/mem.h"
+#include "core/fatext.h"
 
 #define SQL_TASK_ROW \
   "SELECT t.instance_id, t.state, t.assignee, t.branch, t.element_id, t.ei" \
@@ -119,8 +120,8 @@ rv_status rv_engine_task_unclaim(rv_engine *e, int64_t task, const char *user, r
   return set_assignee(e, task, user, false, err);
 }
 
-rv_status rv_engine_task_transfer(rv_engine *e, int64_t task, const char *branch,
-                                  const char *actor, const char *reason, rv_err *err){
+static rv_status transfer(rv_engine *e, int64_t task, const char *branch,
+                         const char *actor, const char *reason, rv_err *err){
   task_row r;
   rv_status rc;
   int64_t now = rv_clock_now(e->clock);
@@ -150,6 +151,16 @@ rv_status rv_engine_task_transfer(rv_engine *e, int64_t task, const char *branch
   }
   row_fini(&r);
   return finish(e, rc, err);
+}
+
+/* The branch is a scope value: kept in normal form (core/fatext.h), as
+** the principals' branch is, so that policy.c's t.branch=? matches. */
+rv_status rv_engine_task_transfer(rv_engine *e, int64_t task, const char *branch,
+                                  const char *actor, const char *reason, rv_err *err){
+  char *b = rv_fa_normdup(branch);
+  rv_status rc = transfer(e, task, b, actor, reason, err);
+  rv_free(b);
+  return rc;
 }
 
 static cJSON *col_value(sqlite3_stmt *s, int i, bool parse){

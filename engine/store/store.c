@@ -265,6 +265,19 @@ static const char *const migrations[] = {
   "CREATE INDEX inquiry_attempts_principal ON inquiry_attempts(principal_id, outcome, at);"
   "CREATE INDEX inquiry_attempts_org ON inquiry_attempts(organisation, outcome, at);"
   "CREATE INDEX inquiry_attempts_code ON inquiry_attempts(code_id);",
+  /* 7: the portal's document store (owned by engine/api/documents.c; docs/api.md
+  **    "Documents"). Content-addressed per owner: one row per (SHA-256, owner), so
+  **    the same bytes uploaded again by the same principal are the same document.
+  **    document_refs: which instances' variables a document was given to (start or
+  **    task completion); staff who see such an instance may read the document. */
+  "CREATE TABLE documents(id INTEGER PRIMARY KEY, sha256 TEXT NOT NULL,"
+  "  owner_id INTEGER NOT NULL, owner_national_id TEXT, type TEXT NOT NULL,"
+  "  size INTEGER NOT NULL, created INTEGER NOT NULL, data BLOB NOT NULL,"
+  "  UNIQUE(sha256, owner_id));"
+  "CREATE INDEX documents_owner ON documents(owner_id);"
+  "CREATE TABLE document_refs(document_id INTEGER NOT NULL, instance_id INTEGER NOT NULL,"
+  "  PRIMARY KEY(document_id, instance_id)) WITHOUT ROWID;"
+  "CREATE INDEX document_refs_inst ON document_refs(instance_id);",
 };
 
 int rv_store_schema_version(void){

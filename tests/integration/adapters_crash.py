@@ -19,48 +19,18 @@ import (RV_TEST_CRASH_AT), restart, and check the exact outcome.
 usage: adapters_crash.py RAVAND_BINARY SOURCE_ROOT
 Prints TAP.
 """
-import csv, glob, hashlib, io, os, shutil, signal, sqlite3, subprocess, sys, tempfile
+import csv, glob, hashlib, io, os, signal, sys, tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from proc_common import Ravand, finish, ok  # noqa: E402
 
 RAVAND, ROOT = sys.argv[1], sys.argv[2]
 FIX = os.path.join(ROOT, "tests", "fixtures", "adapters")
 NOW = "2025-10-01T10:00:00+03:30"
 tmp = tempfile.mkdtemp(prefix="rv-adapters-")
 DB = os.path.join(tmp, "t.db")
-n_test = 0
-failed = 0
-
-
-def ok(cond, what):
-    global n_test, failed
-    n_test += 1
-    print(("ok %d - %s" if cond else "not ok %d - %s") % (n_test, what), flush=True)
-    if not cond:
-        failed += 1
-    return cond
-
-
-def run(*args, crash=None, expect=0):
-    env = dict(os.environ)
-    env.pop("RV_TEST_CRASH_AT", None)
-    if crash:
-        env["RV_TEST_CRASH_AT"] = crash
-    p = subprocess.run([RAVAND, "--db", DB, "--now", NOW] + list(args), env=env,
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    if expect is not None and p.returncode != expect:
-        sys.stderr.write("%s -> %d\n%s%s\n" % (" ".join(args), p.returncode, p.stdout[:1500], p.stderr[:1500]))
-    return p
-
-
-def q(sql, *a):
-    c = sqlite3.connect(DB)
-    try:
-        return c.execute(sql, a).fetchall()
-    finally:
-        c.close()
-
-
-def one(sql, *a):
-    return q(sql, *a)[0][0]
+R = Ravand(RAVAND, DB, NOW)
+run, q, one = R.run, R.q, R.one      # run(..., crash=POINT): RV_TEST_CRASH_AT, the CLI kills itself there
 
 
 IDS = ["0499370899", "0790419904", "0084575948", "0963695398", "0684159414", "0067749828",
@@ -191,6 +161,4 @@ p = run("feed", "import", cut, expect=None)
 ok(p.returncode == 1 and "rejected as a whole" in p.stdout, "feed: a truncated file is rejected as a whole")
 ok(one("PRAGMA integrity_check") == "ok", "integrity_check ok")
 
-print("1..%d" % n_test)
-shutil.rmtree(tmp, ignore_errors=True)
-sys.exit(1 if failed else 0)
+sys.exit(finish(tmp))

@@ -114,6 +114,12 @@ class Server:
             raise RuntimeError('ravand %s: %s %s' % (' '.join(args), p.stdout, p.stderr))
         return p
 
+    def cli_raw(self, args):
+        """ravand with byte-string arguments (not UTF-8 on purpose); bytes out."""
+        return subprocess.run([self.ravand.encode(), b'--db', self.db.encode()] +
+                              [a if isinstance(a, bytes) else a.encode() for a in args],
+                              capture_output=True, timeout=60)
+
     def principal(self, name, role, **scope):
         args = ['principal', 'add', name, '--role', role]
         for k, v in scope.items():
@@ -223,3 +229,23 @@ def strip_rid(j):
     if isinstance(j, dict):
         return {k: v for k, v in j.items() if k != 'request_id'}
     return j
+
+
+def serve_main(ravand, run, args=()):
+    """The usual test main: run(tap, server) with one server (run starts
+    it), then stop it and check it exited 0 with no sanitizer report; an
+    exception is a failed test with its traceback and the server's log.
+    Returns the exit code."""
+    t = Tap()
+    s = Server(ravand, args)
+    try:
+        run(t, s)
+        rc, bad = s.stop()
+        t.eq(rc, 0, 'serve exits 0 on SIGTERM')
+        t.ok(bad == '', 'no sanitizer report', bad[-2000:])
+    except Exception as e:
+        import traceback
+        t.ok(False, 'harness: %s' % e, traceback.format_exc() + '\n' + s.logtext()[-2000:])
+    finally:
+        s.cleanup()
+    return t.done()

@@ -16,43 +16,18 @@ confirmations against instances waiting for "payment-confirmed"
   8. the HTTP callback: who may post, outcomes, a repeated call is a no-op
 usage: bank_import.py RAVAND SOURCE_ROOT       (prints TAP)
 """
-import json, os, shutil, sqlite3, subprocess, sys, tempfile
+import json, os, shutil, sys, tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from api_common import Server       # noqa: E402  (the API tests' harness, for the HTTP callback)
+from proc_common import T, Ravand, finish, ok  # noqa: E402
 
 RAVAND, ROOT = sys.argv[1], sys.argv[2]
 FIX = os.path.join(ROOT, "tests", "fixtures", "adapters", "bank-payment.bpmn")
 NOW = "2025-10-01T10:00:00+03:30"
 tmp = tempfile.mkdtemp(prefix="rv-bank-")
-DB = os.path.join(tmp, "t.db")
-n_test = failed = 0
-
-
-def ok(cond, what):
-    global n_test, failed
-    n_test += 1
-    print(("ok %d - %s" if cond else "not ok %d - %s") % (n_test, what), flush=True)
-    if not cond:
-        failed += 1
-    return cond
-
-
-def run(*args, expect=0):
-    p = subprocess.run([RAVAND, "--db", DB, "--now", NOW] + list(args), stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, text=True, timeout=60)
-    if expect is not None and p.returncode != expect:
-        ok(False, "ravand %s exited %d: %s" % (" ".join(args), p.returncode, p.stderr.strip()[-400:]))
-    return p
-
-
-def q(sql, *a):
-    c = sqlite3.connect(DB)
-    try:
-        return c.execute(sql, a).fetchall()
-    finally:
-        c.close()
-
-
-def one(sql, *a):
-    return q(sql, *a)[0][0]
+R = Ravand(RAVAND, os.path.join(tmp, "t.db"), NOW)
+run, q, one = R.run, R.q, R.one
 
 
 def write(name, text):
@@ -193,9 +168,6 @@ ok(one("SELECT count(*) FROM bank_confirmations WHERE outcome IN ('correlated','
 ok(one("PRAGMA integrity_check") == "ok", "integrity_check ok")
 
 # 8. the HTTP callback (POST /v1/bank/confirmations) ------------------------------------
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from api_common import Server          # noqa: E402  (the API tests' harness)
-
 sv = Server(RAVAND)
 try:
     sv.cli("deploy", FIX)
@@ -236,12 +208,7 @@ finally:
     if sv.proc is not None and sv.proc.poll() is None:
         sv.proc.kill()
         sv.proc.wait()
-    if failed == 0:
+    if T.failed == 0:
         shutil.rmtree(sv.dir, ignore_errors=True)
 
-print("1..%d" % n_test)
-if failed == 0:
-    shutil.rmtree(tmp, ignore_errors=True)
-else:
-    print("# kept %s" % tmp)
-sys.exit(1 if failed else 0)
+sys.exit(finish(tmp))

@@ -24,83 +24,21 @@ backoff 1 min doubling); `serve` is checked once with the system clock.
  10. `serve --config` delivers; API key from the environment
 usage: sms_gateway.py RAVAND FAKE_SMS SOURCE_ROOT      (prints TAP)
 """
-import json, os, shutil, signal, socket, sqlite3, subprocess, sys, tempfile, time
-import urllib.request
+import json, os, signal, subprocess, sys, tempfile, time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from proc_common import Gateway, SmsCase, PROCS, exactly_once, finish, kill_all, ok  # noqa: E402
 
 RAVAND, FAKE, ROOT = sys.argv[1], sys.argv[2], sys.argv[3]
 FIX = os.path.join(ROOT, "tests", "fixtures", "adapters", "sms-notify.bpmn")
 T0 = 1759300200000          # 2025-10-01T10:00:00+03:30
 MIN = 60 * 1000
 tmp = tempfile.mkdtemp(prefix="rv-sms-")
-n_test = failed = 0
-procs = []
 
 
-def ok(cond, what):
-    global n_test, failed
-    n_test += 1
-    print(("ok %d - %s" if cond else "not ok %d - %s") % (n_test, what), flush=True)
-    if not cond:
-        failed += 1
-    return cond
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-class Gateway:
-    def __init__(self, d, *flags, port=0):
-        self.dir = d
-        self.flags = list(flags)
-        self.port = port
-        self.p = None
-        self.start()
-
-    def start(self):
-        pf = os.path.join(self.dir, "gw.port")
-        if os.path.exists(pf):
-            os.unlink(pf)
-        self.p = subprocess.Popen([FAKE, "--port", str(self.port), "--port-file", pf] + self.flags,
-                                  stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.dir, "gw.err"), "a"))
-        procs.append(self.p)
-        for _ in range(200):
-            if os.path.exists(pf):
-                self.port = int(open(pf).read())
-                return
-            time.sleep(0.02)
-        raise RuntimeError("fake gateway did not start")
-
-    def stop(self):
-        self.p.send_signal(signal.SIGTERM)
-        self.p.wait(10)
-
-    def url(self, path):
-        return "http://127.0.0.1:%d%s" % (self.port, path)
-
-    def status(self):
-        with urllib.request.urlopen(self.url("/messages"), timeout=10) as r:
-            return json.load(r)
-
-    def control(self, **kw):
-        req = urllib.request.Request(self.url("/control"), data=json.dumps(kw).encode(),
-                                     method="POST", headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return json.load(r)
-
-
-class Case:
+class Case(SmsCase):
     def __init__(self, name, gw_flags=(), timeout_ms=3000, api_key="k-secret", conf_key=None):
-        self.dir = os.path.join(tmp, name)
-        os.makedirs(self.dir)
-        self.db = os.path.join(self.dir, "t.db")
-        self.now = T0
-        self.gw = Gateway(self.dir, "--api-key", api_key, *gw_flags)
-        self.conf = os.path.join(self.dir, "ravand.conf")
+        super().__init__(RAVAND, FAKE, tmp, name, T0, ("--api-key", api_key) + tuple(gw_flags))
         self.write_conf(timeout_ms, api_key if conf_key is None else conf_key)
         self.run("deploy", FIX)
 
@@ -108,56 +46,6 @@ class Case:
         with open(self.conf, "w") as f:
             json.dump({"sms": {"url": self.gw.url("/send"), "api_key": key, "sender": "ravand",
                                "timeout_ms": timeout_ms}}, f)
-
-    def run(self, *args, conf=False, expect=0, env=None):
-        cmd = [RAVAND, "--db", self.db, "--now", str(self.now)]
-        if conf:
-            cmd += ["--config", self.conf]
-        p = subprocess.run(cmd + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           text=True, env=env, timeout=120)
-        if expect is not None and p.returncode != expect:
-            ok(False, "ravand %s exited %d: %s" % (" ".join(args), p.returncode, p.stderr.strip()[-400:]))
-        return p
-
-    def start(self, n, first=1):
-        for i in range(first, first + n):
-            self.run("start", "sms_notify", json.dumps({"mobile": "0912%07d" % i, "case_id": "C-%d" % i}))
-
-    def tick(self, advance_ms=0, **kw):
-        self.now += advance_ms
-        return self.run("tick", conf=True, **kw)
-
-    def q(self, sql, *a):
-        c = sqlite3.connect(self.db)
-        try:
-            return c.execute(sql, a).fetchall()
-        finally:
-            c.close()
-
-    def one(self, sql, *a):
-        return self.q(sql, *a)[0][0]
-
-    def close(self):
-        if self.gw.p.poll() is None:
-            self.gw.stop()
-        for f in ("gw.err", "serve.err"):       # sanitizer reports of the gateway or serve
-            path = os.path.join(self.dir, f)
-            text = open(path).read() if os.path.exists(path) else ""
-            if "ERROR:" in text or "runtime error" in text:
-                ok(False, "%s: %s" % (f, text[:400]))
-
-
-def exactly_once(c, n_msgs, what):
-    st = c.gw.status()
-    refs = sorted(m["ref"] for m in st["messages"])
-    keys = sorted(r[0] for r in c.q("SELECT key FROM jobs WHERE adapter='sms'"))
-    ok(st["delivered"] == n_msgs, "%s: gateway delivered exactly %d (got %d)" % (what, n_msgs, st["delivered"]))
-    ok(refs == keys and len(set(refs)) == n_msgs, "%s: one message per job key, refs are the keys" % what)
-    sent = c.one("SELECT count(*) FROM sms_log WHERE state='sent'")
-    ok(sent == n_msgs, "%s: delivery log has %d sent rows (got %d)" % (what, n_msgs, sent))
-    done = c.one("SELECT count(*) FROM jobs WHERE adapter='sms' AND state='done'")
-    ok(done == n_msgs, "%s: every sms job done (%d)" % (what, done))
-    return st
 
 
 try:
@@ -202,7 +90,7 @@ try:
        "down: log says retrying, unreachable")
     c.tick(2 * MIN)
     ok(c.one("SELECT count(*) FROM jobs WHERE adapter='sms' AND attempts=2") == 6, "down: second attempt failed too")
-    c.gw = Gateway(c.dir, "--api-key", "k-secret", port=port)
+    c.gw = Gateway(FAKE, c.dir, "--api-key", "k-secret", port=port)
     ok(c.tick(5 * MIN).returncode == 0, "down: tick after the gateway is back")
     st = exactly_once(c, 6, "down")
     ok(st["requests"] == 6, "down: the gateway saw 6 requests (nothing lost, nothing twice)")
@@ -241,7 +129,7 @@ try:
     c.start(4)
     cmd = [RAVAND, "--db", c.db, "--now", str(c.now), "--config", c.conf, "tick"]
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    procs.append(p)
+    PROCS.append(p)
     for _ in range(500):
         if c.gw.status()["requests"] >= 8:
             break
@@ -309,28 +197,12 @@ try:
     c = Case("serve", conf_key="wrong-key")
     c.run("start", "sms_notify", json.dumps({"mobile": "09120000001", "case_id": "S-1"}))
     env = dict(os.environ, RAVAND_SMS_API_KEY="k-secret")
-    port = free_port()
-    sv = subprocess.Popen([RAVAND, "--db", c.db, "--config", c.conf, "serve", "--listen", "127.0.0.1:%d" % port],
-                          stdout=subprocess.DEVNULL, stderr=open(os.path.join(c.dir, "serve.err"), "w"), env=env)
-    procs.append(sv)
-    for _ in range(250):
-        if c.gw.status()["delivered"] >= 2 and c.one("SELECT count(*) FROM sms_log WHERE state='sent'") == 2:
-            break
-        time.sleep(0.02)
-    sv.send_signal(signal.SIGTERM)
-    sv.wait(30)
-    ok(sv.returncode == 0, "serve: stopped cleanly (exit %s)" % sv.returncode)
+    rc = c.serve_until(lambda: c.gw.status()["delivered"] >= 2 and
+                       c.one("SELECT count(*) FROM sms_log WHERE state='sent'") == 2, env=env, tries=250)
+    ok(rc == 0, "serve: stopped cleanly (exit %s)" % rc)
     st = exactly_once(c, 2, "serve")
     ok(st["unauthorized"] == 0, "serve: the environment's API key won over the file's")
     c.close()
 finally:
-    for p in procs:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-print("1..%d" % n_test)
-if failed == 0:
-    shutil.rmtree(tmp, ignore_errors=True)
-else:
-    print("# kept %s" % tmp)
-sys.exit(1 if failed else 0)
+    kill_all()
+sys.exit(finish(tmp))

@@ -22,8 +22,10 @@ other.example only, and for localhost only (no IP address).
   9. `serve` over https
 usage: sms_tls.py RAVAND FAKE_SMS SOURCE_ROOT      (prints TAP)
 """
-import json, os, shutil, signal, socket, sqlite3, ssl, subprocess, sys, tempfile, time
-import urllib.request
+import json, os, shutil, subprocess, sys, tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from proc_common import SmsCase, exactly_once, finish, kill_all, ok  # noqa: E402
 
 RAVAND, FAKE, ROOT = sys.argv[1], sys.argv[2], sys.argv[3]
 FIX = os.path.join(ROOT, "tests", "fixtures", "adapters", "sms-notify.bpmn")
@@ -31,30 +33,6 @@ T0 = 1759300200000
 MIN = 60 * 1000
 DAY = 24 * 60 * MIN
 tmp = tempfile.mkdtemp(prefix="rv-sms-tls-")
-n_test = failed = 0
-procs = []
-# The harness's own client to the fake gateway's /messages and /control: it
-# reads counters from servers whose certificates are wrong on purpose.
-HARNESS_TLS = ssl.create_default_context()
-HARNESS_TLS.check_hostname = False
-HARNESS_TLS.verify_mode = ssl.CERT_NONE
-
-
-def ok(cond, what):
-    global n_test, failed
-    n_test += 1
-    print(("ok %d - %s" if cond else "not ok %d - %s") % (n_test, what), flush=True)
-    if not cond:
-        failed += 1
-    return cond
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 # --- the throwaway PKI ---------------------------------------------------------------
@@ -88,47 +66,9 @@ def make_server(name, ca, san):
     return crt, key
 
 
-class Gateway:
-    def __init__(self, d, cert=None, *flags):
-        self.dir, self.cert, self.flags, self.port = d, cert, list(flags), 0
-        pf = os.path.join(d, "gw.port")
-        tls = ["--tls-cert", cert[0], "--tls-key", cert[1]] if cert else []
-        self.p = subprocess.Popen([FAKE, "--port", "0", "--port-file", pf] + tls + self.flags,
-                                  stdout=subprocess.DEVNULL, stderr=open(os.path.join(d, "gw.err"), "a"))
-        procs.append(self.p)
-        for _ in range(250):
-            if os.path.exists(pf):
-                self.port = int(open(pf).read())
-                return
-            time.sleep(0.02)
-        raise RuntimeError("fake gateway did not start")
-
-    def stop(self):
-        self.p.send_signal(signal.SIGTERM)
-        self.p.wait(10)
-
-    def _url(self, path):
-        return "%s://127.0.0.1:%d%s" % ("https" if self.cert else "http", self.port, path)
-
-    def status(self):
-        with urllib.request.urlopen(self._url("/messages"), timeout=10, context=HARNESS_TLS) as r:
-            return json.load(r)
-
-    def control(self, **kw):
-        req = urllib.request.Request(self._url("/control"), data=json.dumps(kw).encode(),
-                                     method="POST", headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=10, context=HARNESS_TLS) as r:
-            return json.load(r)
-
-
-class Case:
+class Case(SmsCase):
     def __init__(self, name, cert, host="localhost", ca_file=None, gw_flags=(), scheme="https"):
-        self.dir = os.path.join(tmp, name)
-        os.makedirs(self.dir)
-        self.db = os.path.join(self.dir, "t.db")
-        self.now = T0
-        self.gw = Gateway(self.dir, cert, *gw_flags)
-        self.conf = os.path.join(self.dir, "ravand.conf")
+        super().__init__(RAVAND, FAKE, tmp, name, T0, gw_flags, cert=cert)
         self.url = "%s://%s:%d/send" % (scheme, host, self.gw.port)
         self.write_conf(ca_file)
         self.run("deploy", FIX)
@@ -140,58 +80,6 @@ class Case:
         sms.update(extra)
         with open(self.conf, "w") as f:
             json.dump({"sms": sms}, f)
-
-    def run(self, *args, conf=False, expect=0, env=None):
-        cmd = [RAVAND, "--db", self.db, "--now", str(self.now)]
-        if conf:
-            cmd += ["--config", self.conf]
-        p = subprocess.run(cmd + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           text=True, env=env, timeout=120)
-        if expect is not None and p.returncode != expect:
-            ok(False, "ravand %s exited %d: %s" % (" ".join(args), p.returncode, p.stderr.strip()[-600:]))
-        if "runtime error" in p.stderr or "Sanitizer" in p.stderr:
-            ok(False, "ravand %s: sanitizer report: %s" % (" ".join(args), p.stderr[:600]))
-        return p
-
-    def start(self, n, first=1):
-        for i in range(first, first + n):
-            self.run("start", "sms_notify", json.dumps({"mobile": "0912%07d" % i, "case_id": "C-%d" % i}))
-
-    def tick(self, advance_ms=0, **kw):
-        self.now += advance_ms
-        return self.run("tick", conf=True, **kw)
-
-    def q(self, sql, *a):
-        c = sqlite3.connect(self.db)
-        try:
-            return c.execute(sql, a).fetchall()
-        finally:
-            c.close()
-
-    def one(self, sql, *a):
-        return self.q(sql, *a)[0][0]
-
-    def close(self):
-        if self.gw.p.poll() is None:
-            self.gw.stop()
-        for f in ("gw.err", "serve.err"):       # sanitizer reports of the gateway or serve
-            path = os.path.join(self.dir, f)
-            text = open(path).read() if os.path.exists(path) else ""
-            if "ERROR:" in text or "runtime error" in text or "Sanitizer" in text:
-                ok(False, "%s: %s" % (f, text[:400]))
-
-
-def exactly_once(c, n_msgs, what):
-    st = c.gw.status()
-    refs = sorted(m["ref"] for m in st["messages"])
-    keys = sorted(r[0] for r in c.q("SELECT key FROM jobs WHERE adapter='sms'"))
-    ok(st["delivered"] == n_msgs, "%s: gateway delivered exactly %d (got %d)" % (what, n_msgs, st["delivered"]))
-    ok(refs == keys and len(set(refs)) == n_msgs, "%s: one message per job key, refs are the keys" % what)
-    sent = c.one("SELECT count(*) FROM sms_log WHERE state='sent'")
-    ok(sent == n_msgs, "%s: delivery log has %d sent rows (got %d)" % (what, n_msgs, sent))
-    done = c.one("SELECT count(*) FROM jobs WHERE adapter='sms' AND state='done'")
-    ok(done == n_msgs, "%s: every sms job done (%d)" % (what, done))
-    return st
 
 
 def refused(c, n_jobs, like, what):
@@ -316,27 +204,11 @@ try:
     # 9. serve over https --------------------------------------------------------------------------
     c = Case("serve", srv, ca_file=good[0])
     c.run("start", "sms_notify", json.dumps({"mobile": "09120000001", "case_id": "S-1"}))
-    port = free_port()
-    sv = subprocess.Popen([RAVAND, "--db", c.db, "--config", c.conf, "serve", "--listen", "127.0.0.1:%d" % port],
-                          stdout=subprocess.DEVNULL, stderr=open(os.path.join(c.dir, "serve.err"), "w"))
-    procs.append(sv)
-    for _ in range(500):
-        if c.gw.status()["delivered"] >= 2 and c.one("SELECT count(*) FROM sms_log WHERE state='sent'") == 2:
-            break
-        time.sleep(0.02)
-    sv.send_signal(signal.SIGTERM)
-    sv.wait(30)
-    ok(sv.returncode == 0, "serve: stopped cleanly (exit %s)" % sv.returncode)
+    rc = c.serve_until(lambda: c.gw.status()["delivered"] >= 2 and
+                       c.one("SELECT count(*) FROM sms_log WHERE state='sent'") == 2)
+    ok(rc == 0, "serve: stopped cleanly (exit %s)" % rc)
     exactly_once(c, 2, "serve")
     c.close()
 finally:
-    for p in procs:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-print("1..%d" % n_test)
-if failed == 0:
-    shutil.rmtree(tmp, ignore_errors=True)
-else:
-    print("# kept %s" % tmp)
-sys.exit(1 if failed else 0)
+    kill_all()
+sys.exit(finish(tmp))

@@ -257,6 +257,16 @@ static void test_load_and_query(void **state){
   assert_int_equal(rv_json_int(res, "paid_days", 0), 30);
   assert_true(rv_json_bool(res, "paid_in_to", false));
   cJSON_Delete(res);
+  /* the ops other than person only say whether the person exists */
+  res = q(&t, "{\"op\":\"summary\",\"national_id\":\"4271467685\",\"before\":\"1404/02/10\",\"months\":2}", RV_OK);
+  assert_false(rv_json_bool(res, "found", true));
+  assert_int_equal(rv_json_int(res, "paid_days", -1), 0);
+  cJSON_Delete(res);
+  res = q(&t, "{\"op\":\"benefits\",\"national_id\":\"0499370899\"}", RV_OK);
+  assert_true(rv_json_bool(res, "found", false));
+  assert_null(cJSON_GetObjectItemCaseSensitive(res, "person"));
+  assert_true(cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(res, "benefits")));
+  cJSON_Delete(res);
 
   res = q(&t, "{\"op\":\"statement\",\"national_id\":\"0499370899\",\"year\":1403}", RV_OK);
   assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(res, "months")), 2);
@@ -318,7 +328,7 @@ static rv_status fake_stmt(void *self, const char *nid, int year, cJSON **out, r
 }
 
 static void test_replacement_backend(void **state){
-  static const rv_records_ops fake_ops = { "fake", fake_person, fake_deps, fake_list, fake_stmt, fake_list, NULL };
+  static const rv_records_ops fake_ops = { "fake", fake_person, fake_deps, fake_list, fake_stmt, fake_list, NULL, NULL };
   rv_records fake = { &fake_ops, NULL };
   tenv t;
   rv_err err;

@@ -668,6 +668,211 @@ static void determinism(void **state){
   free(first);
 }
 
+/*--- rv:function arguments: converted on first read -----------------------*/
+
+static const char *const CASE_VARS =
+  "{\"a\":1,\"s\":\"x\",\"n\":null,\"f\":false,"
+  "\"person\":{\"role\":\"insured\",\"tags\":[\"p\",\"q\"],\"addr\":{\"city\":\"Qom\"}},"
+  "\"list\":[1,2,3]}";
+
+/* Reads see every kind of value, nested tables are tables, a missing key
+** is nil and no global shows through the argument. */
+static void lazy_args_reads(void **state){
+  fx *f = *state;
+  add(f->r, "la",
+      "local M = {}\n"
+      "function M.kinds(v)\n"
+      "  return { a = math.type(v.a), s = v.s, n = v.n == null, f = v.f == false,\n"
+      "           role = v.person.role, tag2 = v.person.tags[2], city = v.person.addr.city,\n"
+      "           len = #v.list, missing = v.nope == nil, global = v.string == nil,\n"
+      "           same = v.person == v.person, ipairs = select('#', ipairs(v)) }\n"
+      "end\n"
+      "function M.sum(v) local t = 0 for _, x in ipairs(v.list) do t = t + x end return t end\n"
+      "function M.meta(v) return { mt = getmetatable(v) == false,\n"
+      "  set = pcall(setmetatable, v, {}) } end\n"
+      "return M\n");
+  call_is(f->r, "la.kinds", CASE_VARS,
+          "{\"a\":\"integer\",\"city\":\"Qom\",\"f\":true,\"global\":true,\"ipairs\":3,"
+          "\"len\":3,\"missing\":true,\"n\":true,\"role\":\"insured\",\"s\":\"x\","
+          "\"same\":true,\"tag2\":\"q\"}");
+  call_is(f->r, "la.sum", CASE_VARS, "6");
+  call_is(f->r, "la.meta", CASE_VARS, "{\"mt\":true,\"set\":false}");
+  call_is(f->r, "la.sum", "{\"list\":[]}", "0");
+  call_is(f->r, "la.kinds", "{\"person\":{\"tags\":[],\"addr\":{}},\"list\":[]}",
+          "{\"f\":false,\"global\":true,\"ipairs\":3,\"len\":0,\"missing\":true,\"n\":false,"
+          "\"same\":true}");
+}
+
+/* Writes win over the variables for the rest of the call, read or not;
+** nil assignments stick (also with rawset); nested writes stick. */
+static void lazy_args_writes(void **state){
+  fx *f = *state;
+  add(f->r, "lw",
+      "local M = {}\n"
+      "function M.w(v)\n"
+      "  local before = v.a\n"
+      "  v.a = nil; v.s = nil                         -- read, and not yet read\n"
+      "  v.person.role = 'pensioner'; v.new = 5\n"
+      "  rawset(v, 'f', nil); rawset(v, 'list', 'r')\n"
+      "  return { before = before, a = v.a == nil, s = v.s == nil, role = v.person.role,\n"
+      "           new = v.new, f = v.f == nil, list = v.list, raw = rawget(v, 'n') == null }\n"
+      "end\n"
+      "function M.ret(v) v.s = nil; v.added = true; v.person.addr = nil; return v end\n"
+      "function M.nested(v) return { inner = v } end\n"
+      "return M\n");
+  call_is(f->r, "lw.w", CASE_VARS,
+          "{\"a\":true,\"before\":1,\"f\":true,\"list\":\"r\",\"new\":5,\"raw\":true,"
+          "\"role\":\"pensioner\",\"s\":true}");
+  /* returning the argument (or a table holding it) gives all of it, with the writes */
+  call_is(f->r, "lw.ret", CASE_VARS,
+          "{\"a\":1,\"added\":true,\"f\":false,\"list\":[1,2,3],\"n\":null,"
+          "\"person\":{\"role\":\"insured\",\"tags\":[\"p\",\"q\"]}}");
+  call_is(f->r, "lw.nested", "{\"b\":2,\"a\":1}", "{\"inner\":{\"a\":1,\"b\":2}}");
+}
+
+/* pairs, next and rawget see every variable (once each, writes included). */
+static void lazy_args_iteration(void **state){
+  fx *f = *state;
+  add(f->r, "li",
+      "local M = {}\n"
+      "local function keys(v, it)\n"
+      "  local r = {}\n"
+      "  if it == 'pairs' then for k in pairs(v) do r[#r + 1] = k end\n"
+      "  else local k = next(v) while k ~= nil do r[#r + 1] = k; k = next(v, k) end end\n"
+      "  table.sort(r) return table.concat(r, ',')\n"
+      "end\n"
+      "function M.p(v) local _ = v.a; v.a = nil; v.z = 1; return keys(v, 'pairs') end\n"
+      "function M.n(v) local _ = v.person.role; return keys(v, 'next') end\n"
+      "function M.g(v) return rawget(v, 's') end\n"
+      "function M.count(v) local n = 0 for _, x in pairs(v) do n = n + 1 end\n"
+      "  for _ in pairs(v) do n = n + 1 end return n end\n"
+      "return M\n");
+  call_is(f->r, "li.p", CASE_VARS, "\"f,list,n,person,s,z\"");
+  call_is(f->r, "li.n", CASE_VARS, "\"a,f,list,n,person,s\"");
+  call_is(f->r, "li.g", CASE_VARS, "\"x\"");
+  call_is(f->r, "li.count", CASE_VARS, "12");
+  call_is(f->r, "li.count", "{}", "0");
+}
+
+/* An argument kept past its call (a module's upvalue) keeps what was read
+** and sees no other variable, neither its own nor a later call's. */
+static void lazy_args_stale(void **state){
+  fx *f = *state;
+  add(f->r, "ls",
+      "local M = {}\n"
+      "local kept\n"
+      "function M.keep(v) local _ = v.a; kept = v; return true end\n"
+      "function M.look(v) return { a = kept.a, s = kept.s == nil, mine = v.s,\n"
+      "  same = rawequal(kept, v) } end\n"
+      "return M\n");
+  call_is(f->r, "ls.keep", CASE_VARS, "true");
+  call_is(f->r, "ls.look", "{\"s\":\"later\"}", "{\"a\":1,\"mine\":\"later\",\"s\":true,\"same\":false}");
+}
+
+/* The limits still apply to what a function reads; a variable it does not
+** read costs nothing. */
+static void lazy_args_limits(void **state){
+  rv_clock clk;
+  rv_rules *r = NULL;
+  rv_rules_limits lim = { .instructions = 200000, .memory = 1u << 20 };
+  cJSON *big = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(big, "huge"), *out = NULL;
+  rv_err e;
+  int i;
+  (void)state;
+
+  rv_clock_init_virtual(&clk, 0);
+  assert_int_equal(rv_rules_new(&lim, &clk, &r, &e), RV_OK);
+  for (i = 0; i < 40000; i++) {              /* distinct long strings: one allocation each */
+    char s[80];
+    snprintf(s, sizeof s, "%06d-0123456789abcdef0123456789abcdef0123456789abcdef", i);
+    cJSON_AddItemToArray(arr, cJSON_CreateString(s));
+  }
+  cJSON_AddNumberToObject(big, "small", 7);
+  add(r, "lm",
+      "return { small = function(v) return v.small end,\n"
+      "         huge = function(v) return #v.huge end,\n"
+      "         all = function(v) local n = 0 for _ in pairs(v) do n = n + 1 end return n end,\n"
+      "         spin = function(v) while true do local _ = v.small end end }\n");
+  assert_int_equal(rv_rules_call(r, "lm.small", big, &out, &e), RV_OK);
+  assert_int_equal((int)cJSON_GetNumberValue(out), 7);
+  cJSON_Delete(out);
+  assert_int_equal(rv_rules_call(r, "lm.huge", big, &out, &e), RV_SCRIPT);
+  assert_non_null(strstr(e.msg, "limit exceeded"));
+  assert_null(out);
+  assert_int_equal(rv_rules_call(r, "lm.all", big, &out, &e), RV_SCRIPT);
+  assert_non_null(strstr(e.msg, "limit exceeded"));
+  assert_int_equal(rv_rules_call(r, "lm.spin", big, &out, &e), RV_SCRIPT);
+  assert_non_null(strstr(e.msg, "instruction limit exceeded"));
+  assert_int_equal(rv_rules_call(r, "lm.small", big, &out, &e), RV_OK);   /* still usable */
+  cJSON_Delete(out);
+  assert_true(rv_rules_memory_used(r) < lim.memory);
+  cJSON_Delete(big);
+  rv_rules_free(r);
+}
+
+/* Quoted strings and name paths are answered without Lua: the answers (and
+** the failures) must be what Lua gives for the same text in parentheses,
+** which always goes to Lua. */
+static void simple_expressions_match_lua(void **state){
+  fx *f = *state;
+  static const char *const vars =
+    "{\"national_id\":\"0499370899\",\"n\":-0.0,\"big\":9007199254740993,\"f\":1.5,"
+    "\"mg\":{\"window_months\":60,\"z\":{\"b\":[],\"a\":[{}, [], null]}},\"s\":\"text\","
+    "\"nul\":null,\"t\":true,\"dup\":{\"k\":1,\"k\":2},\"e\":[],\"o\":{},"
+    "\"person\":{\"role\":\"insured\",\"mobile\":\"0912\",\"addr\":{\"city\":\"Qom\"}}}";
+  static const char *const result = "{\"found\":true,\"person\":{\"z\":1,\"a\":[3,2]},\"ledger_id\":12}";
+  static const char *const exprs[] = {
+    "'person'", "\"summary\"", "  'a b'  ", "'with \\\\ escape'", "'it''s'", "''",
+    "national_id", " national_id ", "n", "big", "f", "mg", "mg.window_months", "mg.z", "mg.z.a",
+    "mg.missing", "mg.missing.deeper", "s", "s.len", "s.x", "nul", "nul.x", "t", "t.x", "dup",
+    "dup.k", "e", "o", "o.x", "person", "person.addr.city", "person.role.x",
+    "result", "result.person", "result.found", "result.ledger_id", "result.nope",
+    "string", "math.pi", "now", "nothing", "nothing.x", "true", "nil", "and", "a..b", "a.",
+    ".a", "1a", "national_id.", "mg .window_months", "_G", "_ENV",
+  };
+  cJSON *v = cJSON_Parse(vars), *res = cJSON_Parse(result);
+  for (size_t i = 0; i < sizeof exprs / sizeof exprs[0]; i++) {
+    char paren[128];
+    cJSON *a = NULL, *b = NULL;
+    rv_err ea, eb;
+    rv_status ra, rb;
+    snprintf(paren, sizeof paren, "(%s)", exprs[i]);
+    ra = rv_rules_eval_extra(f->r, exprs[i], v, "result", res, &a, &ea);
+    rb = rv_rules_eval_extra(f->r, paren, v, "result", res, &b, &eb);
+    if (ra != rb) fail_msg("%s: %d here, %d in Lua (%s)", exprs[i], ra, rb, rb ? eb.msg : ea.msg);
+    if (ra == RV_OK) {
+      char *x = cJSON_PrintUnformatted(a), *y = cJSON_PrintUnformatted(b);
+      if (strcmp(x, y) != 0) fail_msg("%s: %s here, %s in Lua", exprs[i], x, y);
+      free(x);
+      free(y);
+    }
+    cJSON_Delete(a);
+    cJSON_Delete(b);
+    /* and without the extra variable */
+    ra = rv_rules_eval(f->r, exprs[i], v, &a, &ea);
+    rb = rv_rules_eval(f->r, paren, v, &b, &eb);
+    if (ra != rb) fail_msg("%s (no result): %d here, %d in Lua", exprs[i], ra, rb);
+    if (ra == RV_OK) {
+      char *x = cJSON_PrintUnformatted(a), *y = cJSON_PrintUnformatted(b);
+      if (strcmp(x, y) != 0) fail_msg("%s (no result): %s here, %s in Lua", exprs[i], x, y);
+      free(x);
+      free(y);
+    }
+    cJSON_Delete(a);
+    cJSON_Delete(b);
+  }
+  expect_eval(f->r, "mg.z", vars, "{\"a\":[{},{},null],\"b\":{}}");
+  {                                             /* vars must be an object, as in Lua */
+    cJSON *arr = cJSON_Parse("[1]"), *o = NULL;
+    rv_err e;
+    assert_int_equal(rv_rules_eval(f->r, "'person'", arr, &o, &e), RV_SCRIPT);
+    assert_non_null(strstr(e.msg, "variables must be a JSON object"));
+    cJSON_Delete(arr);
+  }
+  cJSON_Delete(v);
+  cJSON_Delete(res);
+}
+
 int main(void){
   const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(eval_basics, setup, teardown),
@@ -685,6 +890,12 @@ int main(void){
     cmocka_unit_test_setup_teardown(limits_timing, setup, teardown),
     cmocka_unit_test_setup_teardown(injected_api, setup, teardown),
     cmocka_unit_test_setup_teardown(determinism, setup, teardown),
+    cmocka_unit_test_setup_teardown(lazy_args_reads, setup, teardown),
+    cmocka_unit_test_setup_teardown(lazy_args_writes, setup, teardown),
+    cmocka_unit_test_setup_teardown(lazy_args_iteration, setup, teardown),
+    cmocka_unit_test_setup_teardown(lazy_args_stale, setup, teardown),
+    cmocka_unit_test(lazy_args_limits),
+    cmocka_unit_test_setup_teardown(simple_expressions_match_lua, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

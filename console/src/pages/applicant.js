@@ -2,7 +2,7 @@
 // steps (forms), and new requests (the services open to applicants).
 import { get, post, withQuery, errorText, processNames, definitions } from '../api.js';
 import { h, clear, fill, notice, badge, statusKind, table } from '../ui.js';
-import { faDate, faDateTime, faDigits, asciiDigits } from '../fa.js';
+import { faDate, faDateTime, faDigits, asciiDigits, valueLabel, parseDateInput } from '../fa.js';
 import { taskForm } from '../forms.js';
 import { displayView } from '../display.js';
 
@@ -26,24 +26,49 @@ const DECISION_LABELS = {
   step4_review: { confirm: 'ثبت نهایی', back: 'بازگشت به گام ۳' },
 };
 
-// Services an applicant can ask for in the portal, with what each needs at the start.
-export const SERVICES = [
-  { process: 'supplementary-insurance', message: 'supplementary-request', title: 'بیمه تکمیلی درمان و عمر مستمری‌بگیران و افراد تبعی',
-    text: 'ثبت‌نام یا انصراف خود و افراد تبعی در چهار گام.', single: true },
-  { process: 'marriage-grant', title: 'کمک هزینه ازدواج', text: 'ثبت اطلاعات ازدواج برای دریافت کمک هزینه.' },
-  { process: 'marriage-objection', title: 'پشتیبانی کمک هزینه ازدواج (اعتراض)', text: 'اعتراض به نتیجه و بارگذاری تصاویر مدارک.' },
-  { process: 'premium-slip', title: 'صدور برگ پرداخت حق بیمه', text: 'مشاغل آزاد و بیمه اختیاری؛ دوره پرداخت تا پایان اسفند.',
-    fields: [
-      { id: 'mobile', label: 'تلفن همراه', type: 'string', required: true },
-      { id: 'category', label: 'نوع بیمه', type: 'enum', required: true, values: ['self12', 'self14', 'self18', 'voluntary'],
-        labels: { self12: 'مشاغل آزاد ۱۲٪', self14: 'مشاغل آزاد ۱۴٪', self18: 'مشاغل آزاد ۱۸٪', voluntary: 'بیمه اختیاری' } },
-      { id: 'wage_daily_rials', label: 'دستمزد روزانه مبنای قرارداد (ریال)', type: 'long', required: true },
-    ], fixed: { channel: 'online' } },
-  { process: 'voluntary-contract', title: 'انعقاد قرارداد بیمه اختیاری', text: 'ادامه بیمه به صورت اختیاری.',
-    fields: [{ id: 'mobile', label: 'تلفن همراه', type: 'string', required: true }] },
-  { process: 'coverage-inquiry', title: 'استعلام وضعیت بیمه‌ای و مستمری', text: 'صدور گواهی وضعیت برای ارائه به مراجع.' },
-];
+// How the portal presents the services the models open to applicants. What
+// a service asks for at the start comes from the API (GET /v1/definitions:
+// "startable", "start_form", "start_messages": the start event's rv:fields);
+// here only the Persian title and text, values the portal sets itself
+// (fixed: not shown) and fields that are for other channels (hide).
+export const SERVICE_TEXT = {
+  'supplementary-insurance': { title: 'بیمه تکمیلی درمان و عمر مستمری‌بگیران و افراد تبعی',
+    text: 'ثبت‌نام یا انصراف خود و افراد تبعی در چهار گام.' },
+  'marriage-grant': { title: 'کمک هزینه ازدواج', text: 'ثبت اطلاعات ازدواج برای دریافت کمک هزینه.' },
+  'marriage-objection': { title: 'پشتیبانی کمک هزینه ازدواج (اعتراض)', text: 'اعتراض به نتیجه و بارگذاری تصاویر مدارک.' },
+  'premium-slip': { title: 'صدور برگ پرداخت حق بیمه', text: 'مشاغل آزاد و بیمه اختیاری؛ دوره پرداخت تا پایان اسفند.',
+    fixed: { channel: 'online' }, hide: ['agency_code'] },
+  'voluntary-contract': { title: 'انعقاد قرارداد بیمه اختیاری', text: 'ادامه بیمه به صورت اختیاری.' },
+  'coverage-inquiry': { title: 'استعلام وضعیت بیمه‌ای و مستمری', text: 'صدور گواهی وضعیت برای ارائه به مراجع.' },
+};
 
+// Persian words for start-form enum values (others: fa.js VALUE_LABELS, else as they are).
+const START_VALUE_LABELS = {
+  category: { self12: 'مشاغل آزاد ۱۲٪', self14: 'مشاغل آزاد ۱۴٪', self18: 'مشاغل آزاد ۱۸٪', voluntary: 'بیمه اختیاری' },
+};
+
+/** The services this applicant may start: [{process, title, text, message?, fields, fixed}], from the latest versions. */
+export async function startableServices() {
+  const latest = {};
+  for (const d of await definitions()) if (!latest[d.process] || latest[d.process].version < d.version) latest[d.process] = d;
+  const order = Object.keys(SERVICE_TEXT);
+  const rank = (p) => (order.includes(p) ? order.indexOf(p) : order.length);
+  const out = [];
+  for (const d of Object.values(latest)) {
+    const msg = (d.start_messages || [])[0];
+    if (!d.startable && !msg) continue;
+    const t = SERVICE_TEXT[d.process] || {};
+    const hide = new Set([...(t.hide || []), ...Object.keys(t.fixed || {})]);
+    out.push({
+      process: d.process, title: t.title || d.name || d.process, text: t.text || msg?.name || '',
+      // a message start reaches the applicant's open request if there is one
+      message: d.startable ? null : msg.message,
+      fields: ((d.startable ? d.start_form : msg.form) || []).filter((f) => !hide.has(f.id)),
+      fixed: t.fixed || {},
+    });
+  }
+  return out.sort((a, b) => rank(a.process) - rank(b.process) || a.title.localeCompare(b.title, 'fa'));
+}
 export async function myRequests(main, { query, navigate }) {
   const offset = Number(query.offset || 0);
   const [r, names] = await Promise.all([
@@ -119,42 +144,70 @@ export async function request(main, { params }) {
 }
 
 export async function services(main) {
-  const defs = await definitions().catch(() => []);
-  const deployed = new Set(defs.map((d) => d.process));
-  const list = SERVICES.filter((s) => deployed.has(s.process));
+  const list = await startableServices().catch(() => []);
   fill(main, h('h1', {}, 'درخواست جدید'),
-    h('ul', { class: 'cards services' }, list.map((s) => h('li', { class: 'card' },
+    list.length ? h('ul', { class: 'cards services' }, list.map((s) => h('li', { class: 'card' },
       h('a', { href: `#/new/${s.process}`, class: 'stretch', 'data-process': s.process },
-        h('div', { class: 'title' }, s.title), h('div', { class: 'muted' }, s.text))))));
+        h('div', { class: 'title' }, s.title), h('div', { class: 'muted' }, s.text))))) :
+      h('p', { class: 'empty' }, 'در حال حاضر خدمتی برای درخواست از این سامانه نیست.'));
+}
+
+// One start-form field: {el, value(): [present, value] | throws message}.
+function startField(f) {
+  const id = 'start_' + f.id;
+  const label = h('label', { for: id }, f.label || f.id, f.required ? h('span', { class: 'req' }, ' *') : null);
+  let input;
+  if (f.type === 'enum') {
+    input = h('select', { id, name: f.id }, h('option', { value: '' }, '— انتخاب کنید —'),
+      (f.values || []).map((v) => h('option', { value: v }, START_VALUE_LABELS[f.id]?.[v] || valueLabel(v))));
+  } else if (f.type === 'boolean') {
+    input = h('input', { id, name: f.id, type: 'checkbox' });
+    return { el: h('div', { class: 'field check', 'data-field': f.id }, input, label), value: () => [true, input.checked] };
+  } else {
+    const numeric = f.type === 'long' || /mobile|national_id/.test(f.id);
+    input = h('input', { id, name: f.id, dir: 'ltr', autocomplete: 'off', inputmode: numeric ? 'numeric' : null,
+      placeholder: f.type === 'date' ? '۱۴۰۴/۰۹/۱۵' : null });
+  }
+  const el = h('div', { class: 'field', 'data-field': f.id }, label, input);
+  return { el, value: () => {
+    const raw = asciiDigits(input.value.trim());
+    if (!raw) return [false];
+    if (f.type === 'long') {
+      const t = raw.replace(/[,٬\s]/g, '');
+      if (!/^-?\d+$/.test(t)) throw `«${f.label}» باید عدد باشد`;
+      return [true, Number(t)];
+    }
+    if (f.type === 'date') {
+      const iso = parseDateInput(raw);
+      if (!iso) throw `«${f.label}» تاریخ معتبر نیست`;
+      return [true, iso];
+    }
+    return [true, raw];
+  } };
 }
 
 export async function start(main, { params, me, navigate }) {
-  const svc = SERVICES.find((s) => s.process === params[0]);
+  const svc = (await startableServices()).find((s) => s.process === params[0]);
   if (!svc) throw Object.assign(new Error('unknown'), { status: 404 });
   const msg = h('div', { class: 'msg' });
-  const inputs = {};
-  const form = h('form', { class: 'card task-form' },
+  const fields = svc.fields.map((f) => [f, startField(f)]);
+  const form = h('form', { class: 'card task-form', 'data-process': svc.process, novalidate: true },
     h('h1', {}, svc.title), h('p', {}, svc.text),
-    (svc.fields || []).map((f) => {
-      const id = 'start_' + f.id;
-      const input = f.type === 'enum'
-        ? h('select', { id }, h('option', { value: '' }, '— انتخاب کنید —'), f.values.map((v) => h('option', { value: v }, f.labels?.[v] || v)))
-        : h('input', { id, dir: 'ltr', inputmode: f.type === 'long' || f.id === 'mobile' ? 'numeric' : null });
-      inputs[f.id] = [f, input];
-      return h('div', { class: 'field' }, h('label', { for: id }, f.label, h('span', { class: 'req' }, ' *')), input);
-    }),
+    fields.map(([, w]) => w.el),
     h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, 'ثبت درخواست')), msg);
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     clear(msg);
-    const vars = { ...(svc.fixed || {}) };
-    for (const [k, [f, input]] of Object.entries(inputs)) {
-      const v = asciiDigits(input.value.trim());
-      if (!v) { msg.append(notice('error', `«${f.label}» را وارد کنید`)); return; }
-      if (f.type === 'long') {
-        if (!/^\d+$/.test(v.replace(/[,٬]/g, ''))) { msg.append(notice('error', `«${f.label}» باید عدد باشد`)); return; }
-        vars[k] = Number(v.replace(/[,٬]/g, ''));
-      } else vars[k] = v;
+    const vars = { ...svc.fixed };
+    try {
+      for (const [f, w] of fields) {
+        const [present, v] = w.value();
+        if (present) vars[f.id] = v;
+        else if (f.required) throw `«${f.label || f.id}» را وارد کنید`;
+      }
+    } catch (e) {
+      msg.append(notice('error', String(e)));
+      return;
     }
     try {
       // The applicant files the request (the server adds the national ID and
@@ -164,22 +217,10 @@ export async function start(main, { params, me, navigate }) {
       const key = 'console-' + (crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random());
       const body = { ...(svc.message ? { message: svc.message } : { process: svc.process }), request_key: key };
       if (Object.keys(vars).length) body.variables = vars;
-      let r;
-      try {
-        r = await post('/v1/my/requests', body);
-      } catch (e) {
-        if (e.status !== 404 && e.status !== 405) throw e;
-        // an older server: start the process directly, one open request kept by the console
-        if (svc.single) {
-          const open = await get(withQuery('/v1/my/requests', { process: svc.process, status: 'active', limit: 1 }));
-          if (open.items.length) { navigate(`/my/${open.items[0].id}`); return; }
-        }
-        r = await post('/v1/instances', { process: svc.process, variables: { ...vars, national_id: me.scope.national_id }, request_key: key });
-      }
+      const r = await post('/v1/my/requests', body);
       navigate(`/my/${r.id}`);
     } catch (e) {
-      msg.append(notice('error', e.status === 403 || e.status === 400 && /open/.test(e.problem?.detail || '')
-        ? 'این خدمت در حال حاضر از طریق این سامانه قابل درخواست نیست.' : errorText(e)));
+      msg.append(notice('error', e.status === 403 ? 'این خدمت در حال حاضر از طریق این سامانه قابل درخواست نیست.' : errorText(e)));
     }
   });
   fill(main, h('p', {}, h('a', { href: '#/new' }, '→ خدمات')), form);

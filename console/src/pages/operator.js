@@ -1,7 +1,8 @@
 // pages/operator.js -- for operators: overview (backlog per cartable,
 // incidents), instances with filters, one instance (diagram, variables,
 // history with gateway reasons, incidents with retry), incidents, processes.
-import { get, post, api, withQuery, errorText, processNames, definitions, parseMetrics } from '../api.js';
+import { get, post, api, withQuery, errorText, processNames, definitions, parseMetrics, elementNames,
+  waitingCounts } from '../api.js';
 import { h, clear, fill, notice, table, badge, statusKind, valueView, busy } from '../ui.js';
 import { faDate, faDateTime, faDigits, faNumber, parseDateInput, isoToJalali, asciiDigits,
   INSTANCE_STATUS, HISTORY_EVENTS, groupsLabel } from '../fa.js';
@@ -19,8 +20,8 @@ const ELEMENT_TYPES = {
 // --- overview ------------------------------------------------------------
 
 export async function overview(main) {
-  const [metricsText, inc, names] = await Promise.all([
-    api('GET', '/metrics'), get('/v1/incidents?limit=10'), processNames()]);
+  const [metricsText, inc, names, steps] = await Promise.all([
+    api('GET', '/metrics'), get('/v1/incidents?limit=10'), processNames(), elementNames().catch(() => ({}))]);
   const m = parseMetrics(metricsText);
   const one = (name) => m.find((x) => x.name === name)?.value ?? 0;
   const byStatus = Object.fromEntries(m.filter((x) => x.name === 'ravand_instances').map((x) => [x.labels.status, x.value]));
@@ -41,7 +42,8 @@ export async function overview(main) {
     h('section', { class: 'card' }, h('h2', {}, 'کارهای منتظر در هر کارتابل'),
       table([
         { title: 'فرایند', cell: (x) => names[x.labels.process] || x.labels.process },
-        { title: 'مرحله', cell: (x) => h('a', { href: `#/instances?process=${encodeURIComponent(x.labels.process)}&waiting_at=${encodeURIComponent(x.labels.element)}&status=active` }, x.labels.element) },
+        { title: 'مرحله', cell: (x) => h('a', { href: `#/instances?process=${encodeURIComponent(x.labels.process)}&waiting_at=${encodeURIComponent(x.labels.element)}&status=active`,
+          title: x.labels.element, 'data-element': x.labels.element }, steps[x.labels.process]?.[x.labels.element] || x.labels.element) },
         { title: 'کارتابل', cell: (x) => cartable(x.labels) },
         { title: 'تعداد', cell: (x) => h('strong', { class: 'num' }, faNumber(x.value)), class: 'num' },
       ], backlog, { class: 'backlog', empty: 'کار منتظری نیست.' })),
@@ -129,26 +131,6 @@ export async function instances(main, { query, navigate }) {
       { title: 'شروع', cell: (x) => faDateTime(x.started) },
     ], r.items, { class: 'instances', rowAttrs: (x) => ({ 'data-instance': x.id }) }),
     pager(offset, PAGE, r.more, (o) => navigate('/instances', { ...query, offset: o })));
-}
-
-// How many active instances of process/version wait at each element: one
-// list call per element (the API has no count endpoint), four at a time.
-async function waitingCounts(process, version, elements) {
-  const counts = {};
-  const more = new Set();
-  const queue = [...elements];
-  const worker = async () => {
-    while (queue.length) {
-      const id = queue.shift();
-      try {
-        const r = await get(withQuery('/v1/instances', { process, version, status: 'active', waiting_at: id, limit: 500 }));
-        counts[id] = r.items.length;
-        if (r.more) more.add(id);
-      } catch { /* a count is a hint; skip it */ }
-    }
-  };
-  await Promise.all([worker(), worker(), worker(), worker()]);
-  return { counts, more };
 }
 
 function historyRow(x, names) {
@@ -239,8 +221,8 @@ export async function instance(main, { params }) {
     d.incident((x.incidents || []).filter((i) => i.state !== 'resolved').map((i) => i.element));
     d.focus([...(x.incidents || []).filter((i) => i.state !== 'resolved').map((i) => i.element),
       ...(x.tokens || []).map((t) => t.element)]);
-    const { counts, more } = await waitingCounts(x.process, x.version, d.waitable.map((w) => w.id));
-    d.counts(counts, more);
+    // how many active instances of this version wait at each element: one call
+    d.counts(await waitingCounts(x.process, x.version).catch(() => ({})));
     diagramBox.dataset.ready = 'true';
   } catch (e) {
     diagramMsg.append(notice('error', 'نمودار نمایش داده نشد: ' + (e.status ? errorText(e) : e.message)));
@@ -264,9 +246,12 @@ export async function definitions_(main, { query, navigate }) {
     ], Object.values(latest)),
     sel ? h('section', { class: 'card' }, h('h2', {}, `${sel.name || sel.process} — نسخه ${faDigits(sel.version)}`), box) : null);
   if (sel) {
-    const [{ drawProcess }, xml] = await Promise.all([import('../diagram.js'),
-      api('GET', `/v1/definitions/${encodeURIComponent(sel.process)}/${sel.version}/xml`)]);
-    await drawProcess(box, xml);
+    const [{ drawProcess }, xml, counts] = await Promise.all([import('../diagram.js'),
+      api('GET', `/v1/definitions/${encodeURIComponent(sel.process)}/${sel.version}/xml`),
+      waitingCounts(sel.process, sel.version).catch(() => ({}))]);
+    const d = await drawProcess(box, xml);
+    d.counts(counts);
+    box.dataset.ready = 'true';
   }
 }
 export { definitions_ as definitions };

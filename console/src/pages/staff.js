@@ -6,7 +6,7 @@ import { h, clear, fill, notice, table, badge, valueView, busy } from '../ui.js'
 import { faDate, faDateTime, faDigits, faRials, parseDateInput, isoToJalali, asciiDigits, TASK_STATE } from '../fa.js';
 import { taskForm } from '../forms.js';
 import { pager } from './applicant.js';
-import { personView, finalStatusesView } from '../display.js';
+import { personView, finalStatusesView, documentsView } from '../display.js';
 
 const PAGE = 25;
 
@@ -42,9 +42,12 @@ export async function cartable(main, { query, me, navigate }) {
     due_to: query.due_to, state: query.state, limit: PAGE, offset: offset || '',
     assignee: query.who === 'me' ? 'me' : '', unassigned: query.who === 'unassigned' ? 'true' : '',
   };
-  const [r, names] = await Promise.all([get(withQuery('/v1/tasks', params)), processNames()]);
+  // overdue is decided by the server's clock ("now" of /v1/me: the server's
+  // time, or its virtual clock under --now), not the browser's
+  const [r, names, clock] = await Promise.all([get(withQuery('/v1/tasks', params)), processNames(),
+    get('/v1/me').catch(() => ({}))]);
   const statusTexts = [...new Set([query.status_text, ...r.items.map((t) => t.status_text)].filter(Boolean))];
-  const now = Date.now();
+  const now = Number.isFinite(clock.now) ? clock.now : Date.now();
   const [what, tid, to] = String(query.done || '').split(':');
   const done = what === 'complete' ? notice('ok', `کار ${faDigits(tid)} انجام شد.`)
     : what === 'transfer' ? notice('ok', `کار ${faDigits(tid)} به شعبه ${faDigits(to)} منتقل شد.`) : null;
@@ -73,6 +76,7 @@ function requestData(vars) {
   if (p && typeof p === 'object') parts.push(h('h3', {}, 'متقاضی'), personView(p));
   if (Array.isArray(vars.final_statuses)) parts.push(h('h3', {}, 'وضعیت جدید بیمه تکمیلی افراد'), finalStatusesView(vars.final_statuses));
   if (vars.monthly_premium_rials !== undefined) parts.push(h('p', {}, 'حق بیمه ماهانه: ', faRials(vars.monthly_premium_rials)));
+  parts.push(documentsView(vars));                     // images of the request: download with the token
   parts.push(h('details', {}, h('summary', {}, 'همه اطلاعات درخواست'), valueView(vars)));
   return h('section', { class: 'card' }, h('h2', {}, 'اطلاعات درخواست'), parts);
 }

@@ -13,8 +13,9 @@
 **                                      QUERIES filtered, paged list queries (latency)
 **
 ** BATCH is how many commands share one transaction (group commit, as the
-** HTTP server does for requests that arrive together; each command still
-** runs in its own savepoint); 1 = one command per transaction. Job answers
+** HTTP server does for requests that arrive together; optimistic, no
+** savepoint per command, unless --savepoints); 1 = one command per
+** transaction. BENCH_KEEP_DB=1 keeps the database (to compare rows). Job answers
 ** are applied as the engine's loop applies them: every answer that arrived
 ** in one loop pass in one transaction. Timers fire as the scheduler fires
 ** them (rv_engine_fire_due: up to 1,000 per transaction).
@@ -80,8 +81,9 @@ static void print_rows(rv_engine *e, int n){
 }
 
 /* --savepoints: a savepoint per command, as rv_engine_batch_begin (the
-** HTTP server's batches); default: optimistic batches (no command of the
-** benchmark fails, so none is ever run twice). */
+** HTTP server's rerun of a spoiled batch); default: optimistic batches, as
+** the server runs them first (no command of the benchmark fails, so none
+** is ever run twice). */
 static bool savepoints;
 static rv_status batch_begin(rv_engine *e, rv_err *err){
   return savepoints ? rv_engine_batch_begin(e, err) : rv_engine_batch_begin_optimistic(e, err);

@@ -24,6 +24,17 @@ $R start voluntary-contract '{"national_id": "0499370899", "mobile": "0912000000
 $R start premium-slip '{"national_id": "0650451252", "mobile": "09130000000", "channel": "online", "category": "self14", "wage_daily_rials": 4000000}' --business-key 0650451252 >/dev/null || true
 $R start coverage-inquiry '{"national_id": "0499370899"}' --business-key 0499370899 >/dev/null || true
 $R start org-onboarding '{"organisation": "bank-y", "organisation_name": "بانک نمونه", "organisation_type": "bank", "contact_mobile": "09121239999"}' >/dev/null || true
+# a court with an agreement of the earlier circular that allows direct status
+# inquiries (directive 002 A, clause 5: no committee review), and one such inquiry
+# started here for the operator's views (the court's user sees the inquiries its
+# organisation files through the API: POST /v1/instances, process status-inquiry)
+$R start org-onboarding '{"organisation": "court-t", "organisation_name": "دادگستری نمونه", "organisation_type": "court", "contact_mobile": "09121238888", "legacy_agreement_no": "10391/96/1000"}' >/dev/null || true
+task=$($R --json tasks list --element conclude_agreement --process org-onboarding 2>/dev/null | tr -d ' \t\n' \
+       | sed -n 's/.*"id":\([0-9]*\),"instance".*/\1/p' | tail -n1)
+[ -n "$task" ] && $R tasks complete "$task" '{"agreement_no": "10391-96-1000", "valid_from": "2017-12-17", "valid_to": "2030-03-20", "agreement_scope": "document_and_status"}' >/dev/null || true
+$R tick >/dev/null || true
+$R start status-inquiry '{"national_id": "0499370899", "organisation": "court-t", "started_by": {"role": "organisation", "principal": "court", "organisation": "court-t", "agreement": "10391-96-1000"}, "purpose": "court", "reference": "demo-1"}' --business-key 0499370899 >/dev/null || true
+$R tick >/dev/null || true
 $R tick >/dev/null || true
 echo "demo: principals (tokens in demo/tokens.txt, shown once)"
 : > demo/tokens.txt
@@ -48,4 +59,5 @@ add committee --role committee
 add deputy    --role committee --groups deputy
 add itadmin   --role it_admin
 add bank      --role organisation --organisation bank-y --agreement AG-1405/17
+add court     --role organisation --organisation court-t --agreement 10391-96-1000
 cat demo/tokens.txt

@@ -44,8 +44,8 @@ end
 
 -- The document: what an outside body may read with the code. Only status
 -- facts, no contribution amounts or bank data.
-function M.build_document(v)
-  local p = params()
+-- The status facts (the same for a document by code and a direct inquiry).
+local function status_facts(v, p)
   local person = type(v.person) == "table" and v.person or {}
   local cov = type(v.coverage) == "table" and v.coverage or {}
   local insured_now = cov.paid_in_to == true
@@ -53,22 +53,27 @@ function M.build_document(v)
   if person.role == "pensioner" then coverage_status = "pensioner"
   elseif insured_now then coverage_status = "insured"
   else coverage_status = "not_insured" end
-  local valid_until = cal.add(now(), "P" .. p.document_valid_days .. "D")
   local labels = { pensioner = "مستمری‌بگیر", insured = "بیمه‌شده دارای پوشش بیمه‌ای فعال",
                    not_insured = "فاقد پوشش بیمه‌ای فعال در ماه جاری" }
   return {
-    document = {
-      national_id = v.national_id,
-      name = (person.first_name or "") .. " " .. (person.last_name or ""),
-      as_of = jtext(now()),
-      coverage_status = coverage_status,
-      coverage_text = labels[coverage_status],
-      insurance_type = person.insurance_type or null,
-      pension_no = person.pension_no or null,
-      paid_days_last_months = tonumber(cov.paid_days) or 0,
-      months_window = p.lookback_months,
-      purpose = v.purpose,
-    },
+    national_id = v.national_id,
+    name = (person.first_name or "") .. " " .. (person.last_name or ""),
+    as_of = jtext(now()),
+    coverage_status = coverage_status,
+    coverage_text = labels[coverage_status],
+    insurance_type = person.insurance_type or null,
+    pension_no = person.pension_no or null,
+    paid_days_last_months = tonumber(cov.paid_days) or 0,
+    months_window = p.lookback_months,
+    purpose = v.purpose,
+  }
+end
+
+function M.build_document(v)
+  local p = params()
+  local valid_until = cal.add(now(), "P" .. p.document_valid_days .. "D")
+  return {
+    document = status_facts(v, p),
     valid_until = valid_until,
     valid_until_text = jtext(valid_until),
     single_use = p.single_use,
@@ -76,6 +81,17 @@ function M.build_document(v)
     code_bits = p.code_bits,
     fetch_count = 0,
   }
+end
+
+-- A direct status inquiry by an outside body (Part A actors: "direct status
+-- inquiries allowed by its agreement"; processes/status-inquiry.bpmn): the same
+-- facts as the document, with the body and its reference (how long the body may
+-- read it is the model's timer, not a directive figure).
+function M.status_answer(v)
+  local facts = status_facts(v, params())
+  facts.organisation = v.organisation
+  facts.reference = v.reference
+  return { answer = facts }
 end
 
 -- Each audited fetch reported by the API (message inquiry-fetched).

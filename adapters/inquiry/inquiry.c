@@ -187,7 +187,7 @@ rv_agreement_state rv_inquiry_agreement(rv_store *st, const char *org, const cha
 
 /*--- the adapter --------------------------------------------------------------------*/
 
-typedef enum { OP_ISSUE, OP_REVOKE, OP_AGR_ON, OP_AGR_OFF } op_kind;
+typedef enum { OP_ISSUE, OP_REVOKE, OP_AGR_ON, OP_AGR_OFF, OP_AGR_CHECK } op_kind;
 
 typedef struct ijob {
   struct event_base *base;
@@ -306,17 +306,20 @@ static void parse_input(ijob *j, const cJSON *in, int64_t now){
     if ((j->code_id = rv_inquiry_code_id_parse(rv_json_str(in, "code_id"))) == 0)
       decide(j, RV_JOB_BPMN_ERROR, "INVALID_INPUT", "inquiry code-revoke: code_id is not a code id (IC-n)");
     snprintf(j->reason, sizeof j->reason, "%s", reason_state(rv_json_str(in, "reason")));
-  } else if (strcmp(op, "agreement-activate") == 0 || strcmp(op, "agreement-revoke") == 0) {
+  } else if (strcmp(op, "agreement-activate") == 0 || strcmp(op, "agreement-revoke") == 0 ||
+             strcmp(op, "agreement-check") == 0) {
+    /* check: may this body's agreement do what scope names, now? (read only) */
     const char *org = rv_json_str(in, "organisation"), *agr = rv_json_str(in, "agreement");
     const char *scope = rv_json_str(in, "scope");
+    bool check = strcmp(op, "agreement-check") == 0;
     bool on = strcmp(op, "agreement-activate") == 0;
-    j->op = on ? OP_AGR_ON : OP_AGR_OFF;
+    j->op = check ? OP_AGR_CHECK : on ? OP_AGR_ON : OP_AGR_OFF;
     if (!rv_valid_scope_value(org, false))
       snprintf(why, sizeof why, "organisation is not an organisation id");
     else if (!rv_valid_scope_value(agr, true))
       snprintf(why, sizeof why, "agreement is not an agreement number");
-    else if (on && (scope == NULL || (strcmp(scope, "document_by_code") != 0 &&
-                                      strcmp(scope, "document_and_status") != 0)))
+    else if ((on || check) && (scope == NULL || (strcmp(scope, "document_by_code") != 0 &&
+                                                 strcmp(scope, "document_and_status") != 0)))
       snprintf(why, sizeof why, "scope must be document_by_code or document_and_status");
     else if (on && (!time_of(cJSON_GetObjectItemCaseSensitive(in, "valid_from"), &j->from) ||
                     !time_of(cJSON_GetObjectItemCaseSensitive(in, "valid_to"), &j->to) || j->to <= j->from))
@@ -329,12 +332,12 @@ static void parse_input(ijob *j, const cJSON *in, int64_t now){
     }
     j->org = rv_strdup(org);
     j->agr = rv_strdup(agr);
-    if (on) snprintf(j->scope, sizeof j->scope, "%s", scope);
+    if (on || check) snprintf(j->scope, sizeof j->scope, "%s", scope);
     snprintf(j->reason, sizeof j->reason, "%s", reason_state(rv_json_str(in, "reason")));
   } else {
     char msg[200];
     snprintf(msg, sizeof msg, "inquiry: unknown op '%.60s' (code-issue, code-revoke, "
-             "agreement-activate, agreement-revoke)", op);
+             "agreement-activate, agreement-revoke, agreement-check)", op);
     decide(j, RV_JOB_BPMN_ERROR, "INVALID_INPUT", msg);
   }
 }
@@ -469,6 +472,44 @@ static bool issue(rv_engine *e, ijob *j, char *msg, size_t cap){
   return true;
 }
 
+/* agreement-check: {allowed, reason} for the body's agreement and the scope
+** asked. An agreement of scope document_and_status allows document_by_code
+** too; one of document_by_code allows only fetches by code. The reason is
+** one of ok, no_agreement, not_active (revoked/expired), outside_validity,
+** scope. */
+static rv_status check_agreement(rv_engine *e, ijob *j, cJSON **res, rv_err *err){
+  rv_store *st = rv_engine_store(e);
+  int64_t now = rv_clock_now(rv_engine_clock(e));
+  sqlite3_stmt *s = rv_store_stmt(st, "SELECT scope, valid_from, valid_to, state"
+                                      " FROM inquiry_agreements WHERE organisation=? AND agreement=?");
+  const char *reason = "no_agreement";
+  int rc;
+  rv_store_bind(s, "tt", j->org, j->agr);
+  rc = sqlite3_step(s);
+  if (rc == SQLITE_ROW) {
+    const char *scope = (const char *)sqlite3_column_text(s, 0);
+    const char *state = (const char *)sqlite3_column_text(s, 3);
+    if (state == NULL || strcmp(state, "active") != 0) reason = "not_active";
+    else if (now < sqlite3_column_int64(s, 1) || now >= sqlite3_column_int64(s, 2)) reason = "outside_validity";
+    else if (strcmp(j->scope, "document_and_status") == 0 &&
+             (scope == NULL || strcmp(scope, "document_and_status") != 0)) reason = "scope";
+    else reason = "ok";
+  } else if (rc != SQLITE_DONE) {
+    rv_status r = rv_fail(err, rc == SQLITE_BUSY ? RV_BUSY : RV_IO, "inquiry agreement-check: %s",
+                          sqlite3_errmsg(rv_store_db(st)));
+    sqlite3_reset(s);
+    return r;
+  }
+  sqlite3_reset(s);
+  *res = cJSON_CreateObject();
+  cJSON_AddStringToObject(*res, "organisation", j->org);
+  cJSON_AddStringToObject(*res, "agreement", j->agr);
+  cJSON_AddStringToObject(*res, "scope", j->scope);
+  cJSON_AddBoolToObject(*res, "allowed", strcmp(reason, "ok") == 0);
+  cJSON_AddStringToObject(*res, "reason", reason);
+  return RV_OK;
+}
+
 static rv_status write_simple(rv_engine *e, ijob *j, cJSON **res, rv_err *err){
   rv_store *st = rv_engine_store(e);
   int64_t now = rv_clock_now(rv_engine_clock(e));
@@ -543,7 +584,8 @@ static void run(evutil_socket_t fd, short what, void *p){
   } else {
     cJSON *res = NULL;
     rv_err err;
-    rv_status rc = write_simple(e, j, &res, &err);
+    rv_status rc = j->op == OP_AGR_CHECK ? check_agreement(e, j, &res, &err)
+                                         : write_simple(e, j, &res, &err);
     if (rc == RV_OK) j->done(j->arg, RV_JOB_OK, res, NULL, NULL);
     else if (rc == RV_NOTFOUND) j->done(j->arg, RV_JOB_BPMN_ERROR, NULL, "INVALID_INPUT", err.msg);
     else j->done(j->arg, RV_JOB_FAILED, NULL, NULL, err.msg);

@@ -96,6 +96,7 @@ async function signIn(who) {
   return page;
 }
 
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const optionTexts = (sel) => sel.locator('option').evaluateAll((os) => os.map((o) => [o.value, o.textContent]));
 
 let slipId;
@@ -130,9 +131,22 @@ test('an applicant files a premium slip from the start form the API describes, a
   await form.locator('#start_category').selectOption('self14');
   await form.locator('#start_wage_daily_rials').fill('۴٬۰۰۰٬۰۰۰');
   await form.locator('#start_mobile').fill('۰۹۱۳۱۱۱۱۱۱۱');
+  // Until `held` is cleared the browser is shown the request as it is before
+  // the adapters answer (the server's own reply with its open steps left out),
+  // so the request page is surely drawn before the period step exists,
+  // however fast the adapters are.
+  let held = true;
+  await page.route(/\/v1\/my\/requests\/\d+$/, async (route) => {
+    if (!held || route.request().method() !== 'GET') return route.continue();
+    const res = await route.fetch();
+    return route.fulfill({ response: res, json: { ...(await res.json()), tasks: [] } });
+  });
   await form.getByRole('button', { name: 'ثبت درخواست' }).click();
   await page.waitForURL(/#\/my\/\d+$/);
   slipId = Number(/#\/my\/(\d+)/.exec(page.url())[1]);
+  await page.getByTestId('waiting').waitFor();
+  await page.evaluate(() => { window.rvSamePage = true; });     // gone if the page is ever reloaded
+  const polls = () => page.calls.filter((u) => u === `/v1/my/requests/${slipId}`).length;
   const x = await apiAs('op', 'GET', `/v1/instances/${slipId}`);
   assert.equal(x.data.process, 'premium-slip');
   assert.equal(x.data.business_key, INSURED);
@@ -140,12 +154,46 @@ test('an applicant files a premium slip from the start form the API describes, a
     assert.equal(x.data.variables[k], v, k);
   assert.ok(!('agency_code' in x.data.variables));
 
-  // the period: from the first unpaid month (Azar 1404) to Esfand, never beyond
+  // with nothing to do yet, the request page looks again by itself (every 2 s) ...
+  await waitFor(() => polls() >= 3, 'two polls of the request', 10000);
+  // ... but not while the tab is hidden ...
+  const visibility = (hidden) => page.evaluate((hide) => {
+    for (const k of ['hidden', 'visibilityState']) delete document[k];
+    if (hide) {
+      Object.defineProperty(document, 'hidden', { configurable: true, get: () => true });
+      Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => 'hidden' });
+    }
+    document.dispatchEvent(new Event('visibilitychange'));
+  }, hidden);
+  await visibility(true);
+  await sleep(2500);                 // a poll under way ends
+  let n = polls();
+  await sleep(4500);
+  assert.equal(polls(), n, 'no polls while the tab is hidden');
+  // ... at once when it is shown again ...
+  await visibility(false);
+  await waitFor(() => polls() > n, 'a poll as soon as the tab is shown', 1500);
+  // ... and not once the applicant has left the page
+  await page.evaluate(() => { location.hash = '#/my'; });
+  await page.getByTestId('my-requests').waitFor();
+  await sleep(500);
+  n = polls();
+  await sleep(4500);
+  assert.equal(polls(), n, 'no polls once the page is left');
+
+  // the period: from the first unpaid month (Azar 1404) to Esfand, never beyond;
+  // it appears on the open page once the adapters have answered, without a reload
   await waitFor(async () => (await apiAs('op', 'GET', `/v1/instances/${slipId}`)).data.tokens.some((t) => t.element === 'choose_period'),
     'the period step', 20000);
-  await page.reload();
+  await page.evaluate((id) => { location.hash = `#/my/${id}`; }, slipId);
+  await page.getByTestId('waiting').waitFor();
+  held = false;
   const step = page.locator('section.step[data-element="choose_period"]');
-  await step.waitFor();
+  await step.waitFor({ timeout: 6000 });
+  assert.equal(await page.evaluate(() => window.rvSamePage), true, 'the step came without a reload');
+  n = polls();
+  await sleep(4500);
+  assert.equal(polls(), n, 'no polls once the applicant has a step');
   const months = await optionTexts(step.locator('#f_months'));
   assert.deepEqual(months.map(([v]) => v), ['', '1', '2', '3', '4'], 'four months: Azar, Dey, Bahman, Esfand');
   assert.equal(months[1][1], '۱ ماه: آذر ۱۴۰۴');

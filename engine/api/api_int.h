@@ -274,6 +274,9 @@ void rv__sql_i(rv_sql *q, const char *frag, int64_t v);
 ** parsed). Returns: new cJSON, or NULL with err set. */
 cJSON *rv__sql_rows(rv_api *a, rv_sql *q, rv_err *err);
 void   rv__qcache_free(rv_api *a);
+/* q prepared (kept in the cache above) and bound; step it, then
+** sqlite3_reset it. NULL with err set. q may be freed at once. */
+sqlite3_stmt *rv__sql_stmt(rv_api *a, rv_sql *q, rv_err *err);
 /* A list call's page (request.c): run q with LIMIT limit OFFSET offset (q is
 ** freed), pass each row to each (may be NULL), reply 200 with {"items",
 ** "limit", "offset", "more"}, or the error. */

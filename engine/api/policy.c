@@ -156,6 +156,10 @@ cJSON *rv__sql_rows(rv_api *api, rv_sql *q, rv_err *err){
   return a;
 }
 
+sqlite3_stmt *rv__sql_stmt(rv_api *a, rv_sql *q, rv_err *err){
+  return prepare(a, q, err);
+}
+
 static bool exists(rv_api *a, rv_sql *q){
   rv_err err;
   sqlite3_stmt *s = prepare(a, q, &err);

@@ -189,17 +189,31 @@ void rv__h_task_unclaim(rv_req *r){ claim(r, false); }
 ** whether it is open and not held by someone else, whether it declares
 ** form fields. Read straight from its row: building the task's whole JSON
 ** view (rv_engine_task_json) for this was a tenth of a completion's CPU.
+** The row comes from the visibility query itself (rv__scope_tasks, the
+** same scope every lookup uses), so one indexed statement, kept prepared,
+** both decides "yours or 404" and reads the row; it was two.
 ** False means the reply is set. */
 static bool completable(rv_req *r, const cJSON *data, int64_t *inst){
   sqlite3_stmt *s;
   const char *form;
   bool ok = false;
+  rv_sql q;
+  rv_err err;
+  int rc;
   snprintf(r->object, sizeof r->object, "task:%lld", (long long)r->ids[0]);
-  if (!rv__task_visible(r, r->ids[0])) { rv__not_found(r); return false; }
-  s = rv_store_stmt(r->api->st, "SELECT instance_id, state, assignee, form FROM tasks WHERE id=?");
-  rv_store_bind(s, "i", r->ids[0]);
-  if (sqlite3_step(s) != SQLITE_ROW) {
-    rv__not_found(r);
+  rv__sql_init(&q, "SELECT t.instance_id, t.state, t.assignee, t.form"
+                   " FROM tasks t JOIN instances i ON i.id=t.instance_id WHERE ");
+  rv__sql_i(&q, "t.id=?", r->ids[0]);
+  rv__scope_tasks(&q, &r->p);
+  s = rv__sql_stmt(r->api, &q, &err);
+  rv__sql_fini(&q);
+  if (s == NULL) { rv__reply_err(r, err.code, &err); return false; }
+  if ((rc = sqlite3_step(s)) != SQLITE_ROW) {
+    if (rc == SQLITE_DONE) rv__not_found(r);         /* missing, or not yours: the same 404 */
+    else {
+      rv_fail(&err, rc == SQLITE_BUSY ? RV_BUSY : RV_IO, "task: %s", sqlite3_errmsg(rv_store_db(r->api->st)));
+      rv__reply_err(r, err.code, &err);
+    }
   } else if (strcmp((const char *)sqlite3_column_text(s, 1), "open") != 0) {
     rv__problem(r, 409, "the task is %s", (const char *)sqlite3_column_text(s, 1));
   } else if (sqlite3_column_type(s, 2) != SQLITE_NULL &&

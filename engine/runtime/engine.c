@@ -275,6 +275,11 @@ static rv_status save_inst(rv_ctx *c, rv_inst *in){
   if (bp->p) bp->p[0] = 0;
   state_write(in, bp);
   b = *bp;
+  /* OR FAIL (here, in hist_flush, on the completed task and the answered
+  ** job): no statement journal of its own -- every page it touches copied
+  ** first, to undo this statement alone; the command's savepoint or its
+  ** (batch's) rollback undoes the whole command when a statement fails.
+  ** docs/architecture.md, "Batches". */
   if (in->is_new)            /* started in this command: one write, with its state */
     rc = rv_store_exec(c->e->st, c->err,
       "INSERT INTO instances(id, definition_id, process_id, business_key, status, state,"
@@ -285,11 +290,11 @@ static rv_status save_inst(rv_ctx *c, rv_inst *in){
       (int64_t)(in->ended ? c->now : 0));
   else if (strcmp(in->status, in->status0) == 0)   /* leave the status index alone */
     rc = rv_store_exec(c->e->st, c->err,
-      "UPDATE instances SET state=?, status_text=?, ended=?, rev=rev+1 WHERE id=?",
+      "UPDATE OR FAIL instances SET state=?, status_text=?, ended=?, rev=rev+1 WHERE id=?",
       "ttii", b.p, in->status_text, (int64_t)(in->ended ? c->now : 0), in->id);
   else
     rc = rv_store_exec(c->e->st, c->err,
-      "UPDATE instances SET status=?, state=?, status_text=?, ended=?, rev=rev+1 WHERE id=?",
+      "UPDATE OR FAIL instances SET status=?, state=?, status_text=?, ended=?, rev=rev+1 WHERE id=?",
       "tttii", in->status, b.p, in->status_text,
       (int64_t)(in->ended ? c->now : 0), in->id);
   if (rc == RV_OK) {
@@ -427,7 +432,8 @@ void rv__history(rv_ctx *c, rv_inst *in, const char *event, int node, int64_t ei
 #define HV8  HV4 "," HV4
 #define HV16 HV8 "," HV8
 #define HV32 HV16 "," HV16
-#define HINS "INSERT INTO history(instance_id, at, event, element_id, ei, detail) VALUES"
+/* OR FAIL: see save_inst */
+#define HINS "INSERT OR FAIL INTO history(instance_id, at, event, element_id, ei, detail) VALUES"
 
 static rv_status hist_flush(rv_ctx *c){
   static const char *const sql[6] = { HINS HV1, HINS HV2, HINS HV4, HINS HV8, HINS HV16, HINS HV32 };
@@ -458,9 +464,35 @@ static rv_status hist_flush(rv_ctx *c){
     sqlite3_clear_bindings(s);   /* the texts are freed with the command */
     done += k;
   }
+  if (c->n_hist > 0) rv__hist_wrote(c->e);
   c->n_hist = 0;
   c->hist_len = 0;
   return RV_OK;
+}
+
+/* The journal mark, max(history.id), without a query per command: the
+** value read or written last is kept while its transaction is open and
+** nothing was rolled back (rv_store_gen). Only the engine writes history
+** (hist_flush, taskops.c) and both report here what they inserted; a new
+** rowid is max(id) + 1, so the last one inserted is the maximum. Outside
+** a transaction another process may write: always read. */
+int64_t rv__hist_mark(rv_engine *e){
+  unsigned gen = rv_store_gen(e->st);
+  if (!e->hmark_ok || e->hmark_gen != gen || rv_store_depth(e->st) == 0) {
+    sqlite3_stmt *s = rv_store_stmt(e->st, "SELECT coalesce(max(id), 0) FROM history");
+    e->hmark = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    sqlite3_reset(s);
+    e->hmark_gen = gen;
+    e->hmark_ok = rv_store_depth(e->st) > 0;
+  }
+  return e->hmark;
+}
+
+/* History rows were just inserted (the last statement run): the mark is
+** the last one's id, if the kept mark is still good. */
+void rv__hist_wrote(rv_engine *e){
+  if (e->hmark_ok && e->hmark_gen == rv_store_gen(e->st))
+    e->hmark = sqlite3_last_insert_rowid(rv_store_db(e->st));
 }
 
 rv_status rv__incident(rv_ctx *c, rv_inst *in, rv_ei *ei, const char *kind,
@@ -528,9 +560,7 @@ static rv_status cmd_begin(rv_engine *e, rv_ctx *c, rv_err *err){
   } else rc = rv_store_begin(e->st, err);
   if (rc == RV_OK && !c->opt && rv_store_depth(e->st) == 1) icache_check(e);   /* it began one */
   if (rc == RV_OK) {
-    sqlite3_stmt *s = rv_store_stmt(e->st, "SELECT coalesce(max(id), 0) FROM history");
-    if (sqlite3_step(s) == SQLITE_ROW) c->hist_mark = sqlite3_column_int64(s, 0);
-    sqlite3_reset(s);
+    c->hist_mark = rv__hist_mark(e);
     e->cmd_now = c->now;
     e->in_cmd = true;
   }
@@ -852,7 +882,7 @@ rv_status rv_engine_complete_task(rv_engine *e, int64_t task_id, const cJSON *da
   {
     char *d = data ? rv_json_print(data) : NULL;
     rc = rv_store_exec(e->st, err,
-      "UPDATE tasks SET state='completed', completed_by=?, completed=?, data=? WHERE id=?",
+      "UPDATE OR FAIL tasks SET state='completed', completed_by=?, completed=?, data=? WHERE id=?",
       "titi", actor, c.now, d, task_id);
     if (d) cJSON_free(d);
     /* its one task is completed: nothing to cancel when it leaves */
@@ -866,14 +896,19 @@ rv_status rv_engine_complete_task(rv_engine *e, int64_t task_id, const cJSON *da
     } else rv__vars_merge(in, ei, data);
   }
   if (rc == RV_OK) {
-    cJSON *p = cJSON_CreateObject();
-    cJSON_AddNumberToObject(p, "task", (double)task_id);
-    cJSON_AddStringToObject(p, "element", n->id);
-    cJSON_AddNumberToObject(p, "ei", (double)ei->key);
-    if (actor) cJSON_AddStringToObject(p, "actor", actor);
-    if (data) cJSON_AddItemToObject(p, "data", cJSON_Duplicate(data, 1));   /* absent: none given */
-    journal(&c, in->id, "complete", p);
-    cJSON_Delete(p);
+    /* written directly, as "start" and "job": the text the cJSON object
+    ** {task, element, ei, actor?, data?} printed */
+    rv_buf b;
+    rv_buf_init(&b, SIZE_MAX / 4);
+    rv_buf_add(&b, "{", 1);
+    jkey(&b, "task"); rv_buf_add_int(&b, task_id);
+    jkey(&b, "element"); rv_json_write_string(&b, n->id);
+    jkey(&b, "ei"); rv_buf_add_int(&b, ei->key);
+    if (actor) { jkey(&b, "actor"); rv_json_write_string(&b, actor); }
+    if (data) { jkey(&b, "data"); rv_json_write(&b, data); }   /* absent: none given */
+    rv_buf_add(&b, "}", 1);
+    journal_text(&c, in->id, "complete", b.p);
+    rv_buf_fini(&b);
     rv__history(&c, in, "TASK_COMPLETED", ei->node, ei->key, actor);
     rv__push(&c, ACT_COMPLETE, in, ei->key);
   }

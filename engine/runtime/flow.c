@@ -936,7 +936,8 @@ rv_status rv__job_result(rv_ctx *c, const rv_job_row *j, rv_job_outcome o,
         (int64_t)attempts, c->now + delay, msg, job_id);
     }
   }
-  rc = rv_store_exec(c->e->st, c->err, "UPDATE jobs SET state='done', attempts=? WHERE id=?",
+  /* OR FAIL: no statement journal; the command's rollback undoes it (engine.c save_inst) */
+  rc = rv_store_exec(c->e->st, c->err, "UPDATE OR FAIL jobs SET state='done', attempts=? WHERE id=?",
                      "ii", (int64_t)attempts, job_id);
   if (rc != RV_OK || notify) return rc;
   rc = rv__ctx_load(c, inst, &in);

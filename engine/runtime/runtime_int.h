@@ -167,11 +167,18 @@ struct rv_engine {
   bool               spoiled;        /* ... and a command that wrote has failed in it */
   bool               last_spoiled;   /* the last optimistic batch was rolled back */
   int                batch_count;
+  /* max(history.id) as last read or written, valid while the store's
+  ** transaction generation is hmark_gen (engine.c: rv__hist_mark) */
+  int64_t            hmark;
+  unsigned           hmark_gen;
+  bool               hmark_ok;
   rv_engine_stats    stats;
 };
 
 /*--- engine.c ---*/
 rv_status rv__ctx_load(rv_ctx *c, int64_t id, rv_inst **out);
+int64_t   rv__hist_mark(rv_engine *e);
+void      rv__hist_wrote(rv_engine *e);
 void      rv__push(rv_ctx *c, rv_act_kind k, rv_inst *in, int64_t key);
 rv_ei    *rv__ei_find(rv_inst *in, int64_t key);
 rv_ei    *rv__ei_new(rv_inst *in, int node, int64_t parent);

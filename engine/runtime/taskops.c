@@ -56,12 +56,9 @@ static rv_status row_get(rv_engine *e, int64_t id, task_row *r, rv_err *err){
 ** The payload names the task by element and ei too, as a recording does. */
 static rv_status note(rv_engine *e, int64_t now, const task_row *r, const char *cmd,
                       const char *event, cJSON *payload, const char *detail, rv_err *err){
-  sqlite3_stmt *s = rv_store_stmt(e->st, "SELECT coalesce(max(id), 0) FROM history");
-  int64_t mark = 0;
+  int64_t mark = rv__hist_mark(e);
   char *p;
   rv_status rc;
-  if (sqlite3_step(s) == SQLITE_ROW) mark = sqlite3_column_int64(s, 0);
-  sqlite3_reset(s);
   cJSON_AddStringToObject(payload, "element", r->element);
   cJSON_AddNumberToObject(payload, "ei", (double)r->ei);
   p = rv_json_print(payload);
@@ -73,6 +70,7 @@ static rv_status note(rv_engine *e, int64_t now, const task_row *r, const char *
     rc = rv_store_exec(e->st, err,
       "INSERT INTO history(instance_id, at, event, element_id, ei, detail) VALUES(?,?,?,?,?,?)",
       "iittit", r->instance, now, event, r->element, r->ei, detail);
+  if (rc == RV_OK) rv__hist_wrote(e);
   return rc;
 }
 

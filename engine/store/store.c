@@ -24,6 +24,7 @@ struct rv_store {
   struct { const char *sql; sqlite3_stmt *stmt; } cache[STMT_CACHE];
   int      n_cache;
   short    slot[STMT_SLOTS];     /* index + 1 into cache; 0 = empty */
+  unsigned gen;                  /* +1 per outermost BEGIN and per rollback */
 };
 
 /* Transaction statements, prepared once (rv_store_stmt keys on these
@@ -356,7 +357,9 @@ rv_status rv_store_open(const char *path, const rv_store_opts *opts,
   }
   sqlite3_busy_timeout(st->db, 5000);
   /* a larger lookaside: a command's statements allocate many small
-  ** objects (cursors, records); 512 slots of 512 bytes (default 100 x 1200) */
+  ** objects (cursors, records); 512 slots of 512 bytes (default 100 x 1200).
+  ** Without effect where the library is built with SQLITE_OMIT_LOOKASIDE
+  ** (Debian's is): there SQLite's allocations all go to malloc. */
   sqlite3_db_config(st->db, SQLITE_DBCONFIG_LOOKASIDE, NULL, 512, 512);
   sqlite3_db_config(st->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
   sqlite3_extended_result_codes(st->db, 0);
@@ -426,7 +429,7 @@ rv_status rv_store_begin(rv_store *st, rv_err *err){
     snprintf(sql, sizeof sql, "SAVEPOINT sp%d", st->depth);
     rc = exec_plain(st, sql, err);
   }
-  if (rc == RV_OK) st->depth++;
+  if (rc == RV_OK && st->depth++ == 0) st->gen++;
   return rc;
 }
 
@@ -436,7 +439,7 @@ rv_status rv_store_commit(rv_store *st, rv_err *err){
   if (st->depth <= 0) return rv_fail(err, RV_CONFLICT, "commit without a transaction");
   if (st->depth == 1) {
     rc = exec_cached(st, sql_commit, err);
-    if (rc != RV_OK) { exec_plain(st, "ROLLBACK", NULL); st->depth = 0; return rc; }
+    if (rc != RV_OK) { exec_plain(st, "ROLLBACK", NULL); st->depth = 0; st->gen++; return rc; }
   } else if (st->depth - 1 < MAX_SP) {
     rc = exec_cached(st, rl_sql[st->depth - 1], err);
     if (rc != RV_OK) return rc;
@@ -458,7 +461,10 @@ void rv_store_rollback(rv_store *st){
     exec_plain(st, sql, NULL);
   }
   st->depth--;
+  st->gen++;
 }
+
+unsigned rv_store_gen(const rv_store *st){ return st->gen; }
 
 static unsigned slot_of(const char *sql){
   uintptr_t h = (uintptr_t)sql;

@@ -43,6 +43,10 @@ rv_status rv_store_begin(rv_store *st, rv_err *err);
 rv_status rv_store_commit(rv_store *st, rv_err *err);
 void      rv_store_rollback(rv_store *st);
 int       rv_store_depth(const rv_store *st);
+/* Changes when an outermost transaction begins and on every rollback (of
+** any level): what a caller learnt about the database inside a
+** transaction holds while the generation and the transaction stay. */
+unsigned  rv_store_gen(const rv_store *st);
 
 /* A cached prepared statement for sql (a string literal: the pointer is
 ** the cache key, hashed). The statement is reset and its bindings cleared.

@@ -10,7 +10,10 @@ run fails on any leak:
   - a "not yours" reply that differs from the "does not exist" reply
     (status and body, request id aside): no enumeration oracle;
   - any reply to a caller that carries a canary value or a national ID
-    of an instance that caller may not see.
+    of an instance that caller may not see;
+  - a document (GET /v1/documents/{sha256}) served to anyone but its owner
+    and the staff who may see a case it was given to, or served with other
+    bytes than were uploaded.
 
 usage: api_authz.py PATH/TO/ravand
 """
@@ -19,7 +22,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from api_common import Server, Tap, national_id, strip_rid  # noqa: E402
+from api_common import national_id, serve_main, strip_rid  # noqa: E402
 
 NID = {'A': national_id(1354241), 'B': national_id(2468013)}
 COUNTY = {'A': 'C1', 'B': 'C2'}
@@ -78,7 +81,16 @@ ROUTE_ROLES = {
     'incidents': {'operator'},
     'incident_retry': {'operator'},
     'audit': {'it_admin'},
+    'waiting': {'analyst', 'operator', 'it_admin'},     # counts per element, like the XML
+    'doc_upload': ACTORS,                               # applicants, organisations, task-acting staff
+    'doc_get': ACTORS | {'operator'},                   # then: owner, or staff of a case it was given to
+    'doc_ref': {'applicant', 'organisation', 'operator'},   # a start whose variables name a document
 }
+
+# Who may read a document besides its owner: staff and operators who may see
+# an instance it was given to (a start or completion that referred to it).
+# Applicants and organisations read only their own uploads.
+CASE_READERS = {'branch', 'association', 'committee', 'it_admin', 'operator'}
 
 NOT_FOUND = {'type': 'urn:ravand:problem:not-found', 'title': 'Not Found', 'status': 404,
              'detail': 'no such object'}
@@ -126,31 +138,33 @@ def instance_visible(p, inst, tasks):
 
 
 def main():
-    t = Tap()
-    s = Server(sys.argv[1], ['--rate', '-1', '--rate-addr', '-1', '--applicant-starts', 'api-request',
-                             '--organisation-starts', 'api-org'])
-    try:
-        run(t, s)
-        rc, bad = s.stop()
-        t.eq(rc, 0, 'serve exits 0 on SIGTERM')
-        t.ok(bad == '', 'no sanitizer report', bad[-2000:])
-    except Exception as e:
-        import traceback
-        t.ok(False, 'harness: %s' % e, traceback.format_exc() + '\n' + s.logtext()[-2000:])
-    finally:
-        s.cleanup()
-    return t.done()
+    return serve_main(sys.argv[1], run, ['--rate', '-1', '--rate-addr', '-1', '--applicant-starts', 'api-request',
+                                         '--organisation-starts', 'api-org'])
+
+
+def png(tag):
+    """A small PNG-typed file whose bytes are unique to tag."""
+    return b'\x89PNG\r\n\x1a\n' + ('matrix document %s ' % tag).encode() * 8
+
+
+def upload(s, who, data, ctype='image/png'):
+    return s.req('POST', '/v1/documents', token=s.tokens.get(who), raw=data, headers={'Content-Type': ctype})
 
 
 def setup(s):
-    """Requests in every office and stage, for both sides A and B."""
+    """Requests in every office and stage, for both sides A and B; and the
+    documents: applicant A's file given to A's request that waits at branch
+    B1, another file of A's given to nothing, organisation O1's file given to
+    its case that waits for the IT admins."""
     insts = {}     # id -> {id, business_key, org, canary}
+    docs = {}      # name -> {sha, data, type, copies: [{owner, instances}]}
     k = [0]
 
-    def start(who, process, side=None, county=None, branch=None, org=None):
+    def start(who, process, side=None, county=None, branch=None, org=None, extra=None):
         k[0] += 1
         canary = 'CANARY%04dX' % k[0]
         v = {'canary': canary}
+        v.update(extra or {})
         if county:
             v['county'] = county
         if branch:
@@ -195,6 +209,25 @@ def setup(s):
     m = start('op', 'api-request', 'A', 'C1', 'B2')
     complete('appA', open_task(m, 'applicant_docs'), {'confirm': True})
     complete('asA', open_task(m, 'association_review'), {'approved': True})
+
+    def document(name, who, data, ctype='image/png'):
+        r = upload(s, who, data, ctype)
+        assert r.status == 201, (name, r)
+        docs[name] = {'sha': r.json['id'][len('doc:sha256-'):], 'id': r.json['id'], 'data': data, 'type': ctype,
+                      'copies': [{'owner': who, 'instances': set()}]}
+        return docs[name]
+    # A's file, given to A's own request (started by A), which waits at branch B1
+    d = document('A-case', 'appA', png('A-case'))
+    c = start('appA', 'api-request', 'A', 'C1', 'B1', extra={'attachment': d['id']})
+    d['copies'][0]['instances'].add(c)
+    complete('appA', open_task(c, 'applicant_docs'), {'confirm': True})
+    complete('asA', open_task(c, 'association_review'), {'approved': True})
+    document('A-loose', 'appA', png('A-loose'))                                       # given to nothing
+    # O1's file, given to its case, which waits for the IT admins
+    d = document('O-case', 'orgA', b'%PDF-1.4\n% matrix O-case\n' + b'0' * 64, 'application/pdf')
+    c = start('orgA', 'api-org', org='O1', extra={'attachment': d['id']})
+    d['copies'][0]['instances'].add(c)
+    complete('orgA', open_task(c, 'org_review'), None)
     r = s.req('POST', '/v1/instances', who='op', body={'process': 'api-broken', 'variables': {'ok': False}})
     assert r.status == 201
     insts[r.json['id']] = {'id': r.json['id'], 'business_key': None, 'org': None, 'canary': 'CANARY-none'}
@@ -202,7 +235,7 @@ def setup(s):
     tasks = r.json['items']
     for x in tasks:
         x['org'] = insts[x['instance']]['org']
-    return insts, tasks
+    return insts, tasks, docs
 
 
 def run(t, s):
@@ -215,7 +248,7 @@ def run(t, s):
     s.start()
     r = s.deploy_fixture('an')
     assert r.status == 201, r
-    insts, tasks = setup(s)
+    insts, tasks, docs = setup(s)
     ps = {n: P(n) for n in PRINCIPALS}
     open_tasks = [x for x in tasks if x['state'] == 'open']
     all_nids = set(NID.values())
@@ -236,9 +269,9 @@ def run(t, s):
         bad += [n for n in all_nids if n in body and n not in ok_nids]
         return bad
 
-    def call(p, method, path, body=None):
+    def call(p, method, path, body=None, raw=None, ctype=None):
         tok = None if p.role is None else s.tokens[p.name]
-        return s.req(method, path, token=tok, body=body)
+        return s.req(method, path, token=tok, body=body, raw=raw, headers={'Content-Type': ctype} if ctype else None)
 
     def expect(p, ep, visible=True, ok=200):
         if p.role is None:
@@ -365,6 +398,80 @@ def run(t, s):
     r = call(ps['op'], 'POST', '/v1/instances/%d/cancel' % missing)
     check(ps['op'], 'instance_cancel', r, 404, 'missing', fails)
     t.ok(not fails, 'instances: operator cancels', '\n'.join(fails))
+
+    # --- waiting counts per element: engine people only; a missing version is the 404 ----
+    truth = {}
+    for x in s.req('GET', '/v1/tasks?process=api-request&limit=500', who='op').json['items']:
+        truth.setdefault(x['element'], set()).add(x['instance'])
+    truth = {e: len(v) for e, v in truth.items()}
+    for p in ps.values():
+        fails = []
+        r = call(p, 'GET', '/v1/definitions/api-request/1/waiting')
+        check(p, 'waiting', r, expect(p, 'waiting'), 'api-request v1', fails)
+        if r.status == 200 and r.json != truth:
+            fails.append('waiting: got %s want %s' % (r.json, truth))
+        for path in ('/v1/definitions/api-request/99/waiting', '/v1/definitions/no-such-process/1/waiting'):
+            check(p, 'waiting', call(p, 'GET', path), expect(p, 'waiting', False), path, fails)
+        t.ok(not fails, 'waiting: %s (%s) x 3 definitions' % (p.name, p.role), '\n'.join(fails))
+
+    # --- documents: upload, then every document read by every principal --------------------
+    def doc_visible(p, d):
+        return any(c['owner'] == p.name or
+                   (p.role in CASE_READERS and any(instance_visible(p, insts[i], tasks) for i in c['instances']))
+                   for c in d['copies'])
+
+    for p in ps.values():
+        fails = []
+        data = png('own ' + p.name)
+        r = call(p, 'POST', '/v1/documents', raw=data, ctype='image/png')
+        check(p, 'doc_upload', r, expect(p, 'doc_upload', True, 201), 'new file', fails)
+        if r.status == 201:
+            docs['own ' + p.name] = {'sha': r.json['id'][len('doc:sha256-'):], 'data': data, 'type': 'image/png',
+                                     'copies': [{'owner': p.name, 'instances': set()}]}
+            r = call(p, 'POST', '/v1/documents', raw=data, ctype='image/png')
+            check(p, 'doc_upload', r, 200, 'the same file again', fails)
+        # the function check comes before the body's: a refused role learns nothing of the format
+        r = call(p, 'POST', '/v1/documents', raw=b'plain text', ctype='text/plain')
+        check(p, 'doc_upload', r, expect(p, 'doc_upload', True, 415), 'text/plain', fails)
+        t.ok(not fails, 'documents: %s (%s) uploads' % (p.name, p.role), '\n'.join(fails))
+    readers = sorted(n for n, p in ps.items() if expect(p, 'doc_get', doc_visible(p, docs['A-case'])) == 200)
+    t.diag("A's file on A's request at branch B1: read by %s; everyone else 404 / 403 / 401" % ', '.join(readers))
+    # someone else's bytes: a copy of one's own (201 as for new bytes: no "it exists" oracle)
+    fails = []
+    r = call(ps['appB'], 'POST', '/v1/documents', raw=docs['A-case']['data'], ctype='image/png')
+    check(ps['appB'], 'doc_upload', r, 201, "A's bytes by B", fails)
+    if r.status == 201:
+        docs['A-case']['copies'].append({'owner': 'appB', 'instances': set()})
+    t.ok(not fails, "documents: B uploading A's bytes gets a copy of B's own (201)", '\n'.join(fails))
+    # nobody but the owner can give a document to a case (422), so A's loose file stays A's
+    for p in ps.values():
+        if p.name == 'appA':
+            continue
+        fails = []
+        proc = 'api-org' if p.role == 'organisation' else 'api-request'
+        r = call(p, 'POST', '/v1/instances', {'process': proc, 'variables': {'attachment': docs['A-loose']['id']}})
+        want = expect(p, 'doc_ref', True, 422)
+        check(p, 'doc_ref', r, want, "A's loose file in a start", fails)
+        if r.status == 201:
+            insts[r.json['id']] = {'id': r.json['id'], 'org': p.org, 'business_key': None, 'canary': 'CANARY-none'}
+        t.ok(not fails, "documents: %s (%s) cannot give A's file to a case" % (p.name, p.role), '\n'.join(fails))
+
+    docs['missing'] = {'sha': 'ab' * 32, 'data': None, 'type': None, 'copies': []}
+    malformed = ['AB' * 32, 'ab' * 31 + 'a', 'ab' * 33, 'zz' * 32]
+    for p in ps.values():
+        fails = []
+        for name, d in sorted(docs.items()):
+            vis = doc_visible(p, d)
+            r = call(p, 'GET', '/v1/documents/' + d['sha'])
+            check(p, 'doc_get', r, expect(p, 'doc_get', vis), name, fails)
+            if r.status == 200 and (r.body != d['data'] or r.header('content-type') != d['type']):
+                stats['leaks'] += 1
+                fails.append('doc_get %s: other bytes or type (%s, %d bytes)' % (name, r.header('content-type'),
+                                                                                len(r.body)))
+        for m in malformed:
+            check(p, 'doc_get', call(p, 'GET', '/v1/documents/' + m), expect(p, 'doc_get', False), m[:8], fails)
+        t.ok(not fails, 'documents: %s (%s) x %d documents' % (p.name, p.role, len(docs) + len(malformed)),
+             '\n'.join(fails))
 
     # --- everything else: function level ------------------------------------------------
     incident = s.req('GET', '/v1/incidents', who='op').json['items'][0]['id']

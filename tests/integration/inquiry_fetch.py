@@ -137,7 +137,7 @@ def open_task(s, who, element, inst=None, timeout=30):
     return wait_for(look, timeout)
 
 
-def onboard(t, s, user, org, agreement, legacy_no):
+def onboard(t, s, user, org, agreement, legacy_no, scope='document_by_code'):
     """The body's own user applies; the deputy records the agreement; IT grants access."""
     today = datetime.date.today()
     r = s.req('POST', '/v1/instances', who=user, body={
@@ -155,7 +155,7 @@ def onboard(t, s, user, org, agreement, legacy_no):
     t.ok(task is not None, 'the deputy (committee --groups deputy) sees conclude_agreement')
     r = s.req('POST', '/v1/tasks/%d/complete' % task['id'], who='dep', body={'data': {
         'agreement_no': agreement, 'valid_from': (today - datetime.timedelta(days=30)).isoformat(),
-        'valid_to': (today + datetime.timedelta(days=365)).isoformat(), 'agreement_scope': 'document_by_code'}})
+        'valid_to': (today + datetime.timedelta(days=365)).isoformat(), 'agreement_scope': scope}})
     t.ok(r.status == 200, 'the deputy records agreement %s' % agreement, r)
     task = open_task(s, 'it', 'grant_access', inst)
     t.ok(task is not None, 'the IT admin sees grant_access (group it_admin) once the agreement is registered')
@@ -169,6 +169,52 @@ def onboard(t, s, user, org, agreement, legacy_no):
     t.ok(r.json['variables'].get('agreement_state') == 'active' and
          any(w['element'] == 'gw_active' for w in r.json['tokens']), 'agreement %s active' % agreement, r)
     return inst
+
+
+def direct_inquiry(t, s, gw):
+    """Part A: a body whose agreement allows it inquires a person's status directly
+    (processes/status-inquiry.bpmn); a body with a by-code agreement is refused."""
+    r = s.req('POST', '/v1/instances', who='court1', body={
+        'process': 'status-inquiry', 'business_key': NID_A,
+        'variables': {'purpose': 'court', 'reference': '1405/12'}})
+    t.ok(r.status == 201, 'the court starts a direct status inquiry (business key = national ID)', r)
+    inq = r.json['id']
+    task = open_task(s, 'court1', 'answer', inq)
+    t.ok(task is not None, "the answer is the court's task")
+    r = s.req('GET', '/v1/instances/%d' % inq, who='court1')
+    ans = (r.json.get('tasks') or [{}])[0].get('display', {}).get('answer', {}) if r.status == 200 else {}
+    # (the server runs on the real clock: whether the person is still insured depends on the date;
+    # the exact facts are checked on a fixed clock in tests/scenario/inquiry-status.scn)
+    t.ok(ans.get('national_id') == NID_A and ans.get('coverage_status') in ('insured', 'not_insured') and
+         ans.get('name') == 'علی رضایی' and ans.get('reference') == '1405/12' and
+         ans.get('organisation') == 'court-t' and 'variables' not in r.json,
+         'the court reads the status facts (display, never the variables)', r.json.get('tasks'))
+    sms = wait_for(lambda: [m for m in gw.messages() if m.get('to') == MOBILE_A and 'court-t' in m.get('text', '')])
+    t.ok(sms and len(sms) == 1, 'the person is told of the inquiry by SMS', gw.messages())
+    r = s.req('GET', '/v1/instances/%d' % inq, who='bank1')
+    t.ok(r.status == 404 and strip_rid(r.json) == NOT_FOUND, "another body gets the same 404 for the court's inquiry", r)
+    r = s.req('GET', '/v1/tasks/%d' % task['id'], who='bank1')
+    t.ok(r.status == 404, "another body cannot open the court's answer", r)
+    r = s.req('POST', '/v1/tasks/%d/complete' % task['id'], who='court1', body={'data': {'received': True}})
+    t.ok(r.status == 200, 'the court confirms it received the answer', r)
+    r = s.req('POST', '/v1/instances', who='bank1', body={
+        'process': 'status-inquiry', 'business_key': NID_A, 'variables': {'purpose': 'bank'}})
+    t.ok(r.status == 201, 'the bank (agreement by code only) may file, the model decides', r)
+    ib = r.json['id']
+    done = wait_for(lambda: (lambda x: x if x.json.get('status') == 'completed' else None)(
+        s.req('GET', '/v1/instances/%d' % ib, who='bank1')))
+    t.ok(done is not None and 'انجام نشد' in done.json.get('status_text', '') and not done.json.get('tasks'),
+         'the bank is refused: its agreement does not cover direct inquiries', done.json if done else None)
+    r = s.req('GET', '/v1/instances/%d' % ib, who='op')
+    t.ok(r.status == 200 and r.json['variables'].get('refusal') == 'scope' and 'person' not in r.json['variables'],
+         'refused before any person data was read', r)
+    r = s.req('POST', '/v1/my/requests', who='appA', body={'process': 'status-inquiry', 'variables': {'purpose': 'bank'}})
+    t.ok(r.status == 403, 'an applicant cannot start a direct status inquiry', r)
+    db = sqlite3.connect(s.db)
+    n = db.execute("SELECT count(*) FROM audit WHERE action='instance.get' AND object=? AND outcome=200",
+                   ('instance:%d' % inq,)).fetchone()[0]
+    db.close()
+    t.ok(n >= 1, "the body's reads of the answer are audited", n)
 
 
 def issue_test_code(t, s, gw, who, mobile, seconds, single=False):
@@ -187,6 +233,7 @@ def run(t, s, gw):
     s.cli('deploy', '--scripts', os.path.join(ROOT, 'scripts'),
           os.path.join(ROOT, 'processes', 'coverage-inquiry.bpmn'),
           os.path.join(ROOT, 'processes', 'org-onboarding.bpmn'),
+          os.path.join(ROOT, 'processes', 'status-inquiry.bpmn'),
           os.path.join(ROOT, 'tests', 'fixtures', 'inquiry', 'code-test.bpmn'))
     s.cli('records', 'load', os.path.join(ROOT, 'tests', 'fixtures', 'inquiry', 'records'))
     s.principal('appA', 'applicant', national_id=NID_A)
@@ -208,7 +255,8 @@ def run(t, s, gw):
         'organisation_name': 'x', 'organisation_type': 'bank', 'contact_mobile': '09121239999', 'approved': True}})
     t.ok(r.status == 400 and 'approved' in r.json.get('detail', ''), 'a field the start form does not declare: 400', r)
     onboard(t, s, 'bank1', 'bank-y', 'AG-1405/17', 'AG-1405/17')
-    court = onboard(t, s, 'court1', 'court-t', '10391-96-1000', '10391/96/1000')
+    court = onboard(t, s, 'court1', 'court-t', '10391-96-1000', '10391/96/1000', scope='document_and_status')
+    direct_inquiry(t, s, gw)
 
     # --- the person files a request from the portal; the code arrives by SMS only
     r = s.req('POST', '/v1/my/requests', who='appA', body={'process': 'coverage-inquiry', 'variables': {'x': 1}})

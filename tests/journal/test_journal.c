@@ -9,6 +9,8 @@
 ** checks:
 **   - every journaled input kind appears, and every recording replays
 **     "identical";
+**   - journal marks equal max(history.id) at each command's start inside
+**     optimistic and savepoint batches, after a claim and a rollback;
 **   - replaying twice gives byte-identical output, equal to the recording;
 **   - a tampered recording (an SMS text, an input's data) is caught, and a
 **     changed decision text alone is not a divergence;
@@ -343,6 +345,58 @@ static void test_journal_rows_name_their_instance(void **state){
   assert_int_equal(q1(&l, "SELECT count(*) FROM journal WHERE mark IS NULL", 0, NULL), 0);
   assert_true(q1(&l, "SELECT count(*) FROM journal WHERE command='timer' AND instance_id=?", c.late, NULL) == 1);
   assert_true(q1(&l, "SELECT count(*) FROM journal WHERE command='job' AND instance_id=?", c.docs, NULL) == 2);
+  live_close(&l);
+}
+
+/* journal.mark is max(history.id) when the command began, also now that
+** the engine keeps it in memory inside a transaction (engine.c
+** rv__hist_mark): across the commands of an optimistic and of a savepoint
+** batch, after a claim (taskops.c writes its own history row), after a
+** savepoint that held written history rows was rolled back, and outside
+** any batch. Each expected value is read from the table before the command. */
+static int64_t hist_max(live *l){ return q1(l, "SELECT coalesce(max(id), 0) FROM history", 0, NULL); }
+static int64_t last_mark(live *l){ return q1(l, "SELECT mark FROM journal ORDER BY seq DESC LIMIT 1", 0, NULL); }
+
+static void test_marks_in_batches(void **state){
+  live l;
+  rv_err err;
+  rv_store *st;
+  int64_t m, id = 0, task;
+  (void)state;
+  live_open(&l);
+  st = rv_engine_store(l.e);
+  deploy(&l, RV_SOURCE_ROOT "/bench/workloads/human.bpmn");
+  for (int pass = 0; pass < 2; pass++) {
+    rv_status rc = pass == 0 ? rv_engine_batch_begin_optimistic(l.e, &err) : rv_engine_batch_begin(l.e, &err);
+    if (rc != RV_OK) fail_msg("batch: %s", err.msg);
+    for (int i = 0; i < 3; i++) {
+      m = hist_max(&l);
+      id = start(&l, NULL, "bench-human", "{\"branch\":\"1203\"}");
+      assert_int_equal(last_mark(&l), m);
+      assert_true(hist_max(&l) > m);            /* it wrote history: the kept mark had to move */
+    }
+    task = q1(&l, "SELECT id FROM tasks WHERE instance_id=?", id, NULL);
+    m = hist_max(&l);
+    if (rv_engine_task_claim(l.e, task, "clerk-1", &err) != RV_OK) fail_msg("claim: %s", err.msg);
+    assert_int_equal(last_mark(&l), m);
+    m = hist_max(&l);
+    assert_true(complete(&l, id, "review", "{\"ok\":true}", "clerk-1"));
+    assert_int_equal(last_mark(&l), m);
+    if (pass == 1) {                            /* rows written, then rolled back */
+      m = hist_max(&l);
+      assert_int_equal(rv_store_begin(st, &err), RV_OK);
+      start(&l, NULL, "bench-human", "{\"branch\":\"1203\"}");
+      assert_true(hist_max(&l) > m);
+      rv_store_rollback(st);
+      assert_int_equal(hist_max(&l), m);
+      start(&l, NULL, "bench-human", "{\"branch\":\"1203\"}");
+      assert_int_equal(last_mark(&l), m);
+    }
+    if (rv_engine_batch_end(l.e, &err) != RV_OK) fail_msg("batch end: %s", err.msg);
+  }
+  m = hist_max(&l);                             /* one command, its own transaction */
+  start(&l, NULL, "bench-human", "{\"branch\":\"1203\"}");
+  assert_int_equal(last_mark(&l), m);
   live_close(&l);
 }
 
@@ -718,6 +772,7 @@ int main(int argc, char **argv){
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_every_input_is_journaled),
     cmocka_unit_test(test_journal_rows_name_their_instance),
+    cmocka_unit_test(test_marks_in_batches),
     cmocka_unit_test(test_replay_identical),
     cmocka_unit_test(test_replay_twice_is_byte_identical),
     cmocka_unit_test(test_tampering_is_caught),

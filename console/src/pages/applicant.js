@@ -106,6 +106,24 @@ function stepper(current) {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+// The request page looks again by itself while the applicant has nothing to
+// do and the request is still running: a step that comes only once the
+// adapters have answered (the premium slip's period) then shows without a
+// reload. Polite: one call every POLL_MS, at most POLL_MAX per page view
+// (adapters answer in seconds; what staff do takes days, so after that a
+// button looks again), none while the tab is hidden (it looks again as soon
+// as the tab is shown), and none once the page is left -- the router renders
+// every page into a new <main>, so a detached one means the applicant moved on.
+const POLL_MS = 2000;
+const POLL_MAX = 60;
+
+/** Still running with no open step of the applicant's: worth looking again. */
+const awaitsOthers = (r) => r.status === 'active' && !r.ended && !r.tasks.length;
+
+/** What the page shows of a request; a poll redraws only when it changed. */
+const shown = (r) => JSON.stringify([r.status, r.status_text, r.status_label, r.ended, r.history.length,
+  r.tasks.map((t) => t.id)]);
+
 /** One request; waits a moment for its first step when the engine is still looking things up. */
 export async function request(main, { params }) {
   const id = params[0];
@@ -114,7 +132,57 @@ export async function request(main, { params }) {
     await sleep(300);
     r = await get(`/v1/my/requests/${id}`);
   }
-  const reload = () => request(main, { params });
+  const view = {};             // this rendering of the page; a newer one (reload) stops our polls
+  main.rvRequestView = view;
+  drawRequest(main, r, () => request(main, { params }));
+  if (awaitsOthers(r)) watch(main, view, id, r, params);
+}
+
+/** Poll the request while awaitsOthers (see POLL_MS). */
+function watch(main, view, id, r0, params) {
+  let polls = 0;
+  let last = shown(r0);
+  const alive = () => main.isConnected && main.rvRequestView === view;
+  const onShow = () => {
+    if (document.hidden) return;
+    document.removeEventListener('visibilitychange', onShow);
+    tick();
+  };
+  const next = () => {
+    if (!alive()) return;
+    if (polls >= POLL_MAX) {
+      main.querySelector('[data-testid="waiting"]')?.append(' ',
+        h('button', { type: 'button', class: 'secondary', 'data-testid': 'look-again', onclick: () => request(main, { params }) },
+          'به‌روزرسانی'));
+      return;
+    }
+    setTimeout(tick, POLL_MS);
+  };
+  async function tick() {
+    if (!alive()) return;
+    if (document.hidden) {             // looked at again once the tab is shown
+      document.addEventListener('visibilitychange', onShow);
+      return;
+    }
+    polls++;
+    let r;
+    try {
+      r = await get(`/v1/my/requests/${id}`);
+    } catch (e) {
+      if (e.status >= 400 && e.status < 500 && e.status !== 429) return;   // gone, or signed out: stop
+      return next();                                                      // a blip: try again later
+    }
+    if (!alive()) return;
+    if (shown(r) !== last) {
+      last = shown(r);
+      drawRequest(main, r, () => request(main, { params }));
+    }
+    if (awaitsOthers(r)) next();
+  }
+  next();
+}
+
+function drawRequest(main, r, reload) {
   const steps = r.tasks.map((t) => {
     const isSupp = r.process === 'supplementary-insurance' && SUPP_STEPS.some(([e]) => e === t.element);
     return h('section', { class: 'card step', 'data-element': t.element },
@@ -137,7 +205,7 @@ export async function request(main, { params }) {
       h('div', { class: 'label' }, r.status === 'active' ? 'وضعیت' : 'نتیجه'),
       h('div', { class: 'big', 'data-testid': 'status' }, r.status_label || r.status_text || ''),
       h('div', { class: 'muted' }, `ثبت: ${faDateTime(r.started)}`, r.ended ? ` — پایان: ${faDateTime(r.ended)}` : '')),
-    steps.length ? h('div', { class: 'steps' }, steps) : (r.status === 'active' ? h('p', { class: 'muted' }, 'درخواست شما در دست بررسی است؛ اقدامی از طرف شما لازم نیست.') : null),
+    steps.length ? h('div', { class: 'steps' }, steps) : (r.status === 'active' ? h('p', { class: 'muted', 'data-testid': 'waiting' }, 'درخواست شما در دست بررسی است؛ اقدامی از طرف شما لازم نیست.') : null),
     h('section', { class: 'card' }, h('h2', {}, 'سابقه وضعیت'),
       r.history.length ? h('ol', { class: 'timeline' }, r.history.map((x) =>
         h('li', {}, h('time', {}, faDateTime(x.at)), h('span', {}, x.status_text)))) : h('p', { class: 'empty' }, '—')));

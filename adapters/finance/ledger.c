@@ -169,15 +169,7 @@ rv_status rv_ledger_put(rv_store *st, const rv_ledger_entry *en, const char *key
   if (rc != RV_OK || *out_row) return rc;
   rc = rv_store_begin(st, err);
   if (rc != RV_OK) return rc;
-  rc = rv_store_exec(st, err,
-    "INSERT OR IGNORE INTO fin_ledger(ledger, job_key, fingerprint, instance_id, element_id,"
-    " national_id, period, sheba, amount_rials, kind, reference, created)"
-    " VALUES(?,?,?,?,?,?,?,?,?,?,?,?)", "tttittttitti",
-    en->ledger, key, en->fingerprint, instance_id, element_id, en->national_id, en->period,
-    en->sheba[0] ? en->sheba : NULL, en->amount_rials, en->kind,
-    en->reference[0] ? en->reference : NULL, now);
-  if (rc == RV_OK) rc = find_row(st, key, en->fingerprint, out_row, err);
-  if (rc == RV_OK && *out_row == NULL) rc = rv_fail(err, RV_CORRUPT, "ledger row vanished");
+  rc = put_in_tx(st, en, key, instance_id, element_id, now, out_row, err);
   if (rc == RV_OK) rc = rv_store_commit(st, err);
   else rv_store_rollback(st);
   if (rc != RV_OK) { cJSON_Delete(*out_row); *out_row = NULL; }

@@ -312,18 +312,22 @@ static void larg_fill(lua_State *L, int idx){    /* [-0, +0, m] */
   r->larg_full = true;
 }
 
+/* An __index(t, key) answer: v converted, and kept in t under key so it
+** is converted once per call. */
+static int push_kept(lua_State *L, const cJSON *v){
+  push_json(L, v, 1);
+  lua_pushvalue(L, 2);
+  lua_pushvalue(L, -2);
+  lua_rawset(L, 1);
+  return 1;
+}
+
 static int l_larg_index(lua_State *L){         /* (t, key) */
   rv_rules *r = getr(L);
   if (lua_type(L, 2) == LUA_TSTRING && is_larg(L, 1) && !r->larg_full &&
       r->larg_vars != NULL && larg_mark(L, 2)) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(r->larg_vars, lua_tostring(L, 2));
-    if (v != NULL) {
-      push_json(L, v, 1);
-      lua_pushvalue(L, 2);
-      lua_pushvalue(L, -2);
-      lua_rawset(L, 1);                      /* converted once per call */
-      return 1;
-    }
+    if (v != NULL) return push_kept(L, v);
   }
   lua_pushnil(L);
   return 1;
@@ -344,17 +348,24 @@ static int l_larg_pairs(lua_State *L){         /* (t) */
   return 3;
 }
 
+/* The rest of a proxy's metatable (at the top): writes go to newindex,
+** pairs() to pairs, and getmetatable() answers false. Shared by the lazy
+** argument tables and the frozen library tables. */
+static void proxy_mt_fields(lua_State *L, lua_CFunction newindex, lua_CFunction pairs){
+  lua_pushcfunction(L, newindex);
+  lua_setfield(L, -2, "__newindex");
+  lua_pushcfunction(L, pairs);
+  lua_setfield(L, -2, "__pairs");
+  lua_pushboolean(L, 0);
+  lua_setfield(L, -2, "__metatable");
+}
+
 /* The metatable every argument table shares (set up once). */
 static void larg_setup(lua_State *L){
   lua_createtable(L, 0, 4);
   lua_pushcfunction(L, l_larg_index);
   lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, l_larg_newindex);
-  lua_setfield(L, -2, "__newindex");
-  lua_pushcfunction(L, l_larg_pairs);
-  lua_setfield(L, -2, "__pairs");
-  lua_pushboolean(L, 0);
-  lua_setfield(L, -2, "__metatable");
+  proxy_mt_fields(L, l_larg_newindex, l_larg_pairs);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &larg_mt_key);
 }
 
@@ -1015,12 +1026,7 @@ static void freeze(lua_State *L, const char *name){
   lua_createtable(L, 0, 4);                /* its metatable */
   lua_getfield(L, -3, name);
   lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, l_readonly);
-  lua_setfield(L, -2, "__newindex");
-  lua_pushcfunction(L, l_proxy_pairs);
-  lua_setfield(L, -2, "__pairs");
-  lua_pushboolean(L, 0);
-  lua_setfield(L, -2, "__metatable");
+  proxy_mt_fields(L, l_readonly, l_proxy_pairs);
   lua_setmetatable(L, -2);
   lua_getfield(L, LUA_REGISTRYINDEX, "rv.frozen");
   lua_pushvalue(L, -2);
@@ -1235,13 +1241,7 @@ static int l_lazy_index(lua_State *L){           /* (env, key) */
     const char *k = lua_tostring(L, 2);
     const cJSON *v = r->lazy_xname && strcmp(k, r->lazy_xname) == 0 ? r->lazy_xval
                    : cJSON_GetObjectItemCaseSensitive(r->lazy_vars, k);
-    if (v != NULL) {
-      push_json(L, v, 1);
-      lua_pushvalue(L, 2);
-      lua_pushvalue(L, -2);
-      lua_rawset(L, 1);                          /* converted once per call */
-      return 1;
-    }
+    if (v != NULL) return push_kept(L, v);
   }
   lua_getfield(L, LUA_REGISTRYINDEX, "rv.sg");
   lua_pushvalue(L, 2);

@@ -231,6 +231,15 @@ def strip_rid(j):
     return j
 
 
+def my_task(s, who, inst, element):
+    """The applicant's open task of element in request inst (GET /v1/my/requests/{id}), or None."""
+    r = s.req('GET', '/v1/my/requests/%d' % inst, who=who)
+    for x in (r.json or {}).get('tasks', []):
+        if x['element'] == element:
+            return x
+    return None
+
+
 def serve_main(ravand, run, args=()):
     """The usual test main: run(tap, server) with one server (run starts
     it), then stop it and check it exited 0 with no sanitizer report; an

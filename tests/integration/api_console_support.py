@@ -23,7 +23,7 @@ import sqlite3
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from api_common import ROOT, FIXTURES, Server, Tap, national_id, problem_ok  # noqa: E402
+from api_common import ROOT, FIXTURES, national_id, problem_ok, serve_main  # noqa: E402
 
 NID_A = national_id(1354241)
 NID_B = national_id(2468013)
@@ -32,21 +32,6 @@ NOW_MS = 1764999000000                 # the same instant, epoch ms
 PROCESSES = ('supplementary-insurance', 'premium-slip', 'voluntary-contract', 'org-onboarding')
 
 
-def main():
-    t = Tap()
-    s = Server(sys.argv[1], ['--now', NOW, '--rate', '-1', '--rate-addr', '-1',
-                             '--applicant-starts', 'api-request'])
-    try:
-        run(t, s)
-        rc, bad = s.stop()
-        t.eq(rc, 0, 'serve exits 0 on SIGTERM')
-        t.ok(bad == '', 'no sanitizer report', bad[-3000:])
-    except Exception as e:  # noqa: BLE001 -- a crash of the harness is a failure, with its story
-        import traceback
-        t.ok(False, 'harness: %s' % e, traceback.format_exc() + '\n' + s.logtext()[-2000:])
-    finally:
-        s.cleanup()
-    return t.done()
 
 
 def defs_of(s, who):
@@ -305,4 +290,5 @@ def waiting(t, s):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(serve_main(sys.argv[1], run, ['--now', NOW, '--rate', '-1', '--rate-addr', '-1',
+                                               '--applicant-starts', 'api-request']))

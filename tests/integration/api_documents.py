@@ -20,7 +20,7 @@ import sqlite3
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from api_common import Server, Tap, national_id, problem_ok, strip_rid  # noqa: E402
+from api_common import national_id, problem_ok, strip_rid, serve_main, my_task  # noqa: E402
 
 NID_A = national_id(1122334)
 NID_B = national_id(5566778)
@@ -61,21 +61,6 @@ JPEG = b'\xff\xd8\xff\xe0' + b'JFIF-test-image' * 50
 PDF = b'%PDF-1.4\n% test\n' + b'0' * 300
 
 
-def main():
-    t = Tap()
-    s = Server(sys.argv[1], ['--rate', '-1', '--rate-addr', '-1', '--max-document', '64K',
-                             '--document-quota', '5', '--document-quota-bytes', '150K'])
-    try:
-        run(t, s)
-        rc, bad = s.stop()
-        t.eq(rc, 0, 'serve exits 0 on SIGTERM')
-        t.ok(bad == '', 'no sanitizer report', bad[-2000:])
-    except Exception as e:  # a crash of the harness is a failure, with its story
-        import traceback
-        t.ok(False, 'harness: %s' % e, traceback.format_exc() + '\n' + s.logtext()[-2000:])
-    finally:
-        s.cleanup()
-    return t.done()
 
 
 def upload(s, who, data, ctype):
@@ -89,14 +74,6 @@ def doc_id(data):
 
 def sha(data):
     return hashlib.sha256(data).hexdigest()
-
-
-def my_task(s, who, inst, element):
-    r = s.req('GET', '/v1/my/requests/%d' % inst, who=who)
-    for x in (r.json or {}).get('tasks', []):
-        if x['element'] == element:
-            return x
-    return None
 
 
 def run(t, s):
@@ -251,4 +228,5 @@ def run(t, s):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(serve_main(sys.argv[1], run, ['--rate', '-1', '--rate-addr', '-1', '--max-document', '64K',
+                                               '--document-quota', '5', '--document-quota-bytes', '150K']))

@@ -10,28 +10,12 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from api_common import Server, Tap, national_id, problem_ok, FIXTURES  # noqa: E402
+from api_common import national_id, problem_ok, FIXTURES, serve_main  # noqa: E402
 
 NID_A = national_id(1354241)
 NID_B = national_id(2468013)
 
 
-def main():
-    ravand = sys.argv[1]
-    t = Tap()
-    s = Server(ravand, ['--rate', '-1', '--rate-addr', '-1', '--applicant-starts', 'api-request,p1',
-                        '--organisation-starts', 'api-org'])
-    try:
-        run(t, s)
-        rc, bad = s.stop()
-        t.eq(rc, 0, 'serve exits 0 on SIGTERM')
-        t.ok(bad == '', 'no sanitizer report', bad[-2000:])
-    except Exception as e:  # a crash of the harness is a failure, with its story
-        import traceback
-        t.ok(False, 'harness: %s' % e, traceback.format_exc() + '\n' + s.logtext()[-2000:])
-    finally:
-        s.cleanup()
-    return t.done()
 
 
 def run(t, s):
@@ -416,4 +400,5 @@ def run(t, s):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(serve_main(sys.argv[1], run, ['--rate', '-1', '--rate-addr', '-1', '--applicant-starts', 'api-request,p1',
+                                               '--organisation-starts', 'api-org']))

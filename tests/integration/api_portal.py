@@ -19,7 +19,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from api_common import ROOT, Server, Tap  # noqa: E402
+from api_common import ROOT, Server, Tap, my_task  # noqa: E402
 
 PENSIONER = '1234567806'   # tests/fixtures/supplementary: county تهران, branch 1201
 INSURED = '0650451252'     # tests/fixtures/premium: self-employed
@@ -39,14 +39,6 @@ def main():
         t.ok(not bad, 'server log has no sanitizer report', bad[-3000:])
         s.cleanup()
     return t.done()
-
-
-def my_task(s, who, inst, element):
-    r = s.req('GET', '/v1/my/requests/%d' % inst, who=who)
-    for x in (r.json or {}).get('tasks', []):
-        if x['element'] == element:
-            return x
-    return None
 
 
 def run(t, s):

@@ -14,6 +14,7 @@
 */
 #ifndef RV_ADAPTER_H
 #define RV_ADAPTER_H
+#include <stdbool.h>
 #include <stdint.h>
 #include <event2/event.h>
 #include <cjson/cJSON.h>
@@ -39,11 +40,32 @@ typedef void (*rv_adapter_done_fn)(void *arg, rv_job_outcome outcome,
                                    cJSON *result, const char *code,
                                    const char *message);
 
+struct rv_engine;
+
+/* What answer_now() decided: outcome and result as for done(); code and
+** message are the adapter's (empty: none). */
+typedef struct rv_answer {
+  rv_job_outcome outcome;
+  cJSON         *result;       /* the engine takes ownership */
+  char           code[64];
+  char           message[512];
+} rv_answer;
+
 typedef struct rv_adapter_ops {
   const char *name;                     /* the task's rv:adapter value */
   rv_status (*invoke)(void *self, struct event_base *base, const rv_job_info *job,
                       rv_adapter_done_fn done, void *arg);
   void       *self;
+  /* Optional: answer inside the command that created the job. Only for
+  ** adapters that read the engine's own store and change nothing (today:
+  ** `records`), so the answer is decided by data in the same transaction.
+  ** The engine (cfg.answer_now; off in replays and process tests) calls it
+  ** once the command's own work is done, journals the answer as a "job"
+  ** input of its own -- a replay feeds the same answer, as for any adapter
+  ** -- and applies it in the same transaction, saving the job's round trip
+  ** through the loop and the reload of the instance. Return false to leave
+  ** the job to invoke() (e.g. a technical failure: retried as usual). */
+  bool (*answer_now)(void *self, struct rv_engine *e, const rv_job_info *job, rv_answer *out);
 } rv_adapter_ops;
 
 /* Adapters that keep durable records (payroll, finance, records) use the
@@ -52,7 +74,6 @@ typedef struct rv_adapter_ops {
 ** is looked up by the event_base passed to invoke(); rv_engine_close()
 ** removes it. A job reaching such an adapter on an unbound base fails
 ** technically ("no engine bound"), so it is retried, never lost. */
-struct rv_engine;
 void              rv_adapters_bind_engine(struct rv_engine *e);
 void              rv_adapters_unbind_engine(struct rv_engine *e);
 struct rv_engine *rv_adapters_engine(struct event_base *base);   /* NULL if none */

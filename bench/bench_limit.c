@@ -70,7 +70,7 @@ static char *col_dup(sqlite3_stmt *s, int i){
 
 /*--- The template: one instance's rows, by command ---------------------------*/
 
-typedef struct hrow { int64_t at, ei; char *event, *element, *detail; } hrow;
+typedef struct hrow { int64_t at, ei; bool ei_null; char *event, *element, *detail; } hrow;
 typedef struct jrow { int64_t at, mark; char *command, *payload; } jrow;
 
 static struct tmpl {
@@ -153,7 +153,7 @@ static void snap_final(sqlite3 *db, int64_t id){
   }
   sqlite3_finalize(s);
   marks[T.ncmd] = INT64_MAX;
-  sqlite3_prepare_v2(db, "SELECT id, at, event, element_id, ei, detail FROM history"
+  sqlite3_prepare_v2(db, "SELECT id, at, event, element_id, ei, detail FROM history_log"
                          " WHERE instance_id=? ORDER BY id", -1, &s, NULL);
   sqlite3_bind_int64(s, 1, id);
   while (sqlite3_step(s) == SQLITE_ROW) {
@@ -164,6 +164,7 @@ static void snap_final(sqlite3 *db, int64_t id){
       hrow *h = &T.h[k][T.nh[k]++];
       h->at = sqlite3_column_int64(s, 1); h->event = col_dup(s, 2);
       h->element = col_dup(s, 3); h->ei = sqlite3_column_int64(s, 4); h->detail = col_dup(s, 5);
+      h->ei_null = sqlite3_column_type(s, 4) == SQLITE_NULL;   /* a batch row (engine.c hist_pack) */
     }
   }
   sqlite3_finalize(s);
@@ -262,7 +263,7 @@ static void history_and_journal(int64_t id, int k){
     sqlite3_stmt *s = st_histn[k];
     if (s == NULL) {
       char sql[8192];
-      int n = snprintf(sql, sizeof sql, "INSERT INTO history(instance_id, at, event, element_id, ei, detail) VALUES");
+      int n = snprintf(sql, sizeof sql, "INSERT INTO history_log(instance_id, at, event, element_id, ei, detail) VALUES");
       for (int i = 0; i < T.nh[k]; i++) n += snprintf(sql + n, sizeof sql - (size_t)n, "%s(?,?,?,?,?,?)", i ? "," : "");
       s = st_histn[k] = prep(sql);
     }
@@ -272,7 +273,7 @@ static void history_and_journal(int64_t id, int k){
       sqlite3_bind_int64(s, 6 * i + 2, h->at);
       txt(s, 6 * i + 3, h->event);
       txt(s, 6 * i + 4, h->element);
-      sqlite3_bind_int64(s, 6 * i + 5, h->ei);
+      if (h->ei_null) sqlite3_bind_null(s, 6 * i + 5); else sqlite3_bind_int64(s, 6 * i + 5, h->ei);
       txt(s, 6 * i + 6, h->detail);
     }
     run(s);
@@ -405,7 +406,7 @@ int main(int argc, char **argv){
   st_inst = prep("INSERT INTO instances(definition_id, process_id, business_key, status, state,"
                  " status_text, parent_instance, parent_ei, started, ended, rev)"
                  " VALUES(?,?,NULL,?,?,?,0,0,?,?,1)");
-  st_hist = prep("INSERT OR FAIL INTO history(instance_id, at, event, element_id, ei, detail) VALUES(?,?,?,?,?,?)");
+  st_hist = prep("INSERT OR FAIL INTO history_log(instance_id, at, event, element_id, ei, detail) VALUES(?,?,?,?,?,?)");
   st_jour = prep("INSERT INTO journal(instance_id, at, command, payload, mark) VALUES(?,?,?,?,?)");
   st_job = prep("INSERT INTO jobs(instance_id, ei, element_id, adapter, input, key, state, attempts,"
                 " retries, backoff_ms, next_try, created, notify) VALUES(?,?,?,?,?,?,'pending',0,?,?,?,?,0)");
@@ -461,7 +462,7 @@ int main(int argc, char **argv){
   if (strcmp(wl, "straight") != 0 && strcmp(wl, "fanout") != 0)
     printf(", \"first_per_s\": %.1f, \"second_per_s\": %.1f", n / t_first, n / t_second);
   {
-    static const char *const tables[] = { "instances", "history", "journal", "jobs", "tasks", "timers" };
+    static const char *const tables[] = { "instances", "history", "history_log", "journal", "jobs", "tasks", "timers" };
     printf(", \"rows_per_instance\": {");
     for (size_t i = 0; i < sizeof tables / sizeof *tables; i++) {
       char sql[128];

@@ -70,7 +70,7 @@ static int cmp_double(const void *a, const void *b){
 
 /* Rows the run left, per instance: what bench_limit must write too. */
 static void print_rows(rv_engine *e, int n){
-  static const char *const tables[] = { "instances", "history", "journal", "jobs", "tasks", "timers" };
+  static const char *const tables[] = { "instances", "history", "history_log", "journal", "jobs", "tasks", "timers" };
   printf(", \"rows_per_instance\": {");
   for (size_t i = 0; i < sizeof tables / sizeof *tables; i++) {
     char sql[128];

@@ -151,6 +151,7 @@ static int open_engine(const args *a, rv_engine **e){
   rv_engine_cfg cfg = {0};
   rv_err err;
   cfg.db_path = a->db;
+  cfg.answer_now = true;     /* records lookups inside the command (adapter.h) */
   if (a->now) {
     int64_t ms;
     char *end;
@@ -606,6 +607,7 @@ static int cmd_serve(args *a){
   }
   serve_base = event_base_new();
   cfg.db_path = a->db;
+  cfg.answer_now = true;     /* records lookups inside the command (adapter.h) */
   cfg.base = serve_base;
   if (a->now) {            /* a fixed virtual clock (tests, demos of a past period) */
     int64_t ms;

@@ -242,6 +242,7 @@ int rv_cli_open(const rv_cli_env *env, rv_clock *clk, rv_engine **out){
   rv_err err;
   *out = NULL;
   cfg.db_path = env->db;
+  cfg.answer_now = true;     /* records lookups inside the command (adapter.h) */
   if (env->now) {
     int64_t ms;
     char *end;

@@ -63,7 +63,7 @@ static rv_status sq_person(void *self, const char *nid, cJSON **out, rv_err *err
     "SELECT national_id, first_name, last_name, father_name, gender, birth_date, role,"
     " insurance_type, pension_no, branch, county, sheba, mobile, marital_status, supplementary"
     " FROM rec_persons WHERE national_id=?");
-  cJSON *arr;
+  cJSON *arr = NULL;
   rv_status rc;
   *out = NULL;
   rv_store_bind(s, "t", nid);
@@ -317,25 +317,49 @@ typedef struct rec_job {
   cJSON *input;
 } rec_job;
 
+/* One answer: OK, a BPMN error for a bad request (the model may catch
+** INVALID_INPUT), or false for a technical failure (retried). */
+static bool answer(rv_engine *e, const cJSON *input, rv_answer *a){
+  rv_records local;
+  rv_err err;
+  rv_status rc;
+  if (backend == NULL) rv_records_sqlite(&local, rv_engine_store(e));
+  rc = rv_records_query(backend ? backend : &local, input, &a->result, &err);
+  if (rc == RV_OK) { a->outcome = RV_JOB_OK; return true; }
+  snprintf(a->message, sizeof a->message, "%s", err.msg);
+  if (rc != RV_INVALID) return false;
+  a->outcome = RV_JOB_BPMN_ERROR;
+  snprintf(a->code, sizeof a->code, "INVALID_INPUT");
+  return true;
+}
+
 static void rec_run(evutil_socket_t fd, short what, void *p){
   rec_job *j = p;
   rv_engine *e = rv_adapters_engine(j->base);
-  rv_records local;
-  cJSON *res = NULL;
-  rv_err err;
-  rv_status rc;
+  rv_answer a;
   (void)fd; (void)what;
-  if (backend == NULL && e == NULL) {
+  memset(&a, 0, sizeof a);
+  if (backend == NULL && e == NULL)
     j->done(j->arg, RV_JOB_FAILED, NULL, NULL, "records adapter: no engine bound to this loop");
-  } else {
-    if (backend == NULL) rv_records_sqlite(&local, rv_engine_store(e));
-    rc = rv_records_query(backend ? backend : &local, j->input, &res, &err);
-    if (rc == RV_OK) j->done(j->arg, RV_JOB_OK, res, NULL, NULL);
-    else if (rc == RV_INVALID) j->done(j->arg, RV_JOB_BPMN_ERROR, NULL, "INVALID_INPUT", err.msg);
-    else j->done(j->arg, RV_JOB_FAILED, NULL, NULL, err.msg);
-  }
+  else if (answer(e, j->input, &a))
+    j->done(j->arg, a.outcome, a.result, a.code[0] ? a.code : NULL, a.message[0] ? a.message : NULL);
+  else
+    j->done(j->arg, RV_JOB_FAILED, NULL, NULL, a.message);
   cJSON_Delete(j->input);
   rv_free(j);
+}
+
+/* In the command that created the job (the engine's own store, read in
+** its transaction): see adapter.h. */
+static bool records_answer_now(void *self, rv_engine *e, const rv_job_info *job, rv_answer *a){
+  cJSON *empty = NULL;
+  bool ok;
+  (void)self;
+  if (job->input == NULL) empty = cJSON_CreateObject();
+  ok = answer(e, job->input ? job->input : empty, a);
+  cJSON_Delete(empty);
+  if (!ok) { cJSON_Delete(a->result); a->result = NULL; }
+  return ok;
 }
 
 static rv_status records_invoke(void *self, struct event_base *base, const rv_job_info *job,
@@ -355,4 +379,5 @@ static rv_status records_invoke(void *self, struct event_base *base, const rv_jo
   return RV_OK;
 }
 
-const rv_adapter_ops rv_adapter_records = { .name = "records", .invoke = records_invoke };
+const rv_adapter_ops rv_adapter_records = { .name = "records", .invoke = records_invoke,
+                                             .answer_now = records_answer_now };

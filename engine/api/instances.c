@@ -350,7 +350,7 @@ static void public_instance(rv_req *r, int64_t id){
   add_label(o);
   /* status history: what the applicant was shown, and when */
   rv__sql_init(&q, "SELECT at, detail AS status_text FROM history WHERE event='STATUS' AND ");
-  rv__sql_i(&q, "instance_id=? ORDER BY id", id);
+  rv__sql_i(&q, "instance_id=? ORDER BY id, seq", id);
   x = rv__sql_rows(r->api, &q, &err);
   rv__sql_fini(&q);
   cJSON_AddItemToObject(o, "history", x ? x : cJSON_CreateArray());

@@ -36,7 +36,10 @@ static const char *scope_filter(rv_req *r, const char *key, char *buf, size_t ca
 }
 
 static void add_filters(rv_sql *s, rv_req *r, const task_filter *f){
-  if (strcmp(f->state, "all") != 0) rv__sql_t(s, " AND t.state=?", f->state);
+  /* open is written as a literal: SQLite uses the partial indexes on open
+  ** tasks (store.c, migration 8) only when the query states state='open' */
+  if (strcmp(f->state, "open") == 0) rv__sql_add(s, " AND t.state='open'");
+  else if (strcmp(f->state, "all") != 0) rv__sql_t(s, " AND t.state=?", f->state);
   if (rv__q_str(r, "process")) rv__sql_t(s, " AND t.process_id=?", rv__q_str(r, "process"));
   if (rv__q_str(r, "element")) rv__sql_t(s, " AND t.element_id=?", rv__q_str(r, "element"));
   if (rv__q_str(r, "status_text")) rv__sql_t(s, " AND t.status_text=?", rv__q_str(r, "status_text"));

@@ -278,7 +278,7 @@ static cJSON *history_line(sqlite3 *db, int k, int64_t inst, const char *ev, con
 void rv__jr_outputs(sqlite3 *db, const rv__jr_tree *t, int64_t lo, int64_t hi, int group, rv__jr_outs *o){
   char *list = rv__jr_tree_sql_list(t);
   char *sql = rv_asprintf("SELECT instance_id, event, element_id, ei, detail FROM history"
-                          " WHERE instance_id IN (%s) AND id>?1 AND (?2<0 OR id<=?2) ORDER BY id", list);
+                          " WHERE instance_id IN (%s) AND id>?1 AND (?2<0 OR id<=?2) ORDER BY id, seq", list);
   sqlite3_stmt *s = NULL;
   sqlite3_prepare_v2(db, sql, -1, &s, NULL);
   sqlite3_bind_int64(s, 1, lo);

@@ -82,7 +82,7 @@ static cJSON *since(sqlite3 *db, const rv__jr_tree *t, int64_t *mark, const char
     cJSON_AddItemToArray(a, cJSON_CreateString(v));
   }
   rv__jr_outs_fini(&o);
-  *mark = rv__jr_scalar(db, "SELECT coalesce(max(id), 0) FROM history", 0, 0);
+  *mark = rv__jr_scalar(db, "SELECT coalesce(max(id), 0) FROM history_log", 0, 0);
   return a;
 }
 

@@ -8,7 +8,7 @@
 ** and a buffered message is journaled with instance 0 and consumed later
 ** (found through messages.consumed_by).
 **
-** Outputs: a journal row's mark is max(history.id) when its command began,
+** Outputs: a journal row's mark is max(history_log.id) when its command began,
 ** so the history rows of the tree between one input's mark and the next
 ** input's mark are what that input caused. Journals written before marks
 ** existed (NULL) put every output after the last input.
@@ -154,7 +154,7 @@ static rv_status describe_tree(sqlite3 *db, const rv__jr_tree *t, rv__jr_rec *r,
       sqlite3_stmt *c = NULL;
       cJSON_AddNumberToObject(o, "parent", rv__jr_tree_index(t, parent));
       sqlite3_prepare_v2(db, "SELECT element_id FROM history WHERE instance_id=? AND ei=?"
-                             " AND event='ELEMENT_ACTIVATED' ORDER BY id LIMIT 1", -1, &c, NULL);
+                             " AND event='ELEMENT_ACTIVATED' ORDER BY id, seq LIMIT 1", -1, &c, NULL);
       sqlite3_bind_int64(c, 1, parent);
       sqlite3_bind_int64(c, 2, parent_ei);
       if (sqlite3_step(c) == SQLITE_ROW)

@@ -93,7 +93,7 @@ static int64_t q_int(sqlite3 *db, int64_t dflt, const char *sql, const char *fmt
 }
 
 static int64_t history_mark(rv__jr_run *r){
-  return q_int(r->db, 0, "SELECT coalesce(max(id), 0) FROM history", "");
+  return q_int(r->db, 0, "SELECT coalesce(max(id), 0) FROM history_log", "");
 }
 
 static rv_status mkdirs(const char *path, rv_err *err){

@@ -354,13 +354,21 @@ const rv_node *rv__node(const rv_inst *in, int node){
 
 /*--- History, incidents, journal ------------------------------------------*/
 
-/* History rows are collected during the command and written at its end,
-** in order (ids as if each had been inserted at once), up to 32 rows per
-** INSERT: a simple instance writes 10-20 of them, and one statement per
-** row cost as much as the rows. Nothing reads history inside a command
-** (journal.mark is taken when it begins). */
+/* History events are collected during the command and written at its
+** end, in order. The events a command records for one instance in a row
+** are stored as one row of history_log, a batch (event 'BATCH', detail a
+** JSON array of [event, element, ei, detail?]); a lone event is a row of
+** its own. The view `history` (store migration 9) shows one row per event,
+** ordered by (id, seq), so readers see events as before. A straight-through
+** instance records 19 events in two commands: as rows, their B-tree inserts
+** were about half of the engine's instructions; as two batches, the JSON
+** text costs a few per cent of that (docs/performance.md). Temporal stores
+** its history the same way, as batches of events per workflow task. Rows
+** are written up to 32 per INSERT. Nothing reads history inside a command
+** (journal.mark, max(history_log.id), is taken when it begins). */
 struct rv_hrow { int64_t inst, at, ei; size_t event, element, detail; };
 #define NO_TEXT ((size_t)-1)
+#define HIST_NO_EI INT64_MIN
 
 static size_t hist_str(rv_ctx *c, const char *s){
   size_t n, at = c->hist_len;
@@ -433,11 +441,49 @@ void rv__history(rv_ctx *c, rv_inst *in, const char *event, int node, int64_t ei
 #define HV16 HV8 "," HV8
 #define HV32 HV16 "," HV16
 /* OR FAIL: see save_inst */
-#define HINS "INSERT OR FAIL INTO history(instance_id, at, event, element_id, ei, detail) VALUES"
+#define HINS "INSERT OR FAIL INTO history_log(instance_id, at, event, element_id, ei, detail) VALUES"
+
+/* Fold each run of 2+ consecutive events of one instance into a batch row
+** (c->hist compacted in place; the JSON text appended to hist_text). */
+static void hist_pack(rv_ctx *c){
+  int out = 0;
+  rv_buf b;
+  rv_buf_init(&b, SIZE_MAX / 4);
+  for (int i = 0; i < c->n_hist; ) {
+    int j = i + 1;
+    while (j < c->n_hist && c->hist[j].inst == c->hist[i].inst) j++;
+    if (j - i == 1) { c->hist[out++] = c->hist[i]; i = j; continue; }
+    b.len = 0;
+    rv_buf_add(&b, "[", 1);
+    for (int k = i; k < j; k++) {
+      const struct rv_hrow *h = &c->hist[k];
+      rv_buf_add(&b, k > i ? ",[" : "[", k > i ? 2 : 1);
+      rv_json_write_string(&b, c->hist_text + h->event);
+      rv_buf_add(&b, ",", 1);
+      if (h->element != NO_TEXT) rv_json_write_string(&b, c->hist_text + h->element);
+      else rv_buf_add(&b, "null", 4);
+      rv_buf_add(&b, ",", 1);
+      rv_buf_add_int(&b, h->ei);
+      if (h->detail != NO_TEXT) { rv_buf_add(&b, ",", 1); rv_json_write_string(&b, c->hist_text + h->detail); }
+      rv_buf_add(&b, "]", 1);
+    }
+    rv_buf_add(&b, "]", 1);   /* rv_buf keeps its text NUL-terminated */
+    c->hist[out] = c->hist[i];
+    c->hist[out].event = hist_str(c, "BATCH");
+    c->hist[out].element = NO_TEXT;
+    c->hist[out].ei = HIST_NO_EI;
+    c->hist[out].detail = hist_str(c, b.p);
+    out++;
+    i = j;
+  }
+  rv_buf_fini(&b);
+  c->n_hist = out;
+}
 
 static rv_status hist_flush(rv_ctx *c){
   static const char *const sql[6] = { HINS HV1, HINS HV2, HINS HV4, HINS HV8, HINS HV16, HINS HV32 };
   int done = 0;
+  hist_pack(c);
   while (done < c->n_hist) {
     int left = c->n_hist - done, lg = 5, k;
     sqlite3_stmt *s;
@@ -451,7 +497,7 @@ static rv_status hist_flush(rv_ctx *c){
       sqlite3_bind_int64(s, b + 2, h->at);
       sqlite3_bind_text(s, b + 3, c->hist_text + h->event, -1, SQLITE_STATIC);
       if (h->element != NO_TEXT) sqlite3_bind_text(s, b + 4, c->hist_text + h->element, -1, SQLITE_STATIC);
-      sqlite3_bind_int64(s, b + 5, h->ei);
+      if (h->ei != HIST_NO_EI) sqlite3_bind_int64(s, b + 5, h->ei);
       if (h->detail != NO_TEXT) sqlite3_bind_text(s, b + 6, c->hist_text + h->detail, -1, SQLITE_STATIC);
     }
     if (sqlite3_step(s) != SQLITE_DONE) {
@@ -479,7 +525,7 @@ static rv_status hist_flush(rv_ctx *c){
 int64_t rv__hist_mark(rv_engine *e){
   unsigned gen = rv_store_gen(e->st);
   if (!e->hmark_ok || e->hmark_gen != gen || rv_store_depth(e->st) == 0) {
-    sqlite3_stmt *s = rv_store_stmt(e->st, "SELECT coalesce(max(id), 0) FROM history");
+    sqlite3_stmt *s = rv_store_stmt(e->st, "SELECT coalesce(max(id), 0) FROM history_log");
     e->hmark = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
     sqlite3_reset(s);
     e->hmark_gen = gen;
@@ -539,6 +585,115 @@ static void jkey(rv_buf *b, const char *k){   /* ,"k": */
   rv_buf_add(b, ":", 1);
 }
 
+/* A job's answer, journaled as the "job" input it is (written directly:
+** the same text as its cJSON object printed). */
+static void journal_job(rv_ctx *c, const rv_job_row *t, rv_job_outcome outcome,
+                        const cJSON *result, const char *code, const char *message){
+  rv_buf b;
+  const char *suffix = NULL;
+  size_t el = strlen(t->elem);
+  /* key "<inst>:<ei>:<element>[:<suffix>]": the suffix tells an SMS
+  ** notification apart from the element's own job */
+  for (const char *k = strchr(t->key, ':'); k && !suffix; k = strchr(k + 1, ':'))
+    if (strncmp(k + 1, t->elem, el) == 0 && k[1 + el] == ':') suffix = k + 2 + el;
+  rv_buf_init(&b, SIZE_MAX / 4);
+  rv_buf_add(&b, "{", 1);
+  jkey(&b, "job"); rv_buf_add_int(&b, t->id);
+  jkey(&b, "element"); rv_json_write_string(&b, t->elem);
+  jkey(&b, "ei"); rv_buf_add_int(&b, t->ei);
+  if (suffix) { jkey(&b, "suffix"); rv_json_write_string(&b, suffix); }
+  jkey(&b, "attempt"); rv_buf_add_int(&b, t->attempts + 1);
+  jkey(&b, "outcome");
+  rv_json_write_string(&b, outcome == RV_JOB_OK ? "ok" : outcome == RV_JOB_FAILED ? "failed" : "error");
+  if (result) { jkey(&b, "result"); rv_json_write(&b, result); }
+  if (code) { jkey(&b, "code"); rv_json_write_string(&b, code); }
+  if (message) { jkey(&b, "message"); rv_json_write_string(&b, message); }
+  if (strcmp(t->state, "pending") != 0) { jkey(&b, "stale"); rv_buf_add(&b, "true", 4); }
+  rv_buf_add(&b, "}", 1);
+  journal_text(c, t->inst, "job", b.p);
+  rv_buf_fini(&b);
+}
+
+/*--- Answers inside the command (cfg.answer_now) ------------------------------
+**
+** A job whose adapter can answer from the engine's own store (adapter.h
+** answer_now) is answered once the command's own work is done, as if its
+** answer had come back through the loop as the next command: its history
+** rows after the command's (the journal mark moves past them), its own
+** "job" journal row, then the work it causes -- which may create the next
+** such job. What is saved is the loop's round trip and, above all, loading
+** the instance again and writing its state once per answer. Up to
+** ANSWER_NOW_MAX answers per command (a loop in a model cannot hold the
+** command); the rest go through the loop. A replay never answers here: the
+** journal holds each answer as a command of its own, and applying it after
+** the creating command gives the same rows. An answer that fails the
+** engine (not a user failure: those are incidents as always) fails the
+** whole command. */
+#define ANSWER_NOW_MAX 64
+
+void rv__answer_later(rv_ctx *c, const char *key){
+  sqlite3_stmt *s = rv_store_stmt(c->e->st, "SELECT id FROM jobs WHERE key=?");
+  rv_store_bind(s, "t", key);
+  if (sqlite3_step(s) == SQLITE_ROW) {
+    if (c->n_now_jobs == c->cap_now_jobs) {
+      c->cap_now_jobs = c->cap_now_jobs ? c->cap_now_jobs * 2 : 8;
+      c->now_jobs = rv_realloc(c->now_jobs, sizeof *c->now_jobs * (size_t)c->cap_now_jobs);
+    }
+    c->now_jobs[c->n_now_jobs++] = sqlite3_column_int64(s, 0);
+  }
+  sqlite3_reset(s);
+}
+
+static cJSON *job_input(rv_ctx *c, int64_t id){
+  sqlite3_stmt *s = rv_store_stmt(c->e->st, "SELECT input FROM jobs WHERE id=?");
+  cJSON *in = NULL;
+  rv_store_bind(s, "i", id);
+  if (sqlite3_step(s) == SQLITE_ROW) in = rv_json_parse((const char *)sqlite3_column_text(s, 0));
+  sqlite3_reset(s);
+  return in;
+}
+
+extern rv_status rv__run_queue(rv_ctx *c);
+
+static rv_status answers_now(rv_ctx *c){
+  rv_status rc = RV_OK;
+  for (int i = 0; rc == RV_OK && i < c->n_now_jobs && c->n_answered < ANSWER_NOW_MAX; i++) {
+    rv_job_row t;
+    const rv_adapter_ops *ops;
+    rv_answer a;
+    rv_job_info info;
+    cJSON *input;
+    bool answered;
+    rv__job_row(c, c->now_jobs[i], &t);
+    if (!t.pending) continue;                 /* gone, or canceled by later work */
+    ops = rv_adapter_find(t.adapter);
+    if (ops == NULL || ops->answer_now == NULL) continue;
+    input = job_input(c, t.id);
+    memset(&a, 0, sizeof a);
+    info = (rv_job_info){ t.id, t.inst, t.elem, t.key, input, t.attempts + 1 };
+    answered = ops->answer_now(ops->self, c->e, &info, &a);
+    cJSON_Delete(input);
+    if (!answered) continue;
+    rc = hist_flush(c);                       /* the rows so far are the command's */
+    if (rc == RV_OK) {
+      c->hist_mark = rv__hist_mark(c->e);
+      c->n_answered++;
+      c->e->stats.commands++;
+      c->e->stats.answered_now++;
+      rc = rv__job_result(c, &t, a.outcome, a.result, a.code[0] ? a.code : NULL,
+                          a.message[0] ? a.message : NULL);
+    }
+    if (rc == RV_OK) {
+      journal_job(c, &t, a.outcome, a.result, a.code[0] ? a.code : NULL,
+                  a.message[0] ? a.message : NULL);
+      rc = rv__run_queue(c);
+    }
+    cJSON_Delete(a.result);
+  }
+  c->n_now_jobs = 0;
+  return rc;
+}
+
 /*--- Command frame ----------------------------------------------------------*/
 
 static void ctx_take_buffers(rv_ctx *c);
@@ -596,6 +751,8 @@ static void ctx_free(rv_ctx *c){
   GIVE_BACK(c->q, c->qcap, spare_q, spare_qcap);
   GIVE_BACK(c->hist, c->cap_hist, spare_hist, spare_hcap);
   GIVE_BACK(c->hist_text, c->hist_cap, spare_text, spare_tcap);
+  rv_free(c->now_jobs);
+  c->now_jobs = NULL; c->n_now_jobs = c->cap_now_jobs = 0;
   c->insts = NULL; c->q = NULL; c->n_insts = c->cap_insts = 0; c->qcap = c->qh = c->qt = 0;
   c->hist = NULL; c->hist_text = NULL; c->n_hist = c->cap_hist = 0; c->hist_len = c->hist_cap = 0;
 }
@@ -607,8 +764,6 @@ static void ctx_take_buffers(rv_ctx *c){
   c->hist = e->spare_hist; c->cap_hist = e->spare_hcap; e->spare_hist = NULL;
   c->hist_text = e->spare_text; c->hist_cap = e->spare_tcap; e->spare_text = NULL;
 }
-
-extern rv_status rv__run_queue(rv_ctx *c);
 
 /* Undo a command that will not commit: its savepoint, or (optimistic
 ** batch) nothing if it wrote nothing, else the whole batch at its end. */
@@ -622,6 +777,7 @@ static void cmd_abort(rv_ctx *c){
 static rv_status cmd_end(rv_ctx *c, rv_status rc){
   rv_engine *e = c->e;
   if (rc == RV_OK) rc = rv__run_queue(c);
+  if (rc == RV_OK && c->n_now_jobs > 0) rc = answers_now(c);
   if (rc == RV_OK) rc = hist_flush(c);
   for (int i = 0; rc == RV_OK && i < c->n_insts; i++)
     if (c->insts[i]->dirty) {
@@ -676,6 +832,7 @@ rv_status rv_engine_open(const rv_engine_cfg *cfg, rv_engine **out, rv_err *err)
   e->message_ttl_ms = cfg->message_ttl_ms > 0 ? cfg->message_ttl_ms : 3600 * 1000;
   e->def_cache = cfg->def_cache > 0 ? cfg->def_cache : 64;
   e->icache_on = true;
+  e->answer_now = cfg->answer_now;
   e->history = cfg->history;
   if (e->history == 0 && getenv("RAVAND_HISTORY") && *getenv("RAVAND_HISTORY")) {
     e->history = rv_history_level(getenv("RAVAND_HISTORY"));
@@ -1172,31 +1329,7 @@ rv_status rv_engine_job_result(rv_engine *e, int64_t job_id, rv_job_outcome outc
   if (rc != RV_OK) return rc;
   rv__job_row(&c, job_id, &t);
   rc = rv__job_result(&c, &t, outcome, result, code, message);
-  if (rc == RV_OK) {
-    rv_buf b;
-    const char *suffix = NULL;
-    size_t el = strlen(t.elem);
-    /* key "<inst>:<ei>:<element>[:<suffix>]": the suffix tells an SMS
-    ** notification apart from the element's own job */
-    for (const char *k = strchr(t.key, ':'); k && !suffix; k = strchr(k + 1, ':'))
-      if (strncmp(k + 1, t.elem, el) == 0 && k[1 + el] == ':') suffix = k + 2 + el;
-    rv_buf_init(&b, SIZE_MAX / 4);
-    rv_buf_add(&b, "{", 1);
-    jkey(&b, "job"); rv_buf_add_int(&b, job_id);
-    jkey(&b, "element"); rv_json_write_string(&b, t.elem);
-    jkey(&b, "ei"); rv_buf_add_int(&b, t.ei);
-    if (suffix) { jkey(&b, "suffix"); rv_json_write_string(&b, suffix); }
-    jkey(&b, "attempt"); rv_buf_add_int(&b, t.attempts + 1);
-    jkey(&b, "outcome");
-    rv_json_write_string(&b, outcome == RV_JOB_OK ? "ok" : outcome == RV_JOB_FAILED ? "failed" : "error");
-    if (result) { jkey(&b, "result"); rv_json_write(&b, result); }
-    if (code) { jkey(&b, "code"); rv_json_write_string(&b, code); }
-    if (message) { jkey(&b, "message"); rv_json_write_string(&b, message); }
-    if (strcmp(t.state, "pending") != 0) { jkey(&b, "stale"); rv_buf_add(&b, "true", 4); }
-    rv_buf_add(&b, "}", 1);
-    journal_text(&c, t.inst, "job", b.p);
-    rv_buf_fini(&b);
-  }
+  if (rc == RV_OK) journal_job(&c, &t, outcome, result, code, message);
   return cmd_end(&c, rc);
 }
 

@@ -34,6 +34,11 @@ typedef struct rv_engine_cfg {
   int64_t            message_ttl_ms; /* default buffer TTL; 0: 1 hour */
   int                def_cache;    /* definitions kept in memory; 0: 64 */
   int                history;      /* RV_HISTORY_*; 0 (full) unless $RAVAND_HISTORY says */
+  /* Let adapters that can (adapter.h answer_now: `records`) answer inside
+  ** the command that created their job. On in `ravand` (serve, tick, feed
+  ** import, ...); off by default, so replays and process tests take every
+  ** answer from the journal. */
+  bool               answer_now;
 } rv_engine_cfg;
 
 /* What the history table keeps (like Camunda's history levels). Every
@@ -146,6 +151,7 @@ rv_status rv_engine_definitions_json(rv_engine *e, cJSON **out, rv_err *err);
 typedef struct rv_engine_stats {
   int64_t commands, commits, batches, max_batch;
   int64_t jobs_dispatched, jobs_failed, incidents;
+  int64_t answered_now;     /* jobs answered inside their command (cfg.answer_now) */
 } rv_engine_stats;
 const rv_engine_stats *rv_engine_stats_get(const rv_engine *e);
 

@@ -126,6 +126,10 @@ rv_status rv__create_job(rv_ctx *c, rv_inst *in, rv_ei *ei, const char *adapter,
   if (rc == RV_OK) {
     rv__side_mark(in, ei, notify ? RV_SIDE_NOTIFY : RV_SIDE_JOB);
     rv__history(c, in, "JOB_CREATED", ei->node, ei->key, adapter);
+    if (!notify && c->e->answer_now) {
+      const rv_adapter_ops *ops = rv_adapter_find(adapter);
+      if (ops && ops->answer_now) rv__answer_later(c, key);
+    }
   }
   rv_free(key);
   cJSON_free(text);

@@ -128,9 +128,12 @@ rv_status rv_engine_tasks_json(rv_engine *e, const cJSON *f, cJSON **out, rv_err
     " t.candidate_groups, t.assignee, t.branch, t.county, t.status_text, t.form AS form_json,"
     " t.created, t.due, t.state, t.completed_by, t.completed, i.business_key"
     " FROM tasks t JOIN instances i ON i.id=t.instance_id WHERE 1");
-  if (rv_json_str(f, "state") == NULL && !rv_json_bool(f, "all", false))
+  /* open, asked for or by default, is a literal: the partial indexes on open
+  ** tasks (store.c, migration 8) serve only queries that state it */
+  if (rv_json_str(f, "state") ? strcmp(rv_json_str(f, "state"), "open") == 0
+                              : !rv_json_bool(f, "all", false))
     rv_buf_adds(&q.sql, " AND t.state='open'");
-  qb_str(&q, f, "state", "t.state=?");
+  else qb_str(&q, f, "state", "t.state=?");
   qb_int(&q, f, "instance", "t.instance_id=?");
   qb_str(&q, f, "element", "t.element_id=?");
   qb_str(&q, f, "process", "t.process_id=?");
@@ -243,7 +246,7 @@ rv_status rv_engine_instance_json(rv_engine *e, int64_t id, cJSON **out, rv_err 
                " WHERE instance_id=? ORDER BY id", "i", NULL, iargs, &tmp, err) == RV_OK)
     cJSON_AddItemToObject(o, "incidents", tmp);
   if (query(e, "SELECT at, event, element_id AS element, detail FROM history WHERE instance_id=?"
-               " ORDER BY id", "i", NULL, iargs, &tmp, err) == RV_OK)
+               " ORDER BY id, seq", "i", NULL, iargs, &tmp, err) == RV_OK)
     cJSON_AddItemToObject(o, "history", tmp);
   /* the instance was only read: free it without saving */
   for (int i = 0; i < c.n_insts; i++) {

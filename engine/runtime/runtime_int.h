@@ -123,6 +123,9 @@ typedef struct rv_ctx {
   bool      ok;        /* it committed (or will with its batch): keep its instances */
   bool      opt;       /* in an optimistic batch: no savepoint of its own */
   int64_t   changes0;  /* sqlite3_total_changes when it began (optimistic) */
+  /* jobs created by this command that their adapter may answer now
+  ** (engine.c answers_now); n_answered counts the answers applied */
+  int64_t  *now_jobs; int n_now_jobs, cap_now_jobs, n_answered;
 } rv_ctx;
 
 typedef struct rv_deployment_entry rv_deployment_entry;
@@ -162,6 +165,7 @@ struct rv_engine {
   int64_t            data_version;   /* PRAGMA data_version when the cache was last checked */
   struct event      *flush_ev;
   int                history;        /* RV_HISTORY_* */
+  bool               answer_now;     /* cfg.answer_now */
   int                batch;          /* open batch depth */
   bool               optimistic;     /* the open (outermost) batch has no savepoints */
   bool               spoiled;        /* ... and a command that wrote has failed in it */
@@ -191,6 +195,9 @@ void      rv__history(rv_ctx *c, rv_inst *in, const char *event, int node,
 /* Whether the engine's history level keeps event (of node n, may be NULL):
 ** to skip building a detail nobody will store. */
 bool      rv__history_kept(const rv_ctx *c, const char *event, const rv_node *n);
+/* The job of key (just written) is one its adapter may answer before the
+** command ends (engine.c answers_now). */
+void      rv__answer_later(rv_ctx *c, const char *key);
 rv_status rv__incident(rv_ctx *c, rv_inst *in, rv_ei *ei, const char *kind,
                        int64_t job_id, const char *msg);
 rv_status rv__take_flow(rv_ctx *c, rv_inst *in, int64_t scope, int flow);

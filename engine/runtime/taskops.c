@@ -68,7 +68,7 @@ static rv_status note(rv_engine *e, int64_t now, const task_row *r, const char *
   cJSON_free(p);
   if (rc == RV_OK)
     rc = rv_store_exec(e->st, err,
-      "INSERT INTO history(instance_id, at, event, element_id, ei, detail) VALUES(?,?,?,?,?,?)",
+      "INSERT INTO history_log(instance_id, at, event, element_id, ei, detail) VALUES(?,?,?,?,?,?)",
       "iittit", r->instance, now, event, r->element, r->ei, detail);
   if (rc == RV_OK) rv__hist_wrote(e);
   return rc;

@@ -49,6 +49,15 @@ static const char sql_commit[] = "COMMIT";
 
 /* Each entry brings the schema from version i to i+1. Never edit a
 ** released entry; append a new one. */
+/* The events of history_log, one row each (migration 9). */
+#define HISTORY_VIEW \
+  "(id, seq, instance_id, at, event, element_id, ei, detail) AS" \
+  " SELECT id, 0, instance_id, at, event, element_id, ei, detail FROM history_log" \
+  " WHERE event <> 'BATCH'" \
+  " UNION ALL SELECT h.id, e.key, h.instance_id, h.at, e.value ->> 0, e.value ->> 1," \
+  " e.value ->> 2, e.value ->> 3 FROM history_log h, json_each(h.detail) e" \
+  " WHERE h.event = 'BATCH'"
+
 static const char *const migrations[] = {
   /* 1: initial schema */
   "CREATE TABLE deployments(id INTEGER PRIMARY KEY, name TEXT, hash TEXT NOT NULL,"
@@ -279,6 +288,47 @@ static const char *const migrations[] = {
   "CREATE TABLE document_refs(document_id INTEGER NOT NULL, instance_id INTEGER NOT NULL,"
   "  PRIMARY KEY(document_id, instance_id)) WITHOUT ROWID;"
   "CREATE INDEX document_refs_inst ON document_refs(instance_id);",
+  /* 8: task indexes that completing a task only deletes from (docs/performance.md
+  **    "What bounds workload 7"). The open-task lookups (cartables by branch,
+  **    county, assignee; every open task for metrics and unscoped lists) use
+  **    partial indexes WHERE state='open': a completion or cancellation drops the
+  **    row out of them, where it used to move in four indexes on state. Queries
+  **    must write state='open' literally to use them (SQLite proves the index's
+  **    WHERE from the query's text). Their key leads with state (always 'open'
+  **    there): without statistics, state='open' AND branch=? is then two equality
+  **    columns against one in the full index, so the planner takes the partial
+  **    one; state='open' alone finds every open task. The full indexes (closed or
+  **    all tasks of an office or a user) leave state out, so a state change does
+  **    not touch them. Rows with a NULL key are left out (no query looks tasks up
+  **    by a NULL), except from tasks_open_branch: it holds every open task.
+  **    Order matters: on a tie between lookups on as many columns SQLite takes
+  **    the index created last, so branch comes after county, assignee after
+  **    branch, and tasks_inst is built again, last, so that instance_id=? AND
+  **    state='open' (flow, replay, waiting counts) stays on it. */
+  "DROP INDEX tasks_open;"
+  "DROP INDEX api_tasks_branch;"
+  "DROP INDEX api_tasks_county;"
+  "DROP INDEX api_tasks_assignee;"
+  "CREATE INDEX tasks_county ON tasks(county) WHERE county IS NOT NULL;"
+  "CREATE INDEX tasks_branch ON tasks(branch) WHERE branch IS NOT NULL;"
+  "CREATE INDEX tasks_assignee ON tasks(assignee) WHERE assignee IS NOT NULL;"
+  "CREATE INDEX tasks_open_county ON tasks(state, county) WHERE state='open' AND county IS NOT NULL;"
+  "CREATE INDEX tasks_open_branch ON tasks(state, branch) WHERE state='open';"
+  "CREATE INDEX tasks_open_assignee ON tasks(state, assignee)"
+  "  WHERE state='open' AND assignee IS NOT NULL;"
+  "DROP INDEX tasks_inst;"
+  "CREATE INDEX tasks_inst ON tasks(instance_id, ei);",
+  /* 9: history in batches (owned by engine/runtime: engine.c hist_pack). The
+  **    table keeps its rows as history_log; a command's consecutive events for
+  **    one instance are one row there (event 'BATCH', detail a JSON array of
+  **    [event, element, ei, detail?]), a lone event a row of its own. The view
+  **    `history` shows one row per event, ordered by (id, seq); the marks
+  **    (journal.mark) are history_log ids. A view in the schema may not call
+  **    the JSON functions while trusted_schema is OFF, so every connection of
+  **    ravand creates the same view as TEMP (rv_store_open), which shadows
+  **    this one; this one is for other tools (the sqlite3 shell). */
+  "ALTER TABLE history RENAME TO history_log;"
+  "CREATE VIEW history" HISTORY_VIEW ";",
 };
 
 int rv_store_schema_version(void){
@@ -376,6 +426,7 @@ rv_status rv_store_open(const char *path, const rv_store_opts *opts,
   ** the WAL's business and does not change. */
   if (rc == RV_OK) rc = exec_plain(st, "PRAGMA temp_store=MEMORY", err);
   if (rc == RV_OK) rc = migrate(st, err);
+  if (rc == RV_OK) rc = exec_plain(st, "CREATE TEMP VIEW history" HISTORY_VIEW, err);
   /* Self-check (RELIABILITY A6): refuse to run on a store that would not
   ** keep its promises. */
   if (rc == RV_OK) {

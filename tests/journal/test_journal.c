@@ -42,6 +42,7 @@
 #include "runtime/engine.h"
 #include "journal/journal.h"
 #include "journal/reads.h"
+#include "adapter.h"
 #include "store/store.h"
 #include "cal/cal.h"
 #include "core/json.h"
@@ -66,11 +67,14 @@ static void make_dir(char *buf, size_t n){
   assert_non_null(mkdtemp(buf));
 }
 
+static bool live_answer_now;   /* cfg.answer_now for the next live_engine() */
+
 static void live_engine(live *l){
   rv_engine_cfg cfg = {0};
   rv_err err;
   cfg.db_path = l->db;
   cfg.clock = &l->clk;
+  cfg.answer_now = live_answer_now;
   if (rv_engine_open(&cfg, &l->e, &err) != RV_OK) fail_msg("open: %s", err.msg);
 }
 
@@ -354,7 +358,7 @@ static void test_journal_rows_name_their_instance(void **state){
 ** batch, after a claim (taskops.c writes its own history row), after a
 ** savepoint that held written history rows was rolled back, and outside
 ** any batch. Each expected value is read from the table before the command. */
-static int64_t hist_max(live *l){ return q1(l, "SELECT coalesce(max(id), 0) FROM history", 0, NULL); }
+static int64_t hist_max(live *l){ return q1(l, "SELECT coalesce(max(id), 0) FROM history_log", 0, NULL); }
 static int64_t last_mark(live *l){ return q1(l, "SELECT mark FROM journal ORDER BY seq DESC LIMIT 1", 0, NULL); }
 
 static void test_marks_in_batches(void **state){
@@ -746,6 +750,192 @@ static void test_process_tests(void **state){
   rmdir(dir);
 }
 
+/*--- Answers inside the command; history batches ------------------------------------------------*/
+
+/* `lookup` (lookup.bpmn): doubles input.n; a negative n is the BPMN error
+** BAD_N; with input.defer true, answer_now leaves the job to the loop,
+** where invoke() answers the same way. */
+static int lookup_now_calls;
+
+static void lookup_decide(const cJSON *in, rv_answer *a){
+  int64_t n = rv_json_int(in, "n", 0);
+  if (n < 0) {
+    a->outcome = RV_JOB_BPMN_ERROR;
+    snprintf(a->code, sizeof a->code, "BAD_N");
+    snprintf(a->message, sizeof a->message, "n is negative");
+    return;
+  }
+  a->outcome = RV_JOB_OK;
+  a->result = cJSON_CreateObject();
+  cJSON_AddNumberToObject(a->result, "n", (double)(n * 2));
+}
+
+static bool lookup_now(void *self, struct rv_engine *e, const rv_job_info *job, rv_answer *a){
+  (void)self; (void)e;
+  lookup_now_calls++;
+  if (rv_json_bool(job->input, "defer", false)) return false;
+  lookup_decide(job->input, a);
+  return true;
+}
+
+typedef struct lookup_later { rv_adapter_done_fn done; void *arg; rv_answer a; } lookup_later;
+
+static void lookup_deliver(evutil_socket_t fd, short what, void *p){
+  lookup_later *k = p;
+  (void)fd; (void)what;
+  k->done(k->arg, k->a.outcome, k->a.result, k->a.code[0] ? k->a.code : NULL,
+          k->a.message[0] ? k->a.message : NULL);
+  free(k);
+}
+
+static rv_status lookup_invoke(void *self, struct event_base *base, const rv_job_info *job,
+                               rv_adapter_done_fn done, void *arg){
+  lookup_later *k = calloc(1, sizeof *k);
+  struct timeval tv = {0, 0};
+  (void)self;
+  k->done = done;
+  k->arg = arg;
+  lookup_decide(job->input, &k->a);
+  if (event_base_once(base, -1, EV_TIMEOUT, lookup_deliver, k, &tv) != 0) {
+    cJSON_Delete(k->a.result);
+    free(k);
+    return RV_IO;
+  }
+  return RV_OK;
+}
+
+static const rv_adapter_ops lookup_ops = { .name = "lookup", .invoke = lookup_invoke,
+                                           .answer_now = lookup_now };
+
+static int64_t count_of(live *l, const char *sql, int64_t inst){ return q1(l, sql, inst, NULL); }
+
+#define JOBS_IN(state) "SELECT count(*) FROM jobs WHERE instance_id=? AND state='" state "'"
+#define CHECK_OPEN "SELECT count(*) FROM tasks WHERE instance_id=? AND element_id='check' AND state='open'"
+
+static void replay_identical(const char *path){
+  char where[256];
+  char *report = NULL;
+  rv_replay_verdict v = replay(path, NULL, where, sizeof where, &report);
+  if (v != RV_REPLAY_IDENTICAL) fail_msg("%s: %s: %s\n%s", path, rv_replay_verdict_name(v), where, report);
+  free(report);
+}
+
+static void test_answers_now(void **state){
+  live l;
+  rv_err err;
+  int64_t a, bad, later, answered0, t;
+  char path[600];
+  (void)state;
+  rv_adapter_register(&lookup_ops);
+  live_answer_now = true;
+  live_open(&l);
+  live_answer_now = false;
+  deploy(&l, FIX "lookup.bpmn");
+  answered0 = rv_engine_stats_get(l.e)->answered_now;
+
+  /* both lookups answered before the start returns: no drain */
+  a = start(&l, "n1", "lookup", "{\"n\":3}");
+  assert_int_equal(count_of(&l, CHECK_OPEN, a), 1);
+  assert_int_equal(count_of(&l, JOBS_IN("done"), a), 2);
+  assert_int_equal(count_of(&l, JOBS_IN("pending"), a), 0);
+  assert_int_equal(rv_engine_stats_get(l.e)->answered_now - answered0, 2);
+  assert_int_equal(count_of(&l, "SELECT count(*) FROM instances WHERE id=? AND instr(state, '\"n\":12') > 0", a), 1);
+  /* each answer is a journaled input of its own, and its history comes after its mark */
+  assert_int_equal(count_of(&l, "SELECT count(*) FROM journal WHERE instance_id=? AND command='start'", a), 1);
+  assert_int_equal(count_of(&l, "SELECT count(*) FROM journal WHERE instance_id=? AND command='job'", a), 2);
+  assert_int_equal(count_of(&l, "SELECT count(*) FROM (SELECT mark, lag(mark) OVER (ORDER BY seq) AS prev"
+                                " FROM journal WHERE instance_id=?) WHERE prev IS NOT NULL AND mark <= prev", a), 0);
+  assert_int_equal(count_of(&l, "SELECT count(*) FROM history h WHERE instance_id=?1 AND event='JOB_COMPLETED'"
+                                " AND element_id='b' AND h.id > (SELECT max(mark) FROM journal WHERE instance_id=?1)", a), 1);
+  assert_int_equal(count_of(&l, "SELECT count(*) FROM history h WHERE instance_id=?1 AND event='JOB_COMPLETED'"
+                                " AND element_id='a' AND h.id > (SELECT min(mark) FROM journal WHERE instance_id=?1 AND command='job')"
+                                " AND h.id <= (SELECT max(mark) FROM journal WHERE instance_id=?1)", a), 1);
+  /* history: one history_log row per command (a batch), the view one row per event in order */
+  assert_int_equal(count_of(&l, "SELECT count(*) FROM history_log WHERE instance_id=?", a), 3);
+  assert_int_equal(count_of(&l, "SELECT count(*) FROM history_log WHERE instance_id=? AND event='BATCH'", a), 3);
+  assert_true(count_of(&l, "SELECT count(*) FROM history WHERE instance_id=?", a) > 12);
+  assert_int_equal(count_of(&l, "SELECT count(*) FROM (SELECT event FROM history WHERE instance_id=?"
+                                " ORDER BY id, seq LIMIT 1) WHERE event='INSTANCE_STARTED'", a), 1);
+  assert_int_equal(count_of(&l, "SELECT count(*) FROM (SELECT event, element_id FROM history WHERE instance_id=?"
+                                " ORDER BY id DESC, seq DESC LIMIT 1) WHERE event='TASK_CREATED' AND element_id='check'", a), 1);
+  assert_true(complete(&l, a, "check", NULL, "clerk-1"));
+  assert_int_equal(count_of(&l, "SELECT count(*) FROM instances WHERE id=? AND status='completed'", a), 1);
+
+  /* a business error answered now is thrown and caught as ever */
+  bad = start(&l, "n2", "lookup", "{\"n\":-1}");
+  assert_int_equal(count_of(&l, "SELECT count(*) FROM instances WHERE id=? AND status='completed'", bad), 1);
+  assert_int_equal(count_of(&l, "SELECT count(*) FROM history WHERE instance_id=? AND event='ELEMENT_COMPLETED'"
+                                " AND element_id='e_bad'", bad), 1);
+
+  /* declined: the loop answers a; b, created by that answer, is answered inside it */
+  later = start(&l, "n3", "lookup", "{\"n\":5,\"defer\":true}");
+  assert_int_equal(count_of(&l, JOBS_IN("pending"), later), 1);
+  assert_int_equal(count_of(&l, CHECK_OPEN, later), 0);
+  rv_engine_drain(l.e);
+  assert_int_equal(count_of(&l, CHECK_OPEN, later), 1);
+  assert_int_equal(count_of(&l, JOBS_IN("done"), later), 2);
+  assert_int_equal(count_of(&l, "SELECT count(*) FROM instances WHERE id=? AND instr(state, '\"n\":20') > 0", later), 1);
+  assert_int_equal(rv_engine_stats_get(l.e)->answered_now - answered0, 4);   /* a, b of n1; a of n2; b of n3 */
+
+  /* a replay takes every answer from the journal: the same rows */
+  snprintf(path, sizeof path, "%s/now-a.rec.jsonl", l.dir); record(&l, a, path); replay_identical(path);
+  snprintf(path, sizeof path, "%s/now-bad.rec.jsonl", l.dir); record(&l, bad, path); replay_identical(path);
+  snprintf(path, sizeof path, "%s/now-later.rec.jsonl", l.dir); record(&l, later, path); replay_identical(path);
+  live_close(&l);
+
+  /* without cfg.answer_now the adapter is only invoked through the loop */
+  lookup_now_calls = 0;
+  live_open(&l);
+  deploy(&l, FIX "lookup.bpmn");
+  a = start(&l, "n1", "lookup", "{\"n\":3}");
+  assert_int_equal(count_of(&l, JOBS_IN("pending"), a), 1);
+  rv_engine_drain(l.e);
+  assert_int_equal(count_of(&l, CHECK_OPEN, a), 1);
+  assert_int_equal(lookup_now_calls, 0);
+  assert_int_equal(rv_engine_stats_get(l.e)->answered_now, 0);
+  t = count_of(&l, "SELECT count(*) FROM history_log WHERE instance_id=?", a);
+  assert_int_equal(t, 3);   /* the start, then one command per answer */
+  live_close(&l);
+  rv_adapter_unregister(&lookup_ops);
+  (void)err;
+}
+
+/* A store from before history batches (schema 8): its rows are kept and
+** read through the view, one event each, after the migration. */
+static void test_history_migration(void **state){
+  char dir[256], db[300];
+  sqlite3 *h;
+  rv_store *st;
+  rv_err err;
+  sqlite3_stmt *s;
+  int n = 0;
+  (void)state;
+  make_dir(dir, sizeof dir);
+  snprintf(db, sizeof db, "%s/old.db", dir);
+  assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+  assert_int_equal(sqlite3_exec(h,
+    "CREATE TABLE history(id INTEGER PRIMARY KEY, instance_id INTEGER NOT NULL,"
+    "  at INTEGER NOT NULL, event TEXT NOT NULL, element_id TEXT, ei INTEGER, detail TEXT);"
+    "CREATE INDEX history_inst ON history(instance_id, id);"
+    "INSERT INTO history VALUES(1, 7, 100, 'INSTANCE_STARTED', NULL, 1, NULL),"
+    "  (2, 7, 100, 'STATUS', 'e', 3, 'ثبت شد');"
+    "PRAGMA user_version=8;", NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(h);
+  if (rv_store_open(db, NULL, &st, &err) != RV_OK) fail_msg("open: %s", err.msg);
+  assert_int_equal(sqlite3_prepare_v2(rv_store_db(st),
+    "SELECT id, seq, event, detail FROM history WHERE instance_id=7 ORDER BY id, seq", -1, &s, NULL), SQLITE_OK);
+  while (sqlite3_step(s) == SQLITE_ROW) {
+    assert_int_equal(sqlite3_column_int64(s, 0), n + 1);
+    assert_int_equal(sqlite3_column_int64(s, 1), 0);
+    assert_string_equal((const char *)sqlite3_column_text(s, 2), n == 0 ? "INSTANCE_STARTED" : "STATUS");
+    n++;
+  }
+  sqlite3_finalize(s);
+  assert_int_equal(n, 2);
+  rv_store_close(st);
+  nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 /*--- Gateway values ----------------------------------------------------------------------------*/
 
 static void test_reads(void **state){
@@ -782,6 +972,8 @@ int main(int argc, char **argv){
     cmocka_unit_test(test_crash_recovery_replays),
     cmocka_unit_test(test_process_tests),
     cmocka_unit_test(test_reads),
+    cmocka_unit_test(test_answers_now),
+    cmocka_unit_test(test_history_migration),
   };
   if (argc == 3 && strcmp(argv[1], "--write") == 0) { write_recordings(argv[2]); return 0; }
   return cmocka_run_group_tests(tests, setup_recordings, teardown_recordings);

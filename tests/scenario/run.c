@@ -305,8 +305,10 @@ static void cmd(char **w, int n){
     sqlite3_stmt *s;
     int64_t found = 0;
     sqlite3_prepare_v2(db(),
-      "SELECT id FROM history WHERE instance_id=? AND id>? AND event=? AND (?4 IS NULL OR element_id=?4 OR detail=?4)"
-      " AND (?5 IS NULL OR instr(detail, ?5) > 0) ORDER BY id LIMIT 1", -1, &s, NULL);
+      /* an event's place: (id, seq) -- the events of one batch share an id */
+      "SELECT id * 1000000 + seq FROM history WHERE instance_id=? AND id * 1000000 + seq > ?"
+      " AND event=? AND (?4 IS NULL OR element_id=?4 OR detail=?4)"
+      " AND (?5 IS NULL OR instr(detail, ?5) > 0) ORDER BY id, seq LIMIT 1", -1, &s, NULL);
     sqlite3_bind_int64(s, 1, cur);
     sqlite3_bind_int64(s, 2, hist_cursor);
     sqlite3_bind_text(s, 3, w[1], -1, SQLITE_TRANSIENT);

@@ -1,0 +1,215 @@
+/*
+** tests/unit/test_store.c -- the store's schema: which index each task
+** lookup takes (EXPLAIN QUERY PLAN, on the database a fresh engine makes).
+**
+** Completing a task must only delete index entries (migration 8,
+** docs/performance.md "What bounds workload 7"): no full index on tasks
+** holds `state`, the open-task lookups go to partial indexes WHERE
+** state='open', and for that the queries must write state='open' as a
+** literal. The engine's own task list (rv_engine_tasks_json) is traced to
+** see the SQL it really runs; the HTTP list's (engine/api/tasks.c with
+** policy.c's scope) is written out here in the shape those files build.
+*/
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include <sqlite3.h>
+#include "runtime/engine.h"
+#include "store/store.h"
+#include "core/json.h"
+
+typedef struct senv {
+  char dir[64], db[128];
+  rv_engine *e;
+  sqlite3 *db_h;
+} senv;
+
+static void senv_open(senv *t){
+  rv_engine_cfg cfg = {0};
+  rv_err err;
+  snprintf(t->dir, sizeof t->dir, "/tmp/rvstore-XXXXXX");
+  if (mkdtemp(t->dir) == NULL) fail_msg("mkdtemp");
+  snprintf(t->db, sizeof t->db, "%s/t.db", t->dir);
+  cfg.db_path = t->db;
+  if (rv_engine_open(&cfg, &t->e, &err) != RV_OK) fail_msg("%s", err.msg);
+  t->db_h = rv_store_db(rv_engine_store(t->e));
+}
+
+static void senv_close(senv *t){
+  char p[160];
+  rv_engine_close(t->e);
+  snprintf(p, sizeof p, "%s-wal", t->db); unlink(p);
+  snprintf(p, sizeof p, "%s-shm", t->db); unlink(p);
+  unlink(t->db);
+  rmdir(t->dir);
+}
+
+/* The plan's detail lines joined by "; ". */
+static void plan(sqlite3 *db, const char *sql, char *out, size_t cap){
+  sqlite3_stmt *s;
+  char *q = sqlite3_mprintf("EXPLAIN QUERY PLAN %s", sql);
+  size_t n = 0;
+  out[0] = 0;
+  if (sqlite3_prepare_v2(db, q, -1, &s, NULL) != SQLITE_OK) fail_msg("%s: %s", sqlite3_errmsg(db), sql);
+  sqlite3_free(q);
+  while (sqlite3_step(s) == SQLITE_ROW && n + 2 < cap) {
+    int w = snprintf(out + n, cap - n, "%s%s", n ? "; " : "", (const char *)sqlite3_column_text(s, 3));
+    if (w < 0) break;
+    n += (size_t)w < cap - n ? (size_t)w : cap - n - 1;
+  }
+  sqlite3_finalize(s);
+}
+
+/* Whether a plan scans tasks (aliases t, w) rather than searching it. */
+static int scans_tasks(const char *p){
+  for (const char *c = strstr(p, "SCAN "); c; c = strstr(c + 5, "SCAN ")) {
+    size_t n = strcspn(c + 5, " ;");
+    if ((n == 1 && (c[5] == 't' || c[5] == 'w')) || (n == 5 && strncmp(c + 5, "tasks", 5) == 0)) return 1;
+  }
+  return 0;
+}
+
+/* The plan of sql has each of the (NULL-ended) strings in want, and no
+** full scan of tasks. */
+static void expect_plan(sqlite3 *db, const char *sql, ...){
+  char p[4096];
+  va_list ap;
+  const char *w;
+  plan(db, sql, p, sizeof p);
+  va_start(ap, sql);
+  while ((w = va_arg(ap, const char *)) != NULL)
+    if (strstr(p, w) == NULL) fail_msg("plan lacks '%s'\n  sql: %s\n  plan: %s", w, sql, p);
+  va_end(ap);
+  if (scans_tasks(p))
+    fail_msg("full scan of tasks\n  sql: %s\n  plan: %s", sql, p);
+}
+
+static void schema_has_no_full_index_on_state(void **state){
+  senv t;
+  sqlite3_stmt *s;
+  int partial = 0;
+  (void)state;
+  senv_open(&t);
+  assert_int_equal(sqlite3_prepare_v2(t.db_h,
+    "SELECT m.name, m.sql FROM sqlite_schema m, pragma_index_info(m.name) c"
+    " WHERE m.type='index' AND m.tbl_name='tasks' AND c.name='state'", -1, &s, NULL), SQLITE_OK);
+  while (sqlite3_step(s) == SQLITE_ROW) {
+    const char *name = (const char *)sqlite3_column_text(s, 0), *sql = (const char *)sqlite3_column_text(s, 1);
+    /* an index on state is partial on open tasks: a completion only deletes from it */
+    if (sql == NULL || strstr(sql, "WHERE state='open'") == NULL)
+      fail_msg("index %s holds state for every task: %s", name, sql ? sql : "(auto)");
+    partial++;
+  }
+  sqlite3_finalize(s);
+  assert_int_equal(partial, 3);
+  senv_close(&t);
+}
+
+/*--- rv_engine_tasks_json, traced -----------------------------------------------------*/
+
+static char traced[8192];
+
+static int on_trace(unsigned type, void *ctx, void *p, void *x){
+  const char *sql = sqlite3_sql((sqlite3_stmt *)p);
+  (void)type; (void)ctx; (void)x;
+  if (sql && strstr(sql, "FROM tasks t JOIN instances i"))
+    snprintf(traced, sizeof traced, "%s", sql);
+  return 0;
+}
+
+static void engine_list(senv *t, const char *filter_json, ...){
+  cJSON *f = rv_json_parse(filter_json), *out = NULL;
+  char p[4096];
+  va_list ap;
+  const char *w;
+  rv_err err;
+  traced[0] = 0;
+  sqlite3_trace_v2(t->db_h, SQLITE_TRACE_STMT, on_trace, NULL);
+  assert_int_equal(rv_engine_tasks_json(t->e, f, &out, &err), RV_OK);
+  sqlite3_trace_v2(t->db_h, 0, NULL, NULL);
+  cJSON_Delete(out);
+  cJSON_Delete(f);
+  if (traced[0] == 0) fail_msg("no task list statement seen for %s", filter_json);
+  plan(t->db_h, traced, p, sizeof p);
+  va_start(ap, filter_json);
+  while ((w = va_arg(ap, const char *)) != NULL)
+    if (strstr(p, w) == NULL) fail_msg("%s: plan lacks '%s'\n  sql: %s\n  plan: %s", filter_json, w, traced, p);
+  va_end(ap);
+  if (scans_tasks(p))
+    fail_msg("%s: scans tasks\n  sql: %s\n  plan: %s", filter_json, traced, p);
+  /* an office's or a user's list comes out of its index in id order: a page
+  ** costs its own rows */
+  if (strstr(p, "TEMP B-TREE") && (strstr(filter_json, "branch") || strstr(filter_json, "county") ||
+                                   strstr(filter_json, "assignee")))
+    fail_msg("%s: sorts\n  sql: %s\n  plan: %s", filter_json, traced, p);
+}
+
+static void engine_task_list_uses_partial_indexes(void **state){
+  senv t;
+  (void)state;
+  senv_open(&t);
+  /* an office's open tasks, by default or asked for: partial index, id order */
+  engine_list(&t, "{\"branch\":\"0101\"}", "tasks_open_branch (state=? AND branch=?)", NULL);
+  engine_list(&t, "{\"branch\":\"0101\",\"state\":\"open\"}", "tasks_open_branch (state=? AND branch=?)", NULL);
+  engine_list(&t, "{\"branch\":\"0101\",\"group\":\"clerk\",\"limit\":50,\"offset\":100}",
+              "tasks_open_branch (state=? AND branch=?)", NULL);
+  engine_list(&t, "{\"county\":\"01\"}", "tasks_open_county (state=? AND county=?)", NULL);
+  engine_list(&t, "{\"assignee\":\"u1\"}", "tasks_open_assignee (state=? AND assignee=?)", NULL);
+  engine_list(&t, "{}", "tasks_open_branch (state=?)", NULL);
+  /* closed or all tasks: the full indexes, which do not hold state */
+  engine_list(&t, "{\"branch\":\"0101\",\"state\":\"completed\"}", "tasks_branch (branch=?)", NULL);
+  engine_list(&t, "{\"county\":\"01\",\"state\":\"canceled\"}", "tasks_county (county=?)", NULL);
+  engine_list(&t, "{\"assignee\":\"u1\",\"all\":true}", "tasks_assignee (assignee=?)", NULL);
+  engine_list(&t, "{\"instance\":7}", "tasks_inst (instance_id=?)", NULL);
+  senv_close(&t);
+}
+
+/*--- the HTTP list and the other task queries ---------------------------------------------*/
+
+#define COLS "SELECT t.id, t.state, i.business_key FROM tasks t JOIN instances i ON i.id=t.instance_id WHERE 1"
+#define GM "instr(','||replace(coalesce(t.candidate_groups,''),' ','')||',', ','||?||',')>0"
+/* GET /v1/tasks for branch staff: by office and group UNION ALL assigned by name */
+#define STAFF(state, office) \
+  COLS state " AND ((" GM ") AND " office ")" " UNION ALL " \
+  COLS state " AND t.assignee=? AND NOT ((" GM ") AND " office ") ORDER BY 1 LIMIT ? OFFSET ?"
+
+static void other_task_queries_keep_their_indexes(void **state){
+  senv t;
+  (void)state;
+  senv_open(&t);
+  expect_plan(t.db_h, STAFF(" AND t.state='open'", "t.branch=?"),
+              "tasks_open_branch (state=? AND branch=?)", "tasks_open_assignee (state=? AND assignee=?)", NULL);
+  expect_plan(t.db_h, STAFF(" AND t.state='open'", "t.county=?"),
+              "tasks_open_county (state=? AND county=?)", "tasks_open_assignee (state=? AND assignee=?)", NULL);
+  expect_plan(t.db_h, STAFF(" AND t.state=?", "t.branch=?"),
+              "tasks_branch (branch=?)", "tasks_assignee (assignee=?)", NULL);
+  expect_plan(t.db_h, STAFF("", "t.county=?"), "tasks_county (county=?)", "tasks_assignee (assignee=?)", NULL);
+  expect_plan(t.db_h, COLS " AND t.state='open' ORDER BY t.id LIMIT ? OFFSET ?", "tasks_open_branch (state=?)", NULL);
+  /* metrics */
+  expect_plan(t.db_h, "SELECT count(*) FROM tasks WHERE state='open' AND due>0 AND due<?",
+              "tasks_open_branch (state=?)", NULL);
+  /* by instance (flow.c, journal/replay.c, waiting counts): tasks_inst, not an open index */
+  expect_plan(t.db_h, "UPDATE tasks SET status_text=? WHERE instance_id=? AND state='open'",
+              "tasks_inst (instance_id=?)", NULL);
+  expect_plan(t.db_h, "SELECT id FROM tasks WHERE instance_id=?1 AND element_id=?2 AND state='open'"
+              " ORDER BY ei=?3 DESC, id LIMIT 1", "tasks_inst (instance_id=?)", NULL);
+  expect_plan(t.db_h, "SELECT 1 FROM instances i CROSS JOIN tasks w ON w.instance_id=i.id"
+              " WHERE i.status='active' AND i.process_id=?1 AND i.definition_id=?2 AND w.state='open'",
+              "tasks_inst (instance_id=?)", NULL);
+  senv_close(&t);
+}
+
+int main(void){
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test(schema_has_no_full_index_on_state),
+    cmocka_unit_test(engine_task_list_uses_partial_indexes),
+    cmocka_unit_test(other_task_queries_keep_their_indexes),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

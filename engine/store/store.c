@@ -425,6 +425,12 @@ rv_status rv_store_open(const char *path, const rv_store_opts *opts,
   ** file past 64 KiB and was most of a batch's system time. Durability is
   ** the WAL's business and does not change. */
   if (rc == RV_OK) rc = exec_plain(st, "PRAGMA temp_store=MEMORY", err);
+  /* Page cache: 32 MiB instead of SQLite's 2 MiB. A month's batch touches
+  ** the records, the instances and the journal all over a database of a
+  ** gigabyte; with 2 MiB every other page was a pread() from the OS cache
+  ** (marriage month end, 20,000 registry records: 16.3 -> 14.0 s, system
+  ** time 1.7 -> 0.95 s). Memory grows with use, up to this per connection. */
+  if (rc == RV_OK) rc = exec_plain(st, "PRAGMA cache_size=-32768", err);
   if (rc == RV_OK) rc = migrate(st, err);
   if (rc == RV_OK) rc = exec_plain(st, "CREATE TEMP VIEW history" HISTORY_VIEW, err);
   /* Self-check (RELIABILITY A6): refuse to run on a store that would not

@@ -156,13 +156,6 @@ static void copy_col(char *dst, size_t cap, sqlite3_stmt *s, int i){
   dst[n] = 0;
 }
 
-/* Principals added before scope values were normalised may hold another
-** spelling; the tasks are written in normal form, so compare in it too. */
-static void copy_scope(char *dst, size_t cap, sqlite3_stmt *s, int i){
-  const char *v = (const char *)sqlite3_column_text(s, i);
-  if (v == NULL || rv_fa_normalize(v, dst, cap, NULL) != RV_OK) copy_col(dst, cap, s, i);
-}
-
 static void fill_groups(rv_principal *p, const char *extra){
   const char *g = rv__role_group(p->role);
   p->n_groups = 0;
@@ -213,8 +206,8 @@ rv_status rv__authenticate(rv_store *st, const unsigned char key[32], const char
       p->role = role;
       copy_col(p->name, sizeof p->name, s, 4);
       copy_col(p->national_id, sizeof p->national_id, s, 6);
-      copy_scope(p->branch, sizeof p->branch, s, 7);
-      copy_scope(p->county, sizeof p->county, s, 8);
+      copy_col(p->branch, sizeof p->branch, s, 7);   /* stored in normal form (migration 10) */
+      copy_col(p->county, sizeof p->county, s, 8);
       copy_col(p->organisation, sizeof p->organisation, s, 9);
       copy_col(p->agreement, sizeof p->agreement, s, 10);
       fill_groups(p, (const char *)sqlite3_column_text(s, 11));

@@ -23,6 +23,7 @@
 
 struct rv_deployment_entry {
   int64_t    id;
+  rv_txmark  mark;
   char     **files; rv_model **models; int n;
   rv_rules  *rules;
 };
@@ -38,11 +39,42 @@ static void dep_free(rv_deployment_entry *d){
 
 void rv__defs_free(rv_engine *e){
   for (int i = 0; i < e->n_defs; i++) { rv_free(e->defs[i]->process_id); rv_free(e->defs[i]); }
+  for (int i = 0; i < e->n_old_defs; i++) { rv_free(e->old_defs[i]->process_id); rv_free(e->old_defs[i]); }
   for (int i = 0; i < e->n_deps; i++) dep_free(e->deps[i]);
-  rv_free(e->defs);
-  rv_free(e->deps);
-  e->defs = NULL; e->deps = NULL; e->n_defs = e->n_deps = 0;
+  for (int i = 0; i < e->n_old_deps; i++) dep_free(e->old_deps[i]);
+  rv_free(e->defs); rv_free(e->old_defs);
+  rv_free(e->deps); rv_free(e->old_deps);
+  e->defs = e->old_defs = NULL; e->deps = e->old_deps = NULL;
+  e->n_defs = e->n_deps = e->n_old_defs = e->n_old_deps = 0;
 }
+
+/* Definitions and deployments are cached by id. One read inside an open
+** transaction may come from rows that transaction wrote (a deploy and a
+** start in one HTTP batch); if it or the savepoint is rolled back, SQLite
+** gives those ids to the next rows written, and a cached model would run
+** in place of the one deployed then. So such an entry stays tentative
+** until a commit with no rollback since; after a rollback it is retired
+** (kept until the engine closes: cached instances may point to it) and
+** read again. Entries read outside a transaction are committed rows. */
+static void mark_read(rv_engine *e, rv_txmark *m){
+  m->tentative = rv_store_depth(e->st) > 0;
+  rv_store_tx_counts(e->st, &m->commits, &m->rollbacks);
+}
+
+static bool mark_good(rv_engine *e, rv_txmark *m){
+  unsigned commits, rollbacks;
+  if (!m->tentative) return true;
+  rv_store_tx_counts(e->st, &commits, &rollbacks);
+  if (rollbacks != m->rollbacks) return false;
+  if (commits != m->commits) m->tentative = false;   /* its transaction committed */
+  return true;
+}
+
+#define RETIRE(e, arr, n, olds, nolds, i) do {                                  \
+    (e)->olds = rv_realloc((e)->olds, sizeof *(e)->olds * (size_t)((e)->nolds + 1)); \
+    (e)->olds[(e)->nolds++] = (e)->arr[i];                                      \
+    (e)->arr[i] = (e)->arr[--(e)->n];                                           \
+  } while (0)
 
 static char *module_name(const char *rel){
   size_t n = strlen(rel);
@@ -58,9 +90,15 @@ static rv_status dep_load(rv_engine *e, int64_t id, rv_deployment_entry **out, r
   rv_deployment_entry *d;
   rv_status rc = RV_OK;
 
-  for (int i = 0; i < e->n_deps; i++) if (e->deps[i]->id == id) { *out = e->deps[i]; return RV_OK; }
+  for (int i = 0; i < e->n_deps; i++) {
+    if (e->deps[i]->id != id) continue;
+    if (mark_good(e, &e->deps[i]->mark)) { *out = e->deps[i]; return RV_OK; }
+    RETIRE(e, deps, n_deps, old_deps, n_old_deps, i);
+    break;
+  }
   d = rv_calloc(1, sizeof *d);
   d->id = id;
+  mark_read(e, &d->mark);
   rc = rv_rules_new(&e->limits, &e->cmd_clock, &d->rules, err);   /* frozen per command */
   s = rv_store_stmt(e->st,
     "SELECT path, kind, content FROM deployment_files WHERE deployment_id=? ORDER BY kind DESC, path");
@@ -111,7 +149,12 @@ rv_status rv__def_get(rv_engine *e, int64_t def_id, rv_def **out, rv_err *err){
   rv_def *d;
 
   *out = NULL;
-  for (int i = 0; i < e->n_defs; i++) if (e->defs[i]->id == def_id) { *out = e->defs[i]; return RV_OK; }
+  for (int i = 0; i < e->n_defs; i++) {
+    if (e->defs[i]->id != def_id) continue;
+    if (mark_good(e, &e->defs[i]->mark)) { *out = e->defs[i]; return RV_OK; }
+    RETIRE(e, defs, n_defs, old_defs, n_old_defs, i);
+    break;
+  }
   s = rv_store_stmt(e->st, "SELECT process_id, version, deployment_id, file FROM definitions WHERE id=?");
   rv_store_bind(s, "i", def_id);
   if (sqlite3_step(s) == SQLITE_ROW) {
@@ -126,6 +169,7 @@ rv_status rv__def_get(rv_engine *e, int64_t def_id, rv_def **out, rv_err *err){
   if (rc == RV_OK) {
     d = rv_calloc(1, sizeof *d);
     d->id = def_id;
+    mark_read(e, &d->mark);
     d->process_id = process;
     d->version = version;
     d->deployment_id = dep_id;

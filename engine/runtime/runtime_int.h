@@ -62,8 +62,12 @@ typedef struct rv_join {
   int    *counts;          /* per incoming flow position */
 } rv_join;
 
+/* Whether a cached row may still be rolled back (deploy.c). */
+typedef struct rv_txmark { bool tentative; unsigned commits, rollbacks; } rv_txmark;
+
 typedef struct rv_def {
   int64_t    id;
+  rv_txmark  mark;         /* read inside a transaction: see deploy.c */
   char      *process_id;
   int        version;
   int64_t    deployment_id;
@@ -143,6 +147,10 @@ struct rv_engine {
   int64_t            message_ttl_ms;
   rv_def           **defs; int n_defs, cap_defs;      /* cache */
   rv_deployment_entry **deps; int n_deps, cap_deps;
+  /* cache entries whose rows a rollback may have taken back: kept until
+  ** close, as instances may still point to them (deploy.c) */
+  rv_def           **old_defs; int n_old_defs;
+  rv_deployment_entry **old_deps; int n_old_deps;
   int                def_cache;
   int                inflight;
   int64_t           *inflight_ids; int n_inflight_ids, cap_inflight_ids;

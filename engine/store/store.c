@@ -13,6 +13,7 @@
 #include <string.h>
 #include "store/store.h"
 #include "core/mem.h"
+#include "core/fatext.h"
 
 #define STMT_CACHE 256
 #define STMT_SLOTS 1024          /* open addressing over the cache, by SQL pointer */
@@ -25,6 +26,7 @@ struct rv_store {
   int      n_cache;
   short    slot[STMT_SLOTS];     /* index + 1 into cache; 0 = empty */
   unsigned gen;                  /* +1 per outermost BEGIN and per rollback */
+  unsigned commits, rollbacks;   /* outermost COMMITs; rollbacks (of savepoints too) */
 };
 
 /* Transaction statements, prepared once (rv_store_stmt keys on these
@@ -329,6 +331,14 @@ static const char *const migrations[] = {
   **    this one; this one is for other tools (the sqlite3 shell). */
   "ALTER TABLE history RENAME TO history_log;"
   "CREATE VIEW history" HISTORY_VIEW ";",
+  /* 10: scope values in normal form everywhere (core/fatext.h): principals
+  **     and tasks written before the normaliser existed are rewritten once,
+  **     so the token check and the cartables compare stored values as they
+  **     are. rv_fa_norm() is registered on the connection (rv_store_open). */
+  "UPDATE principals SET branch=rv_fa_norm(branch) WHERE branch IS NOT rv_fa_norm(branch);"
+  "UPDATE principals SET county=rv_fa_norm(county) WHERE county IS NOT rv_fa_norm(county);"
+  "UPDATE tasks SET branch=rv_fa_norm(branch) WHERE branch IS NOT rv_fa_norm(branch);"
+  "UPDATE tasks SET county=rv_fa_norm(county) WHERE county IS NOT rv_fa_norm(county);",
 };
 
 int rv_store_schema_version(void){
@@ -364,6 +374,18 @@ static int pragma_int(rv_store *st, const char *sql){
   return v;
 }
 
+/* rv_fa_norm(x): x in normal form (core/fatext.h); NULL and text that is
+** not UTF-8 come back as they are. For migration 10. */
+static void sql_fa_norm(sqlite3_context *cx, int argc, sqlite3_value **argv){
+  const char *v = (const char *)sqlite3_value_text(argv[0]);
+  char *n;
+  (void)argc;
+  if (sqlite3_value_type(argv[0]) == SQLITE_NULL || v == NULL) { sqlite3_result_null(cx); return; }
+  n = rv_fa_normdup(v);
+  sqlite3_result_text(cx, n, -1, SQLITE_TRANSIENT);
+  rv_free(n);
+}
+
 static rv_status migrate(rv_store *st, rv_err *err){
   int have = pragma_int(st, "PRAGMA user_version");
   int want = rv_store_schema_version();
@@ -374,6 +396,9 @@ static rv_status migrate(rv_store *st, rv_err *err){
   if (have > want)
     return rv_fail(err, RV_CORRUPT, "database schema %d is newer than this ravand (%d)", have, want);
   if (have == want) return RV_OK;
+  if (sqlite3_create_function(st->db, "rv_fa_norm", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC,
+                              NULL, sql_fa_norm, NULL, NULL) != SQLITE_OK)
+    return sqlfail(st, err, "register rv_fa_norm");
   rc = exec_plain(st, "BEGIN IMMEDIATE", err);
   for (int i = have; rc == RV_OK && i < want; i++) rc = exec_plain(st, migrations[i], err);
   snprintf(sql, sizeof sql, "PRAGMA user_version=%d", want);
@@ -496,7 +521,8 @@ rv_status rv_store_commit(rv_store *st, rv_err *err){
   if (st->depth <= 0) return rv_fail(err, RV_CONFLICT, "commit without a transaction");
   if (st->depth == 1) {
     rc = exec_cached(st, sql_commit, err);
-    if (rc != RV_OK) { exec_plain(st, "ROLLBACK", NULL); st->depth = 0; st->gen++; return rc; }
+    if (rc != RV_OK) { exec_plain(st, "ROLLBACK", NULL); st->depth = 0; st->gen++; st->rollbacks++; return rc; }
+    st->commits++;
   } else if (st->depth - 1 < MAX_SP) {
     rc = exec_cached(st, rl_sql[st->depth - 1], err);
     if (rc != RV_OK) return rc;
@@ -519,9 +545,14 @@ void rv_store_rollback(rv_store *st){
   }
   st->depth--;
   st->gen++;
+  st->rollbacks++;
 }
 
 unsigned rv_store_gen(const rv_store *st){ return st->gen; }
+void rv_store_tx_counts(const rv_store *st, unsigned *commits, unsigned *rollbacks){
+  *commits = st->commits;
+  *rollbacks = st->rollbacks;
+}
 
 static unsigned slot_of(const char *sql){
   uintptr_t h = (uintptr_t)sql;

@@ -47,6 +47,11 @@ int       rv_store_depth(const rv_store *st);
 ** any level): what a caller learnt about the database inside a
 ** transaction holds while the generation and the transaction stay. */
 unsigned  rv_store_gen(const rv_store *st);
+/* How many outermost transactions committed, and how many rollbacks (of a
+** transaction or a savepoint) there were, on this connection: what was
+** read inside a transaction is known durable once commits moved and
+** rollbacks did not (runtime/deploy.c keeps its caches so). */
+void      rv_store_tx_counts(const rv_store *st, unsigned *commits, unsigned *rollbacks);
 
 /* A cached prepared statement for sql (a string literal: the pointer is
 ** the cache key, hashed). The statement is reset and its bindings cleared.

@@ -900,8 +900,34 @@ static void test_answers_now(void **state){
   (void)err;
 }
 
+/* A deploy rolled back with its batch after a start had read its
+** definition: the next deploy gets the same ids, and the engine must run
+** what that one deployed, not the model it had cached (deploy.c). */
+static void test_rolled_back_deploy(void **state){
+  live l;
+  rv_err err;
+  int64_t first, second;
+  (void)state;
+  live_open(&l);
+  assert_int_equal(rv_engine_batch_begin_optimistic(l.e, &err), RV_OK);
+  deploy(&l, FIX "claim.bpmn");                       /* threshold 5,000,000 */
+  first = start(&l, "rb1", "claim", "{\"case_id\":\"R-1\",\"days\":40,\"daily_rate\":100000,\"mobile\":\"09120000009\"}");
+  assert_true(first > 0);
+  rv_engine_batch_spoil(l.e);
+  assert_int_not_equal(rv_engine_batch_end(l.e, &err), RV_OK);
+  assert_int_equal(count_of(&l, "SELECT count(*) FROM definitions", 0), 0);
+  deploy(&l, FIX "claim-v2.bpmn");                    /* threshold 3,000,000, same ids */
+  assert_int_equal(count_of(&l, "SELECT count(*) FROM definitions WHERE process_id='claim' AND version=1", 0), 1);
+  second = start(&l, "rb2", "claim", "{\"case_id\":\"R-2\",\"days\":40,\"daily_rate\":100000,\"mobile\":\"09120000009\"}");
+  assert_int_equal(second, first);                    /* the same instance id again */
+  /* 4,000,000 is over version 2's threshold: review */
+  assert_int_equal(count_of(&l, "SELECT count(*) FROM tasks WHERE instance_id=? AND element_id='review'", second), 1);
+  live_close(&l);
+}
+
 /* A store from before history batches (schema 8): its rows are kept and
-** read through the view, one event each, after the migration. */
+** read through the view, one event each, after migration 9; migration 10
+** rewrites the scope values of principals and tasks in normal form. */
 static void test_history_migration(void **state){
   char dir[256], db[300];
   sqlite3 *h;
@@ -919,6 +945,11 @@ static void test_history_migration(void **state){
     "CREATE INDEX history_inst ON history(instance_id, id);"
     "INSERT INTO history VALUES(1, 7, 100, 'INSTANCE_STARTED', NULL, 1, NULL),"
     "  (2, 7, 100, 'STATUS', 'e', 3, 'ثبت شد');"
+    /* the columns migration 10 rewrites: Arabic yeh and kaf, Persian digits */
+    "CREATE TABLE principals(id INTEGER PRIMARY KEY, branch TEXT, county TEXT);"
+    "INSERT INTO principals VALUES(1, 'كهريزك ۱۲', 'تهران'), (2, NULL, NULL);"
+    "CREATE TABLE tasks(id INTEGER PRIMARY KEY, branch TEXT, county TEXT);"
+    "INSERT INTO tasks VALUES(1, 'كهريزك ۱۲', 'ري');"
     "PRAGMA user_version=8;", NULL, NULL, NULL), SQLITE_OK);
   sqlite3_close(h);
   if (rv_store_open(db, NULL, &st, &err) != RV_OK) fail_msg("open: %s", err.msg);
@@ -932,6 +963,17 @@ static void test_history_migration(void **state){
   }
   sqlite3_finalize(s);
   assert_int_equal(n, 2);
+  assert_int_equal(sqlite3_prepare_v2(rv_store_db(st),
+    "SELECT (SELECT branch FROM principals WHERE id=1), (SELECT county FROM principals WHERE id=1),"
+    " (SELECT branch FROM principals WHERE id=2), (SELECT branch FROM tasks), (SELECT county FROM tasks)",
+    -1, &s, NULL), SQLITE_OK);
+  assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+  assert_string_equal((const char *)sqlite3_column_text(s, 0), "کهریزک 12");
+  assert_string_equal((const char *)sqlite3_column_text(s, 1), "تهران");
+  assert_int_equal(sqlite3_column_type(s, 2), SQLITE_NULL);
+  assert_string_equal((const char *)sqlite3_column_text(s, 3), "کهریزک 12");
+  assert_string_equal((const char *)sqlite3_column_text(s, 4), "ری");
+  sqlite3_finalize(s);
   rv_store_close(st);
   nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
@@ -974,6 +1016,7 @@ int main(int argc, char **argv){
     cmocka_unit_test(test_reads),
     cmocka_unit_test(test_answers_now),
     cmocka_unit_test(test_history_migration),
+    cmocka_unit_test(test_rolled_back_deploy),
   };
   if (argc == 3 && strcmp(argv[1], "--write") == 0) { write_recordings(argv[2]); return 0; }
   return cmocka_run_group_tests(tests, setup_recordings, teardown_recordings);

@@ -57,8 +57,9 @@ typedef struct rv_adapter_ops {
                       rv_adapter_done_fn done, void *arg);
   void       *self;
   /* Optional: answer inside the command that created the job. Only for
-  ** adapters that read the engine's own store and change nothing (today:
-  ** `records`), so the answer is decided by data in the same transaction.
+  ** adapters whose answer is decided inside the process by data in the
+  ** same transaction and which change nothing: `records` (the engine's own
+  ** store) and the test adapter `echo` (its input alone).
   ** The engine (cfg.answer_now; off in replays and process tests) calls it
   ** once the command's own work is done, journals the answer as a "job"
   ** input of its own -- a replay feeds the same answer, as for any adapter

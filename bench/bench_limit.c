@@ -78,6 +78,7 @@ static struct tmpl {
   int64_t def_id, started, ended;
   char *process_id, *status0, *state0, *text0, *status1, *state1, *text1;
   int ncmd;
+  bool inline_answer;    /* the job was answered inside the start command (cfg.answer_now) */
   hrow h[MAXCMD][MAXH]; int nh[MAXCMD];
   jrow j[MAXCMD];
   /* side rows after the first command */
@@ -178,6 +179,8 @@ static void snap_final(sqlite3 *db, int64_t id){
   sqlite3_finalize(s);
 }
 
+static bool loop_answers;   /* --loop-answers: as bench_ravand --loop-answers */
+
 /* Run one instance of the workload through the engine and keep its rows. */
 static void capture(const char *wl, const char *scratch){
   rv_engine_cfg cfg = {0};
@@ -196,6 +199,7 @@ static void capture(const char *wl, const char *scratch){
   cfg.db_path = scratch;
   cfg.clock = &vclock;
   cfg.relaxed_sync = true;
+  cfg.answer_now = !loop_answers;     /* as bench_ravand runs the engine */
   snprintf(path, sizeof path, "%s/%s.bpmn", WL, wl);
   proc = strcmp(wl, "straight") == 0 ? "bench-straight" : strcmp(wl, "human") == 0 ? "bench-human"
        : strcmp(wl, "timer") == 0 ? "bench-timer" : "bench-fanout";
@@ -224,6 +228,8 @@ static void capture(const char *wl, const char *scratch){
     rv_engine_fire_due(e);
   }
   snap_final(db, id);
+  /* answered inside the command: the instance was written once, done */
+  T.inline_answer = strcmp(wl, "straight") == 0 && T.ncmd == 2 && T.status0 && strcmp(T.status0, "completed") == 0;
   cJSON_Delete(vars);
   rv_engine_close(e);
   rm_db(scratch);
@@ -289,7 +295,7 @@ static void history_and_journal(int64_t id, int k){
 /* The first command of an instance: returns its id. */
 static int64_t cmd_start(const char *wl, int64_t *side_id){
   int64_t id;
-  bool one = T.ncmd == 1;
+  bool one = T.ncmd == 1 || T.inline_answer;   /* the final state, inserted once */
   sqlite3_bind_int64(st_inst, 1, T.def_id);
   txt(st_inst, 2, T.process_id);
   txt(st_inst, 3, one ? T.status1 : T.status0);
@@ -315,6 +321,13 @@ static int64_t cmd_start(const char *wl, int64_t *side_id){
     sqlite3_bind_int64(st_job, 10, T.job_created);
     run(st_job);
     *side_id = sqlite3_last_insert_rowid(W);
+    if (T.inline_answer) {   /* the answer, in the same command: no instance UPDATE */
+      txt(st_job_up, 1, T.job_state1);
+      sqlite3_bind_int64(st_job_up, 2, T.job_attempts1);
+      sqlite3_bind_int64(st_job_up, 3, *side_id);
+      run(st_job_up);
+      history_and_journal(id, 1);
+    }
   } else if (strcmp(wl, "human") == 0) {
     sqlite3_bind_int64(st_task, 1, id);
     sqlite3_bind_int64(st_task, 2, T.task_ei);
@@ -374,13 +387,13 @@ int main(int argc, char **argv){
   double t0, t_first = 0, t_second = 0, t;
 
   for (int i = 1; i < argc; i++)
-    if (strcmp(argv[i], "--relaxed") == 0) {
-      relaxed = true;
+    if (strcmp(argv[i], "--relaxed") == 0 || strcmp(argv[i], "--loop-answers") == 0) {
+      if (argv[i][2] == 'r') relaxed = true; else loop_answers = true;
       memmove(argv + i, argv + i + 1, sizeof *argv * (size_t)(argc - i));
       argc--; i--;
     }
   if (argc < 5) {
-    fprintf(stderr, "usage: bench_limit straight|human|timer|fanout N BATCH DB [--relaxed]\n");
+    fprintf(stderr, "usage: bench_limit straight|human|timer|fanout N BATCH DB [--relaxed] [--loop-answers]\n");
     return 2;
   }
   wl = argv[1]; n = atoi(argv[2]); batch = atoi(argv[3]); db = argv[4];
@@ -431,6 +444,7 @@ int main(int argc, char **argv){
       exec("BEGIN IMMEDIATE");
       for (int k = i; k < end; k++) ids[k] = cmd_start(wl, &side[k]);
       exec("COMMIT");
+      if (T.inline_answer) continue;
       exec("BEGIN IMMEDIATE");
       for (int k = i; k < end; k++) cmd_second(wl, ids[k], side[k]);
       exec("COMMIT");

@@ -15,9 +15,12 @@
 ** BATCH is how many commands share one transaction (group commit, as the
 ** HTTP server does for requests that arrive together; optimistic, no
 ** savepoint per command, unless --savepoints); 1 = one command per
-** transaction. BENCH_KEEP_DB=1 keeps the database (to compare rows). Job answers
-** are applied as the engine's loop applies them: every answer that arrived
-** in one loop pass in one transaction. Timers fire as the scheduler fires
+** transaction. BENCH_KEEP_DB=1 keeps the database (to compare rows). The
+** engine runs as `ravand` runs it (cfg.answer_now): the in-process echo
+** service answers inside the command that reached it, as a JavaDelegate
+** runs in its caller's transaction in Camunda. --loop-answers: as an
+** external adapter instead, every answer through the event loop, those
+** that arrived in one loop pass applied in one transaction. Timers fire as the scheduler fires
 ** them (rv_engine_fire_due: up to 1,000 per transaction).
 ** Workload files: bench/workloads/ (read unchanged by bench/peer.mjs too).
 */
@@ -84,6 +87,7 @@ static void print_rows(rv_engine *e, int n){
 ** HTTP server's rerun of a spoiled batch); default: optimistic batches, as
 ** the server runs them first (no command of the benchmark fails, so none
 ** is ever run twice). */
+static bool loop_answers;   /* --loop-answers: cfg.answer_now off */
 static bool savepoints;
 static rv_status batch_begin(rv_engine *e, rv_err *err){
   return savepoints ? rv_engine_batch_begin(e, err) : rv_engine_batch_begin_optimistic(e, err);
@@ -112,13 +116,17 @@ int main(int argc, char **argv){
   struct rusage ru;
 
   for (int i = 1; i < argc; i++)
-    if (strcmp(argv[i], "--relaxed") == 0 || strcmp(argv[i], "--savepoints") == 0) {
-      if (argv[i][2] == 'r') relaxed = true; else savepoints = true;
+    if (strcmp(argv[i], "--relaxed") == 0 || strcmp(argv[i], "--savepoints") == 0 ||
+        strcmp(argv[i], "--loop-answers") == 0) {
+      if (argv[i][2] == 'r') relaxed = true;
+      else if (argv[i][2] == 's') savepoints = true;
+      else loop_answers = true;
       memmove(argv + i, argv + i + 1, sizeof *argv * (size_t)(argc - i));
       argc--; i--;
     }
   if (argc < 5) {
-    fprintf(stderr, "usage: bench_ravand straight|human|timer|fanout|cartable N BATCH DB [QUERIES] [--relaxed] [--savepoints]\n");
+    fprintf(stderr, "usage: bench_ravand straight|human|timer|fanout|cartable N BATCH DB [QUERIES] [--relaxed]"
+                    " [--savepoints] [--loop-answers]\n");
     return 2;
   }
   wl = argv[1]; n = atoi(argv[2]); batch = atoi(argv[3]); db = argv[4];
@@ -134,6 +142,7 @@ int main(int argc, char **argv){
   rm_db(db);
   cfg.db_path = db;
   cfg.relaxed_sync = relaxed;
+  cfg.answer_now = !loop_answers;
   rv_clock_init_virtual(&vclock, INT64_C(1760000000000));   /* 2025-10-09, fixed */
   if (strcmp(wl, "timer") == 0) cfg.clock = &vclock;
   snprintf(path, sizeof path, "%s/%s", WL, file);
@@ -146,8 +155,9 @@ int main(int argc, char **argv){
   cJSON_AddStringToObject(vars, "branch", "1203");
 
   printf("{\"engine\": \"ravand\", \"workload\": \"%s\", \"n\": %d, \"batch\": %d, \"sync\": \"%s\","
-         " \"savepoints\": %s, \"history\": \"%s\"", wl, n, batch, relaxed ? "NORMAL" : "FULL",
-         savepoints || batch == 1 ? "true" : "false", getenv("RAVAND_HISTORY") ? getenv("RAVAND_HISTORY") : "full");
+         " \"savepoints\": %s, \"history\": \"%s\", \"answer_now\": %s", wl, n, batch, relaxed ? "NORMAL" : "FULL",
+         savepoints || batch == 1 ? "true" : "false", getenv("RAVAND_HISTORY") ? getenv("RAVAND_HISTORY") : "full",
+         loop_answers ? "false" : "true");
 
   if (strcmp(wl, "straight") == 0 || strcmp(wl, "fanout") == 0) {
     double t0 = now_s(), t;
@@ -268,8 +278,8 @@ int main(int argc, char **argv){
     const rv_engine_stats *st = rv_engine_stats_get(e);
     print_rows(e, n);
     getrusage(RUSAGE_SELF, &ru);
-    printf(", \"commits\": %lld, \"largest_batch\": %lld, \"peak_rss_kib\": %ld}\n",
-           (long long)st->commits, (long long)st->max_batch, ru.ru_maxrss);
+    printf(", \"commits\": %lld, \"largest_batch\": %lld, \"answered_now\": %lld, \"peak_rss_kib\": %ld}\n",
+           (long long)st->commits, (long long)st->max_batch, (long long)st->answered_now, ru.ru_maxrss);
   }
   cJSON_Delete(vars);
   rv_engine_close(e);

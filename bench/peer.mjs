@@ -19,7 +19,8 @@
 //     compiled once per flow, through the same `scripts` option;
 //   - rv:adapter="echo": environment.services.echo, named by the standard
 //     `implementation` attribute; it answers at once (ravand's echo adapter
-//     answers one loop turn later and its answers are group-committed);
+//     answers inside the command too, as `ravand` runs the engine; bench/run
+//     also measures it answering through the loop);
 //   - timers: the engine's `timers` option with a settable clock, as
 //     bench_ravand uses a virtual clock: start N, then fire every due timer.
 // Nothing is persisted: bpmn-engine keeps state in memory (getState() would

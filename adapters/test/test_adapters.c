@@ -1,7 +1,9 @@
 /*
 ** adapters/test/test_adapters.c -- built-in adapters for tests and demos.
 **
-**   echo   answers with its input (after one loop turn)
+**   echo   answers with its input (after one loop turn; inside the command
+**          in an engine with cfg.answer_now, as an in-process service
+**          -- a JavaDelegate in Camunda -- runs in its caller's transaction)
 **   fail   always fails technically ("test adapter: always fails")
 **   flaky  fails while attempt <= input.fail_times, then echoes
 **   error  throws the BPMN error input.code (default "TEST_ERROR")
@@ -55,6 +57,12 @@ static rv_status echo_invoke(void *self, struct event_base *base, const rv_job_i
   (void)self;
   return answer(base, done, arg, RV_JOB_OK,
                 job->input ? cJSON_Duplicate(job->input, 1) : NULL, NULL, NULL);
+}
+static bool echo_now(void *self, struct rv_engine *e, const rv_job_info *job, rv_answer *a){
+  (void)self; (void)e;
+  a->outcome = RV_JOB_OK;
+  a->result = job->input ? cJSON_Duplicate(job->input, 1) : NULL;
+  return true;
 }
 static rv_status fail_invoke(void *self, struct event_base *base, const rv_job_info *job,
                              rv_adapter_done_fn done, void *arg){
@@ -110,7 +118,8 @@ static rv_status sms_invoke(void *self, struct event_base *base, const rv_job_in
   return answer(base, done, arg, RV_JOB_OK, NULL, NULL, NULL);
 }
 
-const rv_adapter_ops rv_adapter_test_echo  = { .name = "echo",  .invoke = echo_invoke };
+const rv_adapter_ops rv_adapter_test_echo  = { .name = "echo",  .invoke = echo_invoke,
+                                               .answer_now = echo_now };
 const rv_adapter_ops rv_adapter_test_fail  = { .name = "fail",  .invoke = fail_invoke };
 const rv_adapter_ops rv_adapter_test_flaky = { .name = "flaky", .invoke = flaky_invoke };
 const rv_adapter_ops rv_adapter_test_error = { .name = "error", .invoke = error_invoke };

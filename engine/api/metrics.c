@@ -120,6 +120,9 @@ void rv__h_metrics(rv_req *r){
   rv_buf_printf(&b, "ravand_engine_max_batch %lld\n", (long long)es->max_batch);
   head(&b, "ravand_jobs_dispatched_total", "counter", "Jobs handed to adapters since start.");
   rv_buf_printf(&b, "ravand_jobs_dispatched_total %lld\n", (long long)es->jobs_dispatched);
+  head(&b, "ravand_jobs_answered_now_total", "counter",
+       "Jobs answered inside the command that created them (adapters with answer_now) since start.");
+  rv_buf_printf(&b, "ravand_jobs_answered_now_total %lld\n", (long long)es->answered_now);
   head(&b, "ravand_jobs_failed_total", "counter", "Job attempts that failed since start.");
   rv_buf_printf(&b, "ravand_jobs_failed_total %lld\n", (long long)es->jobs_failed);
   head(&b, "ravand_incidents_total", "counter", "Incidents raised since start.");

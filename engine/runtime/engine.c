@@ -443,40 +443,92 @@ void rv__history(rv_ctx *c, rv_inst *in, const char *event, int node, int64_t ei
 /* OR FAIL: see save_inst */
 #define HINS "INSERT OR FAIL INTO history_log(instance_id, at, event, element_id, ei, detail) VALUES"
 
+/* s as a JSON string at p (which has room for 2 + 6 * strlen(s) bytes);
+** the same escapes as core/json.c. Returns the bytes written. */
+static size_t q_put(char *p, const char *s){
+  static const char hex[] = "0123456789abcdef";
+  char *o = p;
+  *o++ = '"';
+  for (; *s; s++) {
+    unsigned char ch = (unsigned char)*s;
+    if (ch >= 0x20 && ch != '"' && ch != '\\') { *o++ = (char)ch; continue; }
+    *o++ = '\\';
+    switch (ch) {
+    case '"':  *o++ = '"'; break;
+    case '\\': *o++ = '\\'; break;
+    case '\n': *o++ = 'n'; break;
+    case '\r': *o++ = 'r'; break;
+    case '\t': *o++ = 't'; break;
+    case '\b': *o++ = 'b'; break;
+    case '\f': *o++ = 'f'; break;
+    default: *o++ = 'u'; *o++ = '0'; *o++ = '0'; *o++ = hex[ch >> 4]; *o++ = hex[ch & 15];
+    }
+  }
+  *o++ = '"';
+  return (size_t)(o - p);
+}
+
+/* v in decimal at p (room for 21 bytes). Returns the bytes written. */
+static size_t i_put(char *p, int64_t v){
+  char d[24];
+  size_t n = 0, len = 0;
+  uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+  do { d[n++] = (char)('0' + u % 10); u /= 10; } while (u);
+  if (v < 0) p[len++] = '-';
+  while (n) p[len++] = d[--n];
+  return len;
+}
+
 /* Fold each run of 2+ consecutive events of one instance into a batch row
-** (c->hist compacted in place; the JSON text appended to hist_text). */
+** (c->hist compacted in place; the JSON text appended to hist_text). The
+** text is written straight into hist_text, grown once for the worst case:
+** a batch is written for every command, and appending piece by piece was
+** most of its cost. */
 static void hist_pack(rv_ctx *c){
   int out = 0;
-  rv_buf b;
-  rv_buf_init(&b, SIZE_MAX / 4);
   for (int i = 0; i < c->n_hist; ) {
     int j = i + 1;
+    size_t need = 2, len = 0;
+    char *t;
     while (j < c->n_hist && c->hist[j].inst == c->hist[i].inst) j++;
     if (j - i == 1) { c->hist[out++] = c->hist[i]; i = j; continue; }
-    b.len = 0;
-    rv_buf_add(&b, "[", 1);
     for (int k = i; k < j; k++) {
       const struct rv_hrow *h = &c->hist[k];
-      rv_buf_add(&b, k > i ? ",[" : "[", k > i ? 2 : 1);
-      rv_json_write_string(&b, c->hist_text + h->event);
-      rv_buf_add(&b, ",", 1);
-      if (h->element != NO_TEXT) rv_json_write_string(&b, c->hist_text + h->element);
-      else rv_buf_add(&b, "null", 4);
-      rv_buf_add(&b, ",", 1);
-      rv_buf_add_int(&b, h->ei);
-      if (h->detail != NO_TEXT) { rv_buf_add(&b, ",", 1); rv_json_write_string(&b, c->hist_text + h->detail); }
-      rv_buf_add(&b, "]", 1);
+      need += 40 + 6 * strlen(c->hist_text + h->event);        /* [ , null , ei ] , */
+      if (h->element != NO_TEXT) need += 6 * strlen(c->hist_text + h->element);
+      if (h->detail != NO_TEXT) need += 6 * strlen(c->hist_text + h->detail);
     }
-    rv_buf_add(&b, "]", 1);   /* rv_buf keeps its text NUL-terminated */
+    {   /* written in place at the end of hist_text */
+      size_t cap = c->hist_cap ? c->hist_cap : 1024;
+      while (cap < c->hist_len + need) cap *= 2;
+      if (cap != c->hist_cap) { c->hist_text = rv_realloc(c->hist_text, cap); c->hist_cap = cap; }
+    }
+    t = c->hist_text + c->hist_len;
+    t[len++] = '[';
+    for (int k = i; k < j; k++) {
+      const struct rv_hrow *h = &c->hist[k];
+      if (k > i) t[len++] = ',';
+      t[len++] = '[';
+      len += q_put(t + len, c->hist_text + h->event);
+      t[len++] = ',';
+      if (h->element != NO_TEXT) len += q_put(t + len, c->hist_text + h->element);
+      else { memcpy(t + len, "null", 4); len += 4; }
+      t[len++] = ',';
+      len += i_put(t + len, h->ei);
+      if (h->detail != NO_TEXT) { t[len++] = ','; len += q_put(t + len, c->hist_text + h->detail); }
+      t[len++] = ']';
+    }
+    t[len++] = ']';
+    t[len] = 0;
     c->hist[out] = c->hist[i];
+    c->hist[out].detail = c->hist_len;
+    c->hist_len += len + 1;
     c->hist[out].event = hist_str(c, "BATCH");
     c->hist[out].element = NO_TEXT;
     c->hist[out].ei = HIST_NO_EI;
-    c->hist[out].detail = hist_str(c, b.p);
     out++;
     i = j;
   }
-  rv_buf_fini(&b);
   c->n_hist = out;
 }
 
@@ -631,26 +683,27 @@ static void journal_job(rv_ctx *c, const rv_job_row *t, rv_job_outcome outcome,
 ** whole command. */
 #define ANSWER_NOW_MAX 64
 
-void rv__answer_later(rv_ctx *c, const char *key){
-  sqlite3_stmt *s = rv_store_stmt(c->e->st, "SELECT id FROM jobs WHERE key=?");
-  rv_store_bind(s, "t", key);
-  if (sqlite3_step(s) == SQLITE_ROW) {
-    if (c->n_now_jobs == c->cap_now_jobs) {
-      c->cap_now_jobs = c->cap_now_jobs ? c->cap_now_jobs * 2 : 8;
-      c->now_jobs = rv_realloc(c->now_jobs, sizeof *c->now_jobs * (size_t)c->cap_now_jobs);
-    }
-    c->now_jobs[c->n_now_jobs++] = sqlite3_column_int64(s, 0);
+void rv__answer_later(rv_ctx *c, const char *key, int64_t id, const char *input){
+  if (id == 0) {
+    sqlite3_stmt *s = rv_store_stmt(c->e->st, "SELECT id FROM jobs WHERE key=?");
+    rv_store_bind(s, "t", key);
+    if (sqlite3_step(s) == SQLITE_ROW) id = sqlite3_column_int64(s, 0);
+    sqlite3_reset(s);
+    if (id == 0) return;
   }
-  sqlite3_reset(s);
+  if (c->n_now_jobs == c->cap_now_jobs) {
+    c->cap_now_jobs = c->cap_now_jobs ? c->cap_now_jobs * 2 : 8;
+    c->now_jobs = rv_realloc(c->now_jobs, sizeof *c->now_jobs * (size_t)c->cap_now_jobs);
+  }
+  c->now_jobs[c->n_now_jobs].id = id;
+  c->now_jobs[c->n_now_jobs].input = rv_strdup(input);
+  c->n_now_jobs++;
 }
 
-static cJSON *job_input(rv_ctx *c, int64_t id){
-  sqlite3_stmt *s = rv_store_stmt(c->e->st, "SELECT input FROM jobs WHERE id=?");
-  cJSON *in = NULL;
-  rv_store_bind(s, "i", id);
-  if (sqlite3_step(s) == SQLITE_ROW) in = rv_json_parse((const char *)sqlite3_column_text(s, 0));
-  sqlite3_reset(s);
-  return in;
+static void now_jobs_free(rv_ctx *c){
+  for (int i = 0; i < c->n_now_jobs; i++) rv_free(c->now_jobs[i].input);
+  rv_free(c->now_jobs);
+  c->now_jobs = NULL; c->n_now_jobs = c->cap_now_jobs = 0;
 }
 
 extern rv_status rv__run_queue(rv_ctx *c);
@@ -664,11 +717,11 @@ static rv_status answers_now(rv_ctx *c){
     rv_job_info info;
     cJSON *input;
     bool answered;
-    rv__job_row(c, c->now_jobs[i], &t);
+    rv__job_row(c, c->now_jobs[i].id, &t);
     if (!t.pending) continue;                 /* gone, or canceled by later work */
     ops = rv_adapter_find(t.adapter);
     if (ops == NULL || ops->answer_now == NULL) continue;
-    input = job_input(c, t.id);
+    input = rv_json_parse(c->now_jobs[i].input);   /* the text the row holds */
     memset(&a, 0, sizeof a);
     info = (rv_job_info){ t.id, t.inst, t.elem, t.key, input, t.attempts + 1 };
     answered = ops->answer_now(ops->self, c->e, &info, &a);
@@ -690,7 +743,7 @@ static rv_status answers_now(rv_ctx *c){
     }
     cJSON_Delete(a.result);
   }
-  c->n_now_jobs = 0;
+  now_jobs_free(c);
   return rc;
 }
 
@@ -751,8 +804,7 @@ static void ctx_free(rv_ctx *c){
   GIVE_BACK(c->q, c->qcap, spare_q, spare_qcap);
   GIVE_BACK(c->hist, c->cap_hist, spare_hist, spare_hcap);
   GIVE_BACK(c->hist_text, c->hist_cap, spare_text, spare_tcap);
-  rv_free(c->now_jobs);
-  c->now_jobs = NULL; c->n_now_jobs = c->cap_now_jobs = 0;
+  now_jobs_free(c);
   c->insts = NULL; c->q = NULL; c->n_insts = c->cap_insts = 0; c->qcap = c->qh = c->qt = 0;
   c->hist = NULL; c->hist_text = NULL; c->n_hist = c->cap_hist = 0; c->hist_len = c->hist_cap = 0;
 }

@@ -115,6 +115,7 @@ rv_status rv__create_job(rv_ctx *c, rv_inst *in, rv_ei *ei, const char *adapter,
   rv_duration d;
   int64_t backoff_ms = 10000;
   rv_status rc;
+  int64_t last = rv_store_last_id(c->e->st);
   if (backoff && rv_duration_parse(backoff, &d, NULL) == RV_OK) backoff_ms = rv_duration_ms(&d);
   rc = rv_store_exec(c->e->st, c->err,
     "INSERT INTO jobs(instance_id, ei, element_id, adapter, input, key, state, attempts,"
@@ -128,7 +129,9 @@ rv_status rv__create_job(rv_ctx *c, rv_inst *in, rv_ei *ei, const char *adapter,
     rv__history(c, in, "JOB_CREATED", ei->node, ei->key, adapter);
     if (!notify && c->e->answer_now) {
       const rv_adapter_ops *ops = rv_adapter_find(adapter);
-      if (ops && ops->answer_now) rv__answer_later(c, key);
+      /* a new row moved the last rowid; the upsert's update path did not */
+      int64_t id = rv_store_last_id(c->e->st);
+      if (ops && ops->answer_now) rv__answer_later(c, key, id != last ? id : 0, text);
     }
   }
   rv_free(key);

@@ -129,7 +129,8 @@ typedef struct rv_ctx {
   int64_t   changes0;  /* sqlite3_total_changes when it began (optimistic) */
   /* jobs created by this command that their adapter may answer now
   ** (engine.c answers_now); n_answered counts the answers applied */
-  int64_t  *now_jobs; int n_now_jobs, cap_now_jobs, n_answered;
+  struct rv_now_job { int64_t id; char *input; } *now_jobs;
+  int       n_now_jobs, cap_now_jobs, n_answered;
 } rv_ctx;
 
 typedef struct rv_deployment_entry rv_deployment_entry;
@@ -203,9 +204,10 @@ void      rv__history(rv_ctx *c, rv_inst *in, const char *event, int node,
 /* Whether the engine's history level keeps event (of node n, may be NULL):
 ** to skip building a detail nobody will store. */
 bool      rv__history_kept(const rv_ctx *c, const char *event, const rv_node *n);
-/* The job of key (just written) is one its adapter may answer before the
-** command ends (engine.c answers_now). */
-void      rv__answer_later(rv_ctx *c, const char *key);
+/* The job of key (just written; id if known, else 0; input its JSON text)
+** is one its adapter may answer before the command ends (engine.c
+** answers_now). */
+void      rv__answer_later(rv_ctx *c, const char *key, int64_t id, const char *input);
 rv_status rv__incident(rv_ctx *c, rv_inst *in, rv_ei *ei, const char *kind,
                        int64_t job_id, const char *msg);
 rv_status rv__take_flow(rv_ctx *c, rv_inst *in, int64_t scope, int flow);

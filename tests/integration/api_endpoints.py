@@ -323,8 +323,16 @@ def run(t, s):
     t.ok(problem_ok(r, 400), 'bad incident state: 400', r)
 
     # --- metrics ---
+    # p1: fee 20,000 takes the default flow to the echo service, answered
+    # inside the start's own command (cfg.answer_now): done before the reply
+    r = s.req('POST', '/v1/instances', who='op', body={'process': 'p1', 'variables': {'age': 20}})
+    t.ok(r.status == 201, 'start p1 (echo service)', r)
+    r = s.req('GET', '/v1/instances/%d' % r.json['id'], who='op')
+    t.eq(r.json.get('status'), 'completed', 'the in-process echo answered inside the start command')
     r = s.req('GET', '/metrics', who='op')
     body = r.text()
+    answered = [l for l in body.splitlines() if l.startswith('ravand_jobs_answered_now_total ')]
+    t.ok(answered and int(answered[0].split()[1]) >= 1, 'metrics: jobs answered inside their command', answered)
     for name in ('ravand_instances{status="completed"}', 'ravand_task_backlog{', 'ravand_jobs',
                  'ravand_incidents_open', 'ravand_http_request_duration_seconds_bucket{route="task.complete",le="+Inf"}',
                  'ravand_http_commit_batch_size_bucket', 'ravand_engine_commits_total'):

@@ -49,16 +49,17 @@ void rv__defs_free(rv_engine *e){
 }
 
 /* Definitions and deployments are cached by id. One read inside an open
-** transaction may come from rows that transaction wrote (a deploy and a
-** start in one HTTP batch); if it or the savepoint is rolled back, SQLite
-** gives those ids to the next rows written, and a cached model would run
-** in place of the one deployed then. So such an entry stays tentative
-** until a commit with no rollback since; after a rollback it is retired
-** (kept until the engine closes: cached instances may point to it) and
-** read again. Entries read outside a transaction are committed rows. */
+** transaction in which a deploy wrote rows (a deploy and a start in one
+** HTTP batch) may come from those rows; if the transaction or the deploy's
+** savepoint is rolled back, SQLite gives those ids to the next rows
+** written, and a cached model would run in place of the one deployed then.
+** So such an entry stays tentative until a commit with no rollback since;
+** after a rollback it is retired (kept until the engine closes: cached
+** instances may point to it) and read again. Every other read is of
+** committed rows (a deploy that is its own transaction committed them). */
 static void mark_read(rv_engine *e, rv_txmark *m){
-  m->tentative = rv_store_depth(e->st) > 0;
   rv_store_tx_counts(e->st, &m->commits, &m->rollbacks);
+  m->tentative = rv_store_depth(e->st) > 0 && e->deploy_open && m->commits == e->deploy_commits;
 }
 
 static bool mark_good(rv_engine *e, rv_txmark *m){
@@ -456,6 +457,11 @@ rv_status rv_engine_deploy(rv_engine *e, const char *const *files, int n_files,
         }
         cJSON_AddItemToArray(procs, o);
       }
+    }
+    if (rc == RV_OK && any_new && rv_store_depth(e->st) > 1) {   /* inside another transaction */
+      unsigned rollbacks;
+      e->deploy_open = true;
+      rv_store_tx_counts(e->st, &e->deploy_commits, &rollbacks);
     }
     if (rc == RV_OK) rc = rv_store_commit(e->st, err);
     else rv_store_rollback(e->st);

@@ -668,8 +668,9 @@ static void journal_job(rv_ctx *c, const rv_job_row *t, rv_job_outcome outcome,
 
 /*--- Answers inside the command (cfg.answer_now) ------------------------------
 **
-** A job whose adapter can answer from the engine's own store (adapter.h
-** answer_now) is answered once the command's own work is done, as if its
+** A job whose adapter can answer inside the process from data at hand
+** (adapter.h answer_now: `records` from the engine's own store, the
+** in-process `echo`) is answered once the command's own work is done, as if its
 ** answer had come back through the loop as the next command: its history
 ** rows after the command's (the journal mark moves past them), its own
 ** "job" journal row, then the work it causes -- which may create the next

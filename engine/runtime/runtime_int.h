@@ -152,6 +152,10 @@ struct rv_engine {
   ** close, as instances may still point to them (deploy.c) */
   rv_def           **old_defs; int n_old_defs;
   rv_deployment_entry **old_deps; int n_old_deps;
+  /* a deploy wrote rows inside an enclosing transaction that had made
+  ** deploy_commits commits when it ran (deploy.c mark_read) */
+  bool               deploy_open;
+  unsigned           deploy_commits;
   int                def_cache;
   int                inflight;
   int64_t           *inflight_ids; int n_inflight_ids, cap_inflight_ids;

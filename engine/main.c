@@ -147,29 +147,10 @@ static cJSON *parse_obj(const char *s, const char *what, bool *bad){
 
 static rv_clock vclock;
 
+/* The engine bound to the adapters (ledger and records use its store). */
 static int open_engine(const args *a, rv_engine **e){
-  rv_engine_cfg cfg = {0};
-  rv_err err;
-  cfg.db_path = a->db;
-  cfg.answer_now = true;     /* records lookups inside the command (adapter.h) */
-  if (a->now) {
-    int64_t ms;
-    char *end;
-    long long v = strtoll(a->now, &end, 10);
-    if (*end == 0) ms = v;
-    else if (rv_datetime_parse(a->now, &ms, &err) != RV_OK) {
-      fprintf(stderr, "ravand: --now: %s\n", err.msg);
-      return 2;
-    }
-    rv_clock_init_virtual(&vclock, ms);
-    cfg.clock = &vclock;
-  }
-  if (rv_engine_open(&cfg, e, &err) != RV_OK) {
-    fprintf(stderr, "ravand: %s\n", err.msg);
-    return 1;
-  }
-  rv_adapters_bind_engine(*e);     /* ledger and records adapters use its store */
-  return 0;
+  rv_cli_env env = { a->db, a->now, false };
+  return rv_cli_open(&env, &vclock, e);
 }
 
 static int fail(rv_engine *e, const rv_err *err){
@@ -605,22 +586,11 @@ static int cmd_serve(args *a){
     if (*end || p <= 0 || p > 65535) return usage("--listen port must be 1..65535");
     port = (int)p;
   }
+  /* --now: a fixed virtual clock (tests, demos of a past period) */
+  if (rv_cli_engine_cfg(a->db, a->now, &vclock, &cfg, &err) != RV_OK)
+    return usage("--now: not an ISO 8601 instant or epoch ms");
   serve_base = event_base_new();
-  cfg.db_path = a->db;
-  cfg.answer_now = true;     /* records lookups inside the command (adapter.h) */
   cfg.base = serve_base;
-  if (a->now) {            /* a fixed virtual clock (tests, demos of a past period) */
-    int64_t ms;
-    char *end;
-    long long v = strtoll(a->now, &end, 10);
-    if (*end == 0) ms = v;
-    else if (rv_datetime_parse(a->now, &ms, &err) != RV_OK) {
-      event_base_free(serve_base);
-      return usage("--now: not an ISO 8601 instant or epoch ms");
-    }
-    rv_clock_init_virtual(&vclock, ms);
-    cfg.clock = &vclock;
-  }
   if (rv_engine_open(&cfg, &e, &err) != RV_OK) {
     fprintf(stderr, "ravand: %s\n", err.msg);
     event_base_free(serve_base);

@@ -237,23 +237,30 @@ bool rv_json_rials(const cJSON *v, int64_t *out){
 
 /*--- CLI glue --------------------------------------------------------------*/
 
-int rv_cli_open(const rv_cli_env *env, rv_clock *clk, rv_engine **out){
-  rv_engine_cfg cfg = {0};
-  rv_err err;
-  *out = NULL;
-  cfg.db_path = env->db;
-  cfg.answer_now = true;     /* records lookups inside the command (adapter.h) */
-  if (env->now) {
+rv_status rv_cli_engine_cfg(const char *db, const char *now, rv_clock *clk, rv_engine_cfg *cfg,
+                            rv_err *err){
+  memset(cfg, 0, sizeof *cfg);
+  cfg->db_path = db;
+  cfg->answer_now = true;    /* in-process adapters answer inside the command (adapter.h) */
+  if (now) {
     int64_t ms;
     char *end;
-    long long v = strtoll(env->now, &end, 10);
+    long long v = strtoll(now, &end, 10);
     if (*end == 0) ms = v;
-    else if (rv_datetime_parse(env->now, &ms, &err) != RV_OK) {
-      fprintf(stderr, "ravand: --now: %s\n", err.msg);
-      return 2;
-    }
+    else if (rv_datetime_parse(now, &ms, err) != RV_OK) return RV_INVALID;
     rv_clock_init_virtual(clk, ms);
-    cfg.clock = clk;
+    cfg->clock = clk;
+  }
+  return RV_OK;
+}
+
+int rv_cli_open(const rv_cli_env *env, rv_clock *clk, rv_engine **out){
+  rv_engine_cfg cfg;
+  rv_err err;
+  *out = NULL;
+  if (rv_cli_engine_cfg(env->db, env->now, clk, &cfg, &err) != RV_OK) {
+    fprintf(stderr, "ravand: --now: %s\n", err.msg);
+    return 2;
   }
   if (rv_engine_open(&cfg, out, &err) != RV_OK) {
     fprintf(stderr, "ravand: %s\n", err.msg);

@@ -78,6 +78,13 @@ typedef struct rv_cli_env {
   bool        json;     /* --json */
 } rv_cli_env;
 
+struct rv_engine_cfg;
+/* The engine configuration of every `ravand` command: the database, a
+** virtual clock at now when given (ISO 8601 or epoch ms; clk is caller
+** storage that must outlive the engine), and cfg.answer_now on. RV_INVALID
+** with the reason when now does not parse. */
+rv_status rv_cli_engine_cfg(const char *db, const char *now, rv_clock *clk,
+                            struct rv_engine_cfg *cfg /* OUT */, rv_err *err);
 /* Open the engine of env (with its virtual clock when --now is given)
 ** and bind the adapters to it. Returns 0, or the exit code (1 or 2) after
 ** printing the reason. clk is caller storage that must outlive *out. */

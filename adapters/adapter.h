@@ -58,8 +58,10 @@ typedef struct rv_adapter_ops {
   void       *self;
   /* Optional: answer inside the command that created the job. Only for
   ** adapters whose answer is decided inside the process by data in the
-  ** same transaction and which change nothing: `records` (the engine's own
-  ** store) and the test adapter `echo` (its input alone).
+  ** same transaction and whose only effect is a write to that store:
+  ** `records` (reads the engine's own store), `payroll`/`finance` (the
+  ** ledger row, written in the command's transaction) and the test
+  ** adapter `echo` (its input alone).
   ** The engine (cfg.answer_now; off in replays and process tests) calls it
   ** once the command's own work is done, journals the answer as a "job"
   ** input of its own -- a replay feeds the same answer, as for any adapter

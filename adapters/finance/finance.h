@@ -13,7 +13,12 @@
 ** A row is keyed by the job's idempotency key (UNIQUE), so a retried or
 ** re-dispatched job never makes a second row; it gets the first row back.
 **
-** Why the adapter may write outside the command transaction: the adapter
+** Inside the command (adapter.h answer_now; every `ravand` command): the
+** row is written in the transaction of the command that reached the
+** service task, so row and step commit together or not at all.
+**
+** Through the loop (no answer_now, or declined), the adapter writes
+** outside the command transaction: the adapter
 ** commits the row in its own short transaction on the loop thread, and
 ** only then answers OK. If the process dies in between, the job is still
 ** pending in the outbox and is dispatched again after restart with the

@@ -1,7 +1,8 @@
 /*
 ** adapters/finance/ledger.c -- the `payroll` and `finance` adapters and
-** the idempotent ledger write behind them (see finance.h for why the
-** write may happen outside the command transaction).
+** the idempotent ledger write behind them: inside the command that
+** reached the service task (answer_now), or through the loop in a short
+** transaction of its own (finance.h says why both are exactly-once).
 **
 ** Answers: OK with the ledger row {ledger_id, ledger, national_id, period,
 ** amount_rials, kind, reference, sheba, created}; the same row for every
@@ -316,6 +317,49 @@ static rv_status ledger_invoke(const char *ledger, struct event_base *base, cons
   return RV_OK;
 }
 
+/* Inside the command that created the job (adapter.h answer_now): the
+** ledger is a table of the engine's own store, so the row is written in
+** the command's transaction -- the payment document and the step of the
+** process that asked for it commit together, or neither does (the
+** transactional outbox; `ravand export` is the relay). A retry of the same
+** key finds its row as in the loop path. The single INSERT needs no
+** savepoint: a statement that fails undoes itself and leaves the
+** transaction as it was, and the job then goes through the loop, which
+** reports the failure as before. */
+static bool ledger_answer_now(const char *ledger, rv_engine *e, const rv_job_info *job, rv_answer *a){
+  rv_ledger_entry en;
+  rv_err err;
+  rv_store *st = rv_engine_store(e);
+  cJSON *row = NULL;
+  int64_t now = rv_clock_now(rv_engine_clock(e));
+  if (rv_ledger_parse(ledger, job->input, now, &en, &err) != RV_OK) {
+    a->outcome = RV_JOB_BPMN_ERROR;
+    snprintf(a->code, sizeof a->code, "INVALID_INPUT");
+    snprintf(a->message, sizeof a->message, "%s: %.400s", ledger, err.msg);
+    return true;
+  }
+  if (find_row(st, job->key, en.fingerprint, &row, &err) != RV_OK) return false;
+  if (row == NULL) {
+    if (put_in_tx(st, &en, job->key, job->instance_id, job->element_id, now, &row, &err) != RV_OK) {
+      cJSON_Delete(row);
+      return false;
+    }
+    rv_crash_point("ledger-written");   /* row written, command not yet committed */
+  }
+  a->outcome = RV_JOB_OK;
+  a->result = row;
+  return true;
+}
+
+static bool payroll_answer_now(void *self, rv_engine *e, const rv_job_info *job, rv_answer *a){
+  (void)self;
+  return ledger_answer_now("payroll", e, job, a);
+}
+static bool finance_answer_now(void *self, rv_engine *e, const rv_job_info *job, rv_answer *a){
+  (void)self;
+  return ledger_answer_now("finance", e, job, a);
+}
+
 static rv_status payroll_invoke(void *self, struct event_base *base, const rv_job_info *job,
                                 rv_adapter_done_fn done, void *arg){
   (void)self;
@@ -327,5 +371,7 @@ static rv_status finance_invoke(void *self, struct event_base *base, const rv_jo
   return ledger_invoke("finance", base, job, done, arg);
 }
 
-const rv_adapter_ops rv_adapter_payroll = { .name = "payroll", .invoke = payroll_invoke };
-const rv_adapter_ops rv_adapter_finance = { .name = "finance", .invoke = finance_invoke };
+const rv_adapter_ops rv_adapter_payroll = { .name = "payroll", .invoke = payroll_invoke,
+                                             .answer_now = payroll_answer_now };
+const rv_adapter_ops rv_adapter_finance = { .name = "finance", .invoke = finance_invoke,
+                                             .answer_now = finance_answer_now };

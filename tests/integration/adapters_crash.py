@@ -3,9 +3,12 @@
 the durable steps of the payroll/finance ledger, the export and the feed
 import (RV_TEST_CRASH_AT), restart, and check the exact outcome.
 
-  A. ledger: the process dies after the ledger row is committed and before
-     the answer is applied, at different jobs; after recovery every job has
-     exactly one row and every case moved on exactly once.
+  A. ledger: the rows are written inside the command that reaches the
+     service tasks (the `tick` that fires the cases' timers; adapter.h
+     answer_now); the process dies after the k-th row is written and before
+     that command commits: nothing of the tick is left (no row without its
+     case moving on), and after recovery every job has exactly one row and
+     every case moved on exactly once.
   B. export: the exporter dies after cutting the batch, after writing the
      first row and the whole temporary file, after fsync, after the rename;
      at every moment each
@@ -37,9 +40,9 @@ IDS = ["0499370899", "0790419904", "0084575948", "0963695398", "0684159414", "00
        "0650451252", "1583250689", "4032152314", "0076229645", "4271467685", "0200203241"]
 
 
-def start_cases(n, first):
+def start_cases(n, first, process="ledger_case"):
     for i in range(first, first + n):
-        run("start", "ledger_case",
+        run("start", process,
             '{"national_id":"%s","period":"1404-0%d","premium":%d,"grant":%d,'
             '"sheba":"IR820540102680020817909002","reference":"MG-%d"}'
             % (IDS[i % len(IDS)], 6 + i % 2, 4700000 + i, 103909680 + i, i))
@@ -48,20 +51,25 @@ def start_cases(n, first):
 # --- A. ledger ---------------------------------------------------------------
 ok(run("deploy", os.path.join(FIX, "ledger.bpmn"), os.path.join(FIX, "marriage-feed.bpmn")).returncode == 0,
    "deploy fixtures")
-start_cases(30, 0)
-kills = 0
+start_cases(30, 0, "ledger_timed")
+ok(one("SELECT count(*) FROM timers") == 30 and one("SELECT count(*) FROM fin_ledger") == 0,
+   "ledger: 30 cases wait on their timers, no row yet")
+kills = atomic = 0
 for k in [1, 3, 2, 5, 1, 4, 7, 2, 6, 3, 1, 8]:
     p = run("tick", crash="ledger-written:%d" % k, expect=None)
     if p.returncode == -signal.SIGKILL:
         kills += 1
+        atomic += (one("SELECT count(*) FROM fin_ledger") == 0 and one("SELECT count(*) FROM timers") == 30
+                   and one("SELECT count(*) FROM jobs") == 0)
     elif p.returncode != 0:
         ok(False, "tick exited %d: %s" % (p.returncode, p.stderr))
-ok(kills >= 8, "ledger: killed %d times between ledger commit and answer" % kills)
+ok(kills >= 8, "ledger: killed %d times between a ledger row and its command's commit" % kills)
+ok(atomic == kills, "ledger: after each kill no row, no job and no fired timer is left (%d of %d)" % (atomic, kills))
 ok(run("tick").returncode == 0, "ledger: a clean tick finishes the work")
 ok(one("SELECT count(*) FROM fin_ledger") == 60, "ledger: exactly 60 rows for 60 jobs (%d)" % one("SELECT count(*) FROM fin_ledger"))
 ok(one("SELECT count(DISTINCT job_key) FROM fin_ledger") == 60, "ledger: one row per job key")
 ok(one("SELECT count(*) FROM jobs WHERE state='done' AND adapter IN ('payroll','finance')") == 60, "ledger: every job done")
-ok(one("SELECT count(*) FROM tasks WHERE element_id='wait' AND state='open'") == 30, "ledger: every case moved on")
+ok(one("SELECT count(*) FROM tasks WHERE element_id='wait5' AND state='open'") == 30, "ledger: every case moved on")
 ok(one("SELECT count(*) FROM history WHERE event='JOB_COMPLETED'") == 60, "ledger: 60 job completions, none twice")
 ok(one("SELECT count(*) FROM fin_ledger l JOIN jobs j ON j.key=l.job_key WHERE l.instance_id<>j.instance_id") == 0,
    "ledger: rows carry their job's instance")

@@ -27,10 +27,13 @@ typedef struct tenv {
   rv_engine *e;
 } tenv;
 
-/* A fresh directory and engine at 2025-10-01T10:00:00+03:30 (1404/07/09). */
-static inline void tenv_open(tenv *t){
+/* A fresh directory and engine at 2025-10-01T10:00:00+03:30 (1404/07/09);
+** answer_now: in-process adapters answer inside the command, as in every
+** `ravand` command (engine.h cfg.answer_now). */
+static inline void tenv_open_opts(tenv *t, bool answer_now){
   rv_err err;
   rv_engine_cfg cfg = {0};
+  cfg.answer_now = answer_now;
   int64_t now;
   snprintf(t->dir, sizeof t->dir, "/tmp/rvtest-XXXXXX");
   if (mkdtemp(t->dir) == NULL) { perror("mkdtemp"); abort(); }
@@ -42,6 +45,8 @@ static inline void tenv_open(tenv *t){
   if (rv_engine_open(&cfg, &t->e, &err) != RV_OK) { fprintf(stderr, "%s\n", err.msg); abort(); }
   rv_adapters_bind_engine(t->e);
 }
+
+static inline void tenv_open(tenv *t){ tenv_open_opts(t, false); }
 
 static inline void tenv_close(tenv *t){
   char cmd[400];

@@ -277,6 +277,67 @@ static void test_bad_input_caught(void **state){
   tenv_close(&t);
 }
 
+/* Inside the command (cfg.answer_now, as in every `ravand` command): the
+** ledger rows are written in the transaction of the command that reached
+** the service tasks -- committed with it, rolled back with it -- and the
+** process moves on before the command returns; a bad input is the BPMN
+** error as before; a key that already has a row with other input is left
+** to the loop, which refuses it as before. */
+static void test_answered_inside_the_command(void **state){
+  tenv t;
+  rv_err err;
+  int64_t id, a0;
+  cJSON *v = obj("{\"national_id\":\"0499370899\",\"period\":\"1404-07\",\"premium\":4700000,"
+                 "\"grant\":103909680,\"sheba\":\"IR820540102680020817909002\",\"reference\":\"MG-1\"}");
+  (void)state;
+  tenv_open_opts(&t, true);
+  tenv_deploy(&t, "ledger.bpmn");
+
+  /* rolled back with the command's batch: no row, no case */
+  assert_int_equal(rv_engine_batch_begin(t.e, &err), RV_OK);
+  assert_int_equal(rv_engine_start(t.e, "ledger_case", 0, v, NULL, &id, &err), RV_OK);
+  assert_int_equal(tenv_int(&t, "SELECT count(*) FROM fin_ledger"), 2);      /* inside the transaction */
+  rv_store_rollback(rv_engine_store(t.e));
+  assert_int_equal(tenv_int(&t, "SELECT count(*) FROM fin_ledger"), 0);
+  assert_int_equal(tenv_int(&t, "SELECT count(*) FROM instances"), 0);
+  rv_engine_batch_end(t.e, &err);
+
+  /* committed with it: both rows, both jobs done, the case at its task -- no drain */
+  a0 = rv_engine_stats_get(t.e)->answered_now;
+  assert_int_equal(rv_engine_start(t.e, "ledger_case", 0, v, NULL, &id, &err), RV_OK);
+  assert_int_equal(tenv_int(&t, "SELECT count(*) FROM fin_ledger WHERE instance_id=(SELECT max(id) FROM instances)"), 2);
+  assert_int_equal(tenv_int(&t, "SELECT count(*) FROM jobs WHERE state='done'"), 2);
+  assert_int_equal(tenv_int(&t, "SELECT count(*) FROM jobs WHERE state='pending'"), 0);
+  assert_int_equal(tenv_int(&t, "SELECT count(*) FROM tasks WHERE element_id='wait' AND state='open'"), 1);
+  assert_int_equal(tenv_int(&t, "SELECT count(*) FROM fin_ledger l JOIN jobs j ON j.key=l.job_key"
+                                " AND j.instance_id=l.instance_id"), 2);
+  assert_int_equal(tenv_int(&t, "SELECT count(*) FROM instances WHERE instr(state, '\"payment_id\":')>0"), 1);
+  assert_int_equal(rv_engine_stats_get(t.e)->answered_now - a0, 2);
+  cJSON_Delete(v);
+
+  /* bad input: the BPMN error, caught inside the command, no row */
+  v = obj("{\"national_id\":\"0499370899\"}");
+  assert_int_equal(rv_engine_start(t.e, "ledger_bad", 0, v, NULL, &id, &err), RV_OK);
+  cJSON_Delete(v);
+  assert_int_equal(tenv_int(&t, "SELECT count(*) FROM tasks WHERE element_id='fix' AND state='open'"), 1);
+  assert_int_equal(tenv_int(&t, "SELECT count(*) FROM fin_ledger"), 2);
+
+  /* a row under the next case's job key with other input: declined here, refused by the loop */
+  tenv_sql(&t, "INSERT INTO fin_ledger(ledger, job_key, fingerprint, instance_id, element_id, national_id,"
+               " period, amount_rials, kind, created) SELECT 'payroll', (SELECT max(id)+1 FROM instances)"
+               "||':3:deduct', 'other', 0, 'deduct', '0499370899', '1404-07', 1, 'k', 0");
+  v = obj("{\"national_id\":\"0790419904\",\"period\":\"1404-07\",\"premium\":1,"
+          "\"grant\":2,\"sheba\":\"IR820540102680020817909002\",\"reference\":\"MG-2\"}");
+  assert_int_equal(rv_engine_start(t.e, "ledger_case", 0, v, NULL, &id, &err), RV_OK);
+  cJSON_Delete(v);
+  assert_int_equal(tenv_int(&t, "SELECT count(*) FROM jobs WHERE state='pending' AND element_id='deduct'"), 1);
+  rv_engine_drain(t.e);
+  assert_int_equal(tenv_int(&t, "SELECT count(*) FROM fin_ledger WHERE job_key LIKE '%:deduct'"), 2);
+  assert_true(tenv_int(&t, "SELECT count(*) FROM jobs WHERE element_id='deduct' AND last_error LIKE"
+                           " '%different input fingerprint%'") == 1);
+  tenv_close(&t);
+}
+
 /* F7: hostile cells are neutralised and survive an RFC 4180 round trip. */
 static void test_csv_injection_property(void **state){
   static const char alphabet[] = "=+-@\t\r\n,\" a1'|!";
@@ -318,6 +379,7 @@ int main(void){
     cmocka_unit_test(test_unbound_fails_technically),
     cmocka_unit_test(test_process_and_export),
     cmocka_unit_test(test_bad_input_caught),
+    cmocka_unit_test(test_answered_inside_the_command),
     cmocka_unit_test(test_csv_injection_property),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

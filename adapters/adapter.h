@@ -63,11 +63,13 @@ typedef struct rv_adapter_ops {
   ** ledger row, written in the command's transaction) and the test
   ** adapter `echo` (its input alone).
   ** The engine (cfg.answer_now; off in replays and process tests) calls it
-  ** once the command's own work is done, journals the answer as a "job"
-  ** input of its own -- a replay feeds the same answer, as for any adapter
-  ** -- and applies it in the same transaction, saving the job's round trip
-  ** through the loop and the reload of the instance. Return false to leave
-  ** the job to invoke() (e.g. a technical failure: retried as usual). */
+  ** once the command's own work is done, applies the answer in the same
+  ** transaction, writes the job's row once with it and journals it with
+  ** the command ("answers": a replay feeds the same answer, as for any
+  ** adapter), saving the job's round trip through the loop and the reload
+  ** of the instance (engine.c answers_now). job->id is 0 (no row yet);
+  ** job->key is the idempotency key. Return false to leave the job to
+  ** invoke() (e.g. a technical failure: retried as usual). */
   bool (*answer_now)(void *self, struct rv_engine *e, const rv_job_info *job, rv_answer *out);
 } rv_adapter_ops;
 

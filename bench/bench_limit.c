@@ -315,19 +315,16 @@ static int64_t cmd_start(const char *wl, int64_t *side_id){
     txt(st_job, 4, T.job_adapter);
     txt(st_job, 5, T.job_input);
     sqlite3_bind_text(st_job, 6, key, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(st_job, 7, T.job_retries);
-    sqlite3_bind_int64(st_job, 8, T.job_backoff);
-    sqlite3_bind_int64(st_job, 9, T.job_next);
-    sqlite3_bind_int64(st_job, 10, T.job_created);
+    /* answered inside the command: the row written once, done; no instance UPDATE */
+    txt(st_job, 7, T.inline_answer ? T.job_state1 : "pending");
+    sqlite3_bind_int64(st_job, 8, T.inline_answer ? T.job_attempts1 : 0);
+    sqlite3_bind_int64(st_job, 9, T.job_retries);
+    sqlite3_bind_int64(st_job, 10, T.job_backoff);
+    sqlite3_bind_int64(st_job, 11, T.job_next);
+    sqlite3_bind_int64(st_job, 12, T.job_created);
     run(st_job);
     *side_id = sqlite3_last_insert_rowid(W);
-    if (T.inline_answer) {   /* the answer, in the same command: no instance UPDATE */
-      txt(st_job_up, 1, T.job_state1);
-      sqlite3_bind_int64(st_job_up, 2, T.job_attempts1);
-      sqlite3_bind_int64(st_job_up, 3, *side_id);
-      run(st_job_up);
-      history_and_journal(id, 1);
-    }
+    if (T.inline_answer) history_and_journal(id, 1);   /* the batch, and the "answers" row */
   } else if (strcmp(wl, "human") == 0) {
     sqlite3_bind_int64(st_task, 1, id);
     sqlite3_bind_int64(st_task, 2, T.task_ei);
@@ -422,7 +419,7 @@ int main(int argc, char **argv){
   st_hist = prep("INSERT OR FAIL INTO history_log(instance_id, at, event, element_id, ei, detail) VALUES(?,?,?,?,?,?)");
   st_jour = prep("INSERT INTO journal(instance_id, at, command, payload, mark) VALUES(?,?,?,?,?)");
   st_job = prep("INSERT INTO jobs(instance_id, ei, element_id, adapter, input, key, state, attempts,"
-                " retries, backoff_ms, next_try, created, notify) VALUES(?,?,?,?,?,?,'pending',0,?,?,?,?,0)");
+                " retries, backoff_ms, next_try, created, notify) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,0)");
   st_job_up = prep("UPDATE jobs SET state=?, attempts=? WHERE id=?");
   st_task = prep("INSERT INTO tasks(instance_id, ei, element_id, name, process_id, candidate_groups,"
                  " assignee, branch, county, status_text, form, created, due, state)"

@@ -19,13 +19,15 @@
 ** the instances its call activities started) written as JSON Lines, one
 ** object per line, keys in a fixed order, nested objects with sorted keys:
 **
-**   {"ravand":"recording","format":1,...}     header: root process, version,
+**   {"ravand":"recording","format":2,...}     header: root process, version,
 **                                             definition hash, recorded time
 **   {"instance":K,...}                        one per instance of the tree
 **   {"deployment":D,"created":MS,...}         the deployments the tree ran
 **   {"file":NAME,"kind":"bpmn"|"lua",...}     followed by the file's lines,
 **   {"src":NAME,"text":LINE}                  one JSON line per source line
-**   {"in":KIND,"at":MS,"inst":K,...}          an input, in journal order,
+**   {"in":KIND,"at":MS,"inst":K,...}          an input, in journal order (with
+**                                             "answers": the adapter answers given
+**                                             inside its command, applied with it),
 **   {"out":KIND,"inst":K,...}                 followed by the outputs it caused
 **   {"out":"end","inst":K,...}                the final state of each instance
 **

@@ -28,7 +28,9 @@
 #include "core/json.h"
 #include "core/mem.h"
 
-#define RV_JR_FORMAT 1
+/* 2: an input line may carry "answers", the adapter answers given inside
+** its command (engine.c answers_now); format 1 is read too. */
+#define RV_JR_FORMAT 2
 
 /*--- outputs.c ----------------------------------------------------------------*/
 

@@ -17,7 +17,12 @@
 #include "journal/journal_int.h"
 #include "cal/cal.h"
 
-typedef struct jrow { int64_t seq, inst, at, mark; bool has_mark; char *cmd, *payload; } jrow;
+typedef struct jrow {
+  int64_t seq, inst, at, mark;
+  bool has_mark;
+  char *cmd, *payload;
+  cJSON *answers;      /* the answers given inside this command, as "job" input lines */
+} jrow;
 
 static void jrow_add(jrow **v, int *n, sqlite3_stmt *s){
   jrow *r;
@@ -30,6 +35,7 @@ static void jrow_add(jrow **v, int *n, sqlite3_stmt *s){
   r->payload = rv_strdup((const char *)sqlite3_column_text(s, 4));
   r->has_mark = sqlite3_column_type(s, 5) != SQLITE_NULL;
   r->mark = sqlite3_column_int64(s, 5);
+  r->answers = NULL;
 }
 
 static int jrow_cmp(const void *a, const void *b){
@@ -90,6 +96,73 @@ static void collect_inputs(sqlite3 *db, const rv__jr_tree *t, jrow **v, int *n){
 /* Payload fields that are database ids (meaningless elsewhere). */
 static const char *const volatile_keys[] = { "task", "job", "timer", "incident", "instances", "at", NULL };
 
+static bool is_volatile(const char *k){
+  for (int i = 0; volatile_keys[i]; i++) if (strcmp(k, volatile_keys[i]) == 0) return true;
+  return false;
+}
+
+/* An "answers" row (engine.c answers_now: the adapter answers given inside
+** the command journaled just before it, with the same mark) goes onto that
+** command's input line as "answers": a replay applies them in the same
+** step, so the outputs group as they did live. Each answer is a "job"
+** input line ("inst" the tree's number). A row whose command is not among
+** the tree's inputs (not seen so far) becomes "job" input lines of its own. */
+static void fold_answers(jrow **pv, int *n, const rv__jr_tree *t){
+  for (int i = 0; i < *n; i++) {
+    jrow *v = *pv;
+    cJSON *arr, *a;
+    int host = -1, m, at = 0;
+    if (strcmp(v[i].cmd, "answers") != 0) continue;
+    for (int k = i - 1; k >= 0 && host < 0; k--) {
+      if (v[k].has_mark != v[i].has_mark || v[k].mark != v[i].mark) break;
+      if (strcmp(v[k].cmd, "answers") != 0) host = k;
+    }
+    arr = rv_json_parse(v[i].payload);
+    if (host >= 0) {
+      if (v[host].answers == NULL) v[host].answers = cJSON_CreateArray();
+      cJSON_ArrayForEach(a, arr) {
+        cJSON *o = cJSON_CreateObject();
+        const cJSON *it;
+        int k = rv__jr_tree_index(t, rv_json_int(a, "inst", 0));
+        cJSON_AddStringToObject(o, "in", "job");
+        if (k > 0) cJSON_AddNumberToObject(o, "inst", k);
+        cJSON_ArrayForEach(it, a)
+          if (strcmp(it->string, "inst") != 0 && !is_volatile(it->string))
+            cJSON_AddItemToObject(o, it->string, rv__jr_sorted(it));
+        cJSON_AddItemToArray(v[host].answers, o);
+      }
+      cJSON_Delete(arr);
+      rv_free(v[i].cmd); rv_free(v[i].payload);
+      memmove(&v[i], &v[i + 1], sizeof *v * (size_t)(*n - i - 1));
+      (*n)--;
+      i--;
+      continue;
+    }
+    /* no command to carry them: a "job" row each, in its place */
+    m = cJSON_GetArraySize(arr);
+    *pv = v = rv_realloc(v, sizeof *v * (size_t)(*n + m));
+    memmove(&v[i + m], &v[i + 1], sizeof *v * (size_t)(*n - i - 1));
+    {
+      jrow base = v[i];
+      cJSON_ArrayForEach(a, arr) {
+        jrow *r = &v[i + at++];
+        cJSON *p = cJSON_Duplicate(a, 1);
+        *r = base;
+        r->inst = rv_json_int(a, "inst", 0);
+        cJSON_DeleteItemFromObjectCaseSensitive(p, "inst");
+        r->cmd = rv_strdup("job");
+        r->payload = rv_json_print(p);
+        r->answers = NULL;
+        cJSON_Delete(p);
+      }
+      rv_free(base.cmd); rv_free(base.payload);
+    }
+    *n += m - 1;
+    i += m - 1;
+    cJSON_Delete(arr);
+  }
+}
+
 static cJSON *input_line(const jrow *r, const rv__jr_tree *t){
   cJSON *o = cJSON_CreateObject(), *p = rv_json_parse(r->payload);
   const cJSON *it;
@@ -97,12 +170,10 @@ static cJSON *input_line(const jrow *r, const rv__jr_tree *t){
   cJSON_AddStringToObject(o, "in", r->cmd);
   cJSON_AddNumberToObject(o, "at", (double)r->at);
   if (k > 0) cJSON_AddNumberToObject(o, "inst", k);
-  cJSON_ArrayForEach(it, p) {
-    bool skip = false;
-    for (int i = 0; volatile_keys[i]; i++) if (strcmp(it->string, volatile_keys[i]) == 0) skip = true;
-    if (!skip) cJSON_AddItemToObject(o, it->string, rv__jr_sorted(it));
-  }
+  cJSON_ArrayForEach(it, p)
+    if (!is_volatile(it->string)) cJSON_AddItemToObject(o, it->string, rv__jr_sorted(it));
   cJSON_Delete(p);
+  if (r->answers) cJSON_AddItemToObject(o, "answers", r->answers);
   return o;
 }
 
@@ -266,6 +337,7 @@ rv_status rv_journal_record(rv_engine *e, int64_t instance, FILE *out, rv_err *e
   cJSON_AddStringToObject(r.header, "recorded_time", when);
 
   collect_inputs(db, &t, &rows, &n_rows);
+  fold_answers(&rows, &n_rows, &t);
   for (int i = 0; i < n_rows; i++) if (!rows[i].has_mark) marks = false;
   for (int i = 0; i < n_rows; i++) {
     r.steps = rv_realloc(r.steps, sizeof *r.steps * (size_t)(r.n_steps + 1));

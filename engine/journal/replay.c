@@ -439,6 +439,21 @@ static rv_status apply_input(rv__jr_run *r, const cJSON *j, rv_err *err){
   return rv_fail(err, RV_INVALID, "unknown input \"%s\"", kind);
 }
 
+/* The adapter answers given inside the input's command (format 2,
+** "answers": record.c), each applied as the "job" input it is, in the same
+** step: its outputs belong to the input, as they did live. */
+static rv_status apply_answers(rv__jr_run *r, const cJSON *j, rv_err *err){
+  const cJSON *a;
+  cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(j, "answers")) {
+    rv_status rc;
+    if (!cJSON_IsObject(a) || rv_json_str(a, "in") == NULL || strcmp(rv_json_str(a, "in"), "job") != 0)
+      return rv_fail(err, RV_INVALID, "\"answers\" holds \"job\" inputs only");
+    rc = apply_input(r, a, err);
+    if (rc != RV_OK) return rc;
+  }
+  return RV_OK;
+}
+
 /* What the tree waits for now: open tasks, pending jobs, subscriptions. */
 static cJSON *waits_now(rv__jr_run *r){
   cJSON *a = cJSON_CreateArray();
@@ -779,7 +794,7 @@ static void run_steps(rv__jr_run *r){
       rv_clock_set(&r->clk, t);
     }
     r->marks[i] = history_mark(r);
-    if (apply_input(r, j, &err) != RV_OK) {
+    if (apply_input(r, j, &err) != RV_OK || apply_answers(r, j, &err) != RV_OK) {
       r->why_not[i] = rv_strdup(err.msg[0] ? err.msg : rv_status_name(err.code));
       if (r->first_fail < 0) {
         r->first_fail = i;

@@ -153,9 +153,9 @@ rv_status rv__jr_rec_load(const char *path, rv__jr_rec *r, rv_err *err){
                      " {\"ravand\":\"recording\"|\"test\",...}", path, lineno);
         break;
       }
-      if (rv_json_int(j, "format", RV_JR_FORMAT) != RV_JR_FORMAT) {
+      if (rv_json_int(j, "format", RV_JR_FORMAT) < 1 || rv_json_int(j, "format", RV_JR_FORMAT) > RV_JR_FORMAT) {
         cJSON_Delete(j);
-        rc = rv_fail(err, RV_INVALID, "%s: format %lld is not supported (this ravand reads %d)",
+        rc = rv_fail(err, RV_INVALID, "%s: format %lld is not supported (this ravand reads 1 to %d)",
                      path, (long long)rv_json_int(j, "format", 0), RV_JR_FORMAT);
         break;
       }

@@ -637,31 +637,44 @@ static void jkey(rv_buf *b, const char *k){   /* ,"k": */
   rv_buf_add(b, ":", 1);
 }
 
-/* A job's answer, journaled as the "job" input it is (written directly:
-** the same text as its cJSON object printed). */
-static void journal_job(rv_ctx *c, const rv_job_row *t, rv_job_outcome outcome,
-                        const cJSON *result, const char *code, const char *message){
-  rv_buf b;
+/* A job's answer as the "job" input it is (written directly: the same
+** text as its cJSON object printed); inst: with the instance (an entry of
+** an "answers" row, below). */
+static void ckey(rv_buf *b, const char *k){   /* ,"k": (never first) */
+  rv_buf_add(b, ",", 1);
+  rv_json_write_string(b, k);
+  rv_buf_add(b, ":", 1);
+}
+
+static void job_answer_text(rv_buf *b, const rv_job_row *t, bool inst, rv_job_outcome outcome,
+                            const cJSON *result, const char *code, const char *message){
   const char *suffix = NULL;
   size_t el = strlen(t->elem);
   /* key "<inst>:<ei>:<element>[:<suffix>]": the suffix tells an SMS
   ** notification apart from the element's own job */
   for (const char *k = strchr(t->key, ':'); k && !suffix; k = strchr(k + 1, ':'))
     if (strncmp(k + 1, t->elem, el) == 0 && k[1 + el] == ':') suffix = k + 2 + el;
+  rv_buf_add(b, "{", 1);
+  if (inst) { rv_buf_adds(b, "\"inst\":"); rv_buf_add_int(b, t->inst); rv_buf_add(b, ",", 1); }
+  rv_buf_adds(b, "\"job\":"); rv_buf_add_int(b, t->id);
+  ckey(b, "element"); rv_json_write_string(b, t->elem);
+  ckey(b, "ei"); rv_buf_add_int(b, t->ei);
+  if (suffix) { ckey(b, "suffix"); rv_json_write_string(b, suffix); }
+  ckey(b, "attempt"); rv_buf_add_int(b, t->attempts + 1);
+  ckey(b, "outcome");
+  rv_json_write_string(b, outcome == RV_JOB_OK ? "ok" : outcome == RV_JOB_FAILED ? "failed" : "error");
+  if (result) { ckey(b, "result"); rv_json_write(b, result); }
+  if (code) { ckey(b, "code"); rv_json_write_string(b, code); }
+  if (message) { ckey(b, "message"); rv_json_write_string(b, message); }
+  if (strcmp(t->state, "pending") != 0) { ckey(b, "stale"); rv_buf_add(b, "true", 4); }
+  rv_buf_add(b, "}", 1);
+}
+
+static void journal_job(rv_ctx *c, const rv_job_row *t, rv_job_outcome outcome,
+                        const cJSON *result, const char *code, const char *message){
+  rv_buf b;
   rv_buf_init(&b, SIZE_MAX / 4);
-  rv_buf_add(&b, "{", 1);
-  jkey(&b, "job"); rv_buf_add_int(&b, t->id);
-  jkey(&b, "element"); rv_json_write_string(&b, t->elem);
-  jkey(&b, "ei"); rv_buf_add_int(&b, t->ei);
-  if (suffix) { jkey(&b, "suffix"); rv_json_write_string(&b, suffix); }
-  jkey(&b, "attempt"); rv_buf_add_int(&b, t->attempts + 1);
-  jkey(&b, "outcome");
-  rv_json_write_string(&b, outcome == RV_JOB_OK ? "ok" : outcome == RV_JOB_FAILED ? "failed" : "error");
-  if (result) { jkey(&b, "result"); rv_json_write(&b, result); }
-  if (code) { jkey(&b, "code"); rv_json_write_string(&b, code); }
-  if (message) { jkey(&b, "message"); rv_json_write_string(&b, message); }
-  if (strcmp(t->state, "pending") != 0) { jkey(&b, "stale"); rv_buf_add(&b, "true", 4); }
-  rv_buf_add(&b, "}", 1);
+  job_answer_text(&b, t, false, outcome, result, code, message);
   journal_text(c, t->inst, "job", b.p);
   rv_buf_fini(&b);
 }
@@ -669,81 +682,151 @@ static void journal_job(rv_ctx *c, const rv_job_row *t, rv_job_outcome outcome,
 /*--- Answers inside the command (cfg.answer_now) ------------------------------
 **
 ** A job whose adapter can answer inside the process from data at hand
-** (adapter.h answer_now: `records` from the engine's own store, the
-** in-process `echo`) is answered once the command's own work is done, as if its
-** answer had come back through the loop as the next command: its history
-** rows after the command's (the journal mark moves past them), its own
-** "job" journal row, then the work it causes -- which may create the next
-** such job. What is saved is the loop's round trip and, above all, loading
-** the instance again and writing its state once per answer. Up to
+** (adapter.h answer_now: `records` from the engine's own store, the ledger
+** adapters, the in-process `echo`) is answered once the command's own work
+** is done, in the order the jobs were created, each as if its answer had
+** come back through the loop as the next command -- and the work it causes
+** may create the next such job. It stays one command: its history is the
+** command's batch, and the answers are journaled together in one
+** "answers" row right after the command's own row (the same mark); a
+** recording carries them on the command's input line and a replay applies
+** them, through the loop's path, inside the same step -- the same outputs,
+** the same rows. The job's row is written once, with its answer (done, one
+** attempt); a job the adapter declines (a technical failure), or beyond
 ** ANSWER_NOW_MAX answers per command (a loop in a model cannot hold the
-** command); the rest go through the loop. A replay never answers here: the
-** journal holds each answer as a command of its own, and applying it after
-** the creating command gives the same rows. An answer that fails the
-** engine (not a user failure: those are incidents as always) fails the
-** whole command. */
+** command), is written pending and goes through the loop; a job whose
+** element was left meanwhile is written canceled, as rv__side_clear would
+** have left it. What is saved per answer: the loop's round trip, loading
+** and writing the instance, and the job row's update, history batch and
+** journal row of a command of its own. An answer that fails the engine
+** (not a user failure: those are incidents as always) fails the whole
+** command. */
 #define ANSWER_NOW_MAX 64
 
-void rv__answer_later(rv_ctx *c, const char *key, int64_t id, const char *input){
-  if (id == 0) {
-    sqlite3_stmt *s = rv_store_stmt(c->e->st, "SELECT id FROM jobs WHERE key=?");
-    rv_store_bind(s, "t", key);
-    if (sqlite3_step(s) == SQLITE_ROW) id = sqlite3_column_int64(s, 0);
-    sqlite3_reset(s);
-    if (id == 0) return;
-  }
+void rv__answer_later(rv_ctx *c, rv_inst *in, rv_ei *ei, const char *adapter, const char *key,
+                      const char *input, int64_t retries, int64_t backoff_ms){
+  struct rv_now_job *j = NULL;
+  for (int i = 0; i < c->n_now_jobs && !j; i++)   /* the same key again: one row, the later input */
+    if (strcmp(c->now_jobs[i].key, key) == 0) j = &c->now_jobs[i];
+  if (j) { rv_free(j->input); j->input = rv_strdup(input); return; }
   if (c->n_now_jobs == c->cap_now_jobs) {
     c->cap_now_jobs = c->cap_now_jobs ? c->cap_now_jobs * 2 : 8;
     c->now_jobs = rv_realloc(c->now_jobs, sizeof *c->now_jobs * (size_t)c->cap_now_jobs);
   }
-  c->now_jobs[c->n_now_jobs].id = id;
-  c->now_jobs[c->n_now_jobs].input = rv_strdup(input);
-  c->n_now_jobs++;
+  j = &c->now_jobs[c->n_now_jobs++];
+  j->inst = in->id;
+  j->ei = ei->key;
+  j->elem = rv__node(in, ei->node)->id;
+  j->retries = retries;
+  j->backoff_ms = backoff_ms;
+  j->adapter = rv_strdup(adapter);
+  j->key = rv_strdup(key);
+  j->input = rv_strdup(input);
 }
 
 static void now_jobs_free(rv_ctx *c){
-  for (int i = 0; i < c->n_now_jobs; i++) rv_free(c->now_jobs[i].input);
+  for (int i = 0; i < c->n_now_jobs; i++) {
+    rv_free(c->now_jobs[i].adapter);
+    rv_free(c->now_jobs[i].key);
+    rv_free(c->now_jobs[i].input);
+  }
   rv_free(c->now_jobs);
   c->now_jobs = NULL; c->n_now_jobs = c->cap_now_jobs = 0;
+}
+
+/* The row of a job created in this command (rv__create_job's upsert, in
+** the state it has now); *id its id. */
+static rv_status now_job_write(rv_ctx *c, const struct rv_now_job *j, const char *state,
+                               int attempts, int64_t *id){
+  int64_t last = rv_store_last_id(c->e->st);
+  rv_status rc = rv_store_exec(c->e->st, c->err,
+    "INSERT INTO jobs(instance_id, ei, element_id, adapter, input, key, state, attempts,"
+    " retries, backoff_ms, next_try, created, notify) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,0)"
+    " ON CONFLICT(key) DO UPDATE SET state=excluded.state, attempts=excluded.attempts,"
+    " next_try=excluded.next_try, input=excluded.input",
+    "iitttttiiiii", j->inst, j->ei, j->elem, j->adapter, j->input, j->key, state,
+    (int64_t)attempts, j->retries, j->backoff_ms, c->now, c->now);
+  *id = rv_store_last_id(c->e->st);
+  if (rc == RV_OK && *id == last) {      /* the upsert's update path leaves the last rowid */
+    sqlite3_stmt *s = rv_store_stmt(c->e->st, "SELECT id FROM jobs WHERE key=?");
+    rv_store_bind(s, "t", j->key);
+    *id = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    sqlite3_reset(s);
+    if (*id == 0) rc = rv_fail(c->err, RV_CORRUPT, "job %s: no row after its upsert", j->key);
+  }
+  return rc;
 }
 
 extern rv_status rv__run_queue(rv_ctx *c);
 
 static rv_status answers_now(rv_ctx *c){
   rv_status rc = RV_OK;
-  for (int i = 0; rc == RV_OK && i < c->n_now_jobs && c->n_answered < ANSWER_NOW_MAX; i++) {
+  rv_buf ans;
+  int64_t ans_inst = 0;
+  rv_buf_init(&ans, SIZE_MAX / 4);
+  for (int i = 0; rc == RV_OK && i < c->n_now_jobs; i++) {
+    struct rv_now_job *nj = &c->now_jobs[i];
+    const rv_adapter_ops *ops = rv_adapter_find(nj->adapter);
     rv_job_row t;
-    const rv_adapter_ops *ops;
     rv_answer a;
-    rv_job_info info;
-    cJSON *input;
-    bool answered;
-    rv__job_row(c, c->now_jobs[i].id, &t);
-    if (!t.pending) continue;                 /* gone, or canceled by later work */
-    ops = rv_adapter_find(t.adapter);
-    if (ops == NULL || ops->answer_now == NULL) continue;
-    input = rv_json_parse(c->now_jobs[i].input);   /* the text the row holds */
+    rv_inst *in;
+    rv_ei *ei;
+    int64_t id;
+    bool answered = false, ok;
+    rc = rv__ctx_load(c, nj->inst, &in);
+    if (rc != RV_OK) break;
+    ei = rv__ei_find(in, nj->ei);
+    if (ei == NULL || in->ended || !(ei->side & RV_SIDE_JOB)) {    /* left meanwhile */
+      rc = now_job_write(c, nj, "canceled", 0, &id);
+      continue;
+    }
     memset(&a, 0, sizeof a);
-    info = (rv_job_info){ t.id, t.inst, t.elem, t.key, input, t.attempts + 1 };
-    answered = ops->answer_now(ops->self, c->e, &info, &a);
-    cJSON_Delete(input);
-    if (!answered) continue;
-    rc = hist_flush(c);                       /* the rows so far are the command's */
+    if (c->n_answered < ANSWER_NOW_MAX && ops && ops->answer_now) {
+      cJSON *input = rv_json_parse(nj->input);      /* the text the row holds */
+      rv_job_info info = { 0, nj->inst, nj->elem, nj->key, input, 1 };
+      answered = ops->answer_now(ops->self, c->e, &info, &a);
+      cJSON_Delete(input);
+    }
+    if (!answered) {                      /* through the loop */
+      cJSON_Delete(a.result);
+      rc = now_job_write(c, nj, "pending", 0, &id);
+      continue;
+    }
+    ok = a.outcome != RV_JOB_FAILED;      /* a failed attempt: pending, retried as usual */
+    rc = now_job_write(c, nj, ok ? "done" : "pending", ok ? 1 : 0, &id);
     if (rc == RV_OK) {
-      c->hist_mark = rv__hist_mark(c->e);
+      memset(&t, 0, sizeof t);
+      t.found = t.pending = true;
+      t.written = ok;
+      t.id = id;
+      t.inst = nj->inst;
+      t.ei = nj->ei;
+      t.backoff = nj->backoff_ms;
+      t.retries = (int)nj->retries;
+      snprintf(t.state, sizeof t.state, "pending");
+      snprintf(t.elem, sizeof t.elem, "%s", nj->elem);
+      snprintf(t.key, sizeof t.key, "%s", nj->key);
+      snprintf(t.adapter, sizeof t.adapter, "%s", nj->adapter);
       c->n_answered++;
-      c->e->stats.commands++;
       c->e->stats.answered_now++;
       rc = rv__job_result(c, &t, a.outcome, a.result, a.code[0] ? a.code : NULL,
                           a.message[0] ? a.message : NULL);
     }
     if (rc == RV_OK) {
-      journal_job(c, &t, a.outcome, a.result, a.code[0] ? a.code : NULL,
-                  a.message[0] ? a.message : NULL);
+      rv_buf_add(&ans, ans.len ? "," : "[", 1);
+      job_answer_text(&ans, &t, true, a.outcome, a.result, a.code[0] ? a.code : NULL,
+                      a.message[0] ? a.message : NULL);
+      if (ans_inst == 0) ans_inst = t.inst;
       rc = rv__run_queue(c);
     }
     cJSON_Delete(a.result);
+    nj = NULL;                            /* run_queue may have moved now_jobs */
   }
+  if (rc == RV_OK && ans.len) {
+    rv_buf_add(&ans, "]", 1);
+    journal_text(c, ans_inst, "answers", ans.p);
+  }
+  rv_buf_fini(&ans);
   now_jobs_free(c);
   return rc;
 }

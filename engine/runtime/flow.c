@@ -114,25 +114,22 @@ rv_status rv__create_job(rv_ctx *c, rv_inst *in, rv_ei *ei, const char *adapter,
   char *text = rv_json_print(input);
   rv_duration d;
   int64_t backoff_ms = 10000;
-  rv_status rc;
-  int64_t last = rv_store_last_id(c->e->st);
+  rv_status rc = RV_OK;
+  const rv_adapter_ops *ops = !notify && c->e->answer_now ? rv_adapter_find(adapter) : NULL;
   if (backoff && rv_duration_parse(backoff, &d, NULL) == RV_OK) backoff_ms = rv_duration_ms(&d);
-  rc = rv_store_exec(c->e->st, c->err,
-    "INSERT INTO jobs(instance_id, ei, element_id, adapter, input, key, state, attempts,"
-    " retries, backoff_ms, next_try, created, notify) VALUES(?,?,?,?,?,?,'pending',0,?,?,?,?,?)"
-    " ON CONFLICT(key) DO UPDATE SET state='pending', attempts=0, next_try=excluded.next_try,"
-    " input=excluded.input",
-    "iittttiiiii", in->id, ei->key, n->id, adapter, text, key,
-    (int64_t)(retries > 0 ? retries : 1), backoff_ms, c->now, c->now, (int64_t)notify);
+  if (ops && ops->answer_now)      /* its row is written with its answer (engine.c answers_now) */
+    rv__answer_later(c, in, ei, adapter, key, text, retries > 0 ? retries : 1, backoff_ms);
+  else
+    rc = rv_store_exec(c->e->st, c->err,
+      "INSERT INTO jobs(instance_id, ei, element_id, adapter, input, key, state, attempts,"
+      " retries, backoff_ms, next_try, created, notify) VALUES(?,?,?,?,?,?,'pending',0,?,?,?,?,?)"
+      " ON CONFLICT(key) DO UPDATE SET state='pending', attempts=0, next_try=excluded.next_try,"
+      " input=excluded.input",
+      "iittttiiiii", in->id, ei->key, n->id, adapter, text, key,
+      (int64_t)(retries > 0 ? retries : 1), backoff_ms, c->now, c->now, (int64_t)notify);
   if (rc == RV_OK) {
     rv__side_mark(in, ei, notify ? RV_SIDE_NOTIFY : RV_SIDE_JOB);
     rv__history(c, in, "JOB_CREATED", ei->node, ei->key, adapter);
-    if (!notify && c->e->answer_now) {
-      const rv_adapter_ops *ops = rv_adapter_find(adapter);
-      /* a new row moved the last rowid; the upsert's update path did not */
-      int64_t id = rv_store_last_id(c->e->st);
-      if (ops && ops->answer_now) rv__answer_later(c, key, id != last ? id : 0, text);
-    }
   }
   rv_free(key);
   cJSON_free(text);
@@ -944,7 +941,8 @@ rv_status rv__job_result(rv_ctx *c, const rv_job_row *j, rv_job_outcome o,
     }
   }
   /* OR FAIL: no statement journal; the command's rollback undoes it (engine.c save_inst) */
-  rc = rv_store_exec(c->e->st, c->err, "UPDATE OR FAIL jobs SET state='done', attempts=? WHERE id=?",
+  rc = j->written ? RV_OK
+     : rv_store_exec(c->e->st, c->err, "UPDATE OR FAIL jobs SET state='done', attempts=? WHERE id=?",
                      "ii", (int64_t)attempts, job_id);
   if (rc != RV_OK || notify) return rc;
   rc = rv__ctx_load(c, inst, &in);

@@ -128,8 +128,13 @@ typedef struct rv_ctx {
   bool      opt;       /* in an optimistic batch: no savepoint of its own */
   int64_t   changes0;  /* sqlite3_total_changes when it began (optimistic) */
   /* jobs created by this command that their adapter may answer now
-  ** (engine.c answers_now); n_answered counts the answers applied */
-  struct rv_now_job { int64_t id; char *input; } *now_jobs;
+  ** (engine.c answers_now): their rows are written there, with the
+  ** answer; n_answered counts the answers applied */
+  struct rv_now_job {
+    int64_t inst, ei, retries, backoff_ms;
+    const char *elem;                    /* the model's element id */
+    char *adapter, *key, *input;
+  } *now_jobs;
   int       n_now_jobs, cap_now_jobs, n_answered;
 } rv_ctx;
 
@@ -211,7 +216,8 @@ bool      rv__history_kept(const rv_ctx *c, const char *event, const rv_node *n)
 /* The job of key (just written; id if known, else 0; input its JSON text)
 ** is one its adapter may answer before the command ends (engine.c
 ** answers_now). */
-void      rv__answer_later(rv_ctx *c, const char *key, int64_t id, const char *input);
+void      rv__answer_later(rv_ctx *c, rv_inst *in, rv_ei *ei, const char *adapter, const char *key,
+                           const char *input, int64_t retries, int64_t backoff_ms);
 rv_status rv__incident(rv_ctx *c, rv_inst *in, rv_ei *ei, const char *kind,
                        int64_t job_id, const char *msg);
 rv_status rv__take_flow(rv_ctx *c, rv_inst *in, int64_t scope, int flow);
@@ -243,6 +249,7 @@ rv_status rv__child_done(rv_ctx *c, rv_inst *child, bool error, const char *code
 ** them, flow.c applies the command). found == false: no such row. */
 typedef struct rv_job_row {
   bool    found, pending, notify;
+  bool    written;   /* its row already says done (answered inside the command) */
   int64_t id, inst, ei, backoff;
   int     attempts, retries;
   char    state[16], elem[256], key[512], adapter[64];

@@ -840,20 +840,29 @@ static void test_answers_now(void **state){
   assert_int_equal(count_of(&l, JOBS_IN("pending"), a), 0);
   assert_int_equal(rv_engine_stats_get(l.e)->answered_now - answered0, 2);
   assert_int_equal(count_of(&l, "SELECT count(*) FROM instances WHERE id=? AND instr(state, '\"n\":12') > 0", a), 1);
-  /* each answer is a journaled input of its own, and its history comes after its mark */
+  /* one command: its own journal row, then one "answers" row (the same mark) with both answers
+  ** in order; no "job" rows; one history batch */
   assert_int_equal(count_of(&l, "SELECT count(*) FROM journal WHERE instance_id=? AND command='start'", a), 1);
-  assert_int_equal(count_of(&l, "SELECT count(*) FROM journal WHERE instance_id=? AND command='job'", a), 2);
-  assert_int_equal(count_of(&l, "SELECT count(*) FROM (SELECT mark, lag(mark) OVER (ORDER BY seq) AS prev"
-                                " FROM journal WHERE instance_id=?) WHERE prev IS NOT NULL AND mark <= prev", a), 0);
-  assert_int_equal(count_of(&l, "SELECT count(*) FROM history h WHERE instance_id=?1 AND event='JOB_COMPLETED'"
-                                " AND element_id='b' AND h.id > (SELECT max(mark) FROM journal WHERE instance_id=?1)", a), 1);
-  assert_int_equal(count_of(&l, "SELECT count(*) FROM history h WHERE instance_id=?1 AND event='JOB_COMPLETED'"
-                                " AND element_id='a' AND h.id > (SELECT min(mark) FROM journal WHERE instance_id=?1 AND command='job')"
-                                " AND h.id <= (SELECT max(mark) FROM journal WHERE instance_id=?1)", a), 1);
-  /* history: one history_log row per command (a batch), the view one row per event in order */
-  assert_int_equal(count_of(&l, "SELECT count(*) FROM history_log WHERE instance_id=?", a), 3);
-  assert_int_equal(count_of(&l, "SELECT count(*) FROM history_log WHERE instance_id=? AND event='BATCH'", a), 3);
+  assert_int_equal(count_of(&l, "SELECT count(*) FROM journal WHERE instance_id=? AND command='job'", a), 0);
+  assert_int_equal(count_of(&l, "SELECT count(*) FROM journal WHERE instance_id=? AND command='answers'"
+                                " AND json_array_length(payload)=2 AND json_extract(payload, '$[0].element')='a'"
+                                " AND json_extract(payload, '$[1].element')='b' AND json_extract(payload, '$[0].outcome')='ok'"
+                                " AND json_extract(payload, '$[0].inst')=instance_id", a), 1);
+  assert_int_equal(count_of(&l, "SELECT count(*) FROM journal j WHERE instance_id=?1 AND command='answers'"
+                                " AND seq=(SELECT seq+1 FROM journal WHERE instance_id=?1 AND command='start')"
+                                " AND mark=(SELECT mark FROM journal WHERE instance_id=?1 AND command='start')", a), 1);
+  /* each job row written once, with its answer */
+  assert_int_equal(count_of(&l, "SELECT count(*) FROM jobs WHERE instance_id=? AND state='done' AND attempts=1"
+                                " AND json_extract(input, '$.n') IS NOT NULL", a), 2);
+  /* history: the command's one batch, events in order: a's answer before b's job */
+  assert_int_equal(count_of(&l, "SELECT count(*) FROM history_log WHERE instance_id=?", a), 1);
+  assert_int_equal(count_of(&l, "SELECT count(*) FROM history_log WHERE instance_id=? AND event='BATCH'", a), 1);
   assert_true(count_of(&l, "SELECT count(*) FROM history WHERE instance_id=?", a) > 12);
+  assert_int_equal(count_of(&l, "SELECT count(*) FROM (SELECT event, element_id, row_number() OVER (ORDER BY id, seq) AS k"
+                                " FROM history WHERE instance_id=?1) x, (SELECT event, element_id,"
+                                " row_number() OVER (ORDER BY id, seq) AS k FROM history WHERE instance_id=?1) y"
+                                " WHERE x.event='JOB_COMPLETED' AND x.element_id='a' AND y.event='JOB_CREATED'"
+                                " AND y.element_id='b' AND x.k < y.k", a), 1);
   assert_int_equal(count_of(&l, "SELECT count(*) FROM (SELECT event FROM history WHERE instance_id=?"
                                 " ORDER BY id, seq LIMIT 1) WHERE event='INSTANCE_STARTED'", a), 1);
   assert_int_equal(count_of(&l, "SELECT count(*) FROM (SELECT event, element_id FROM history WHERE instance_id=?"
@@ -874,11 +883,25 @@ static void test_answers_now(void **state){
   rv_engine_drain(l.e);
   assert_int_equal(count_of(&l, CHECK_OPEN, later), 1);
   assert_int_equal(count_of(&l, JOBS_IN("done"), later), 2);
+  /* a's answer came through the loop (a "job" row), b's inside that command (its "answers" row) */
+  assert_int_equal(count_of(&l, "SELECT count(*) FROM journal WHERE instance_id=? AND command='job'"
+                                " AND json_extract(payload, '$.element')='a'", later), 1);
+  assert_int_equal(count_of(&l, "SELECT count(*) FROM journal WHERE instance_id=? AND command='answers'"
+                                " AND json_extract(payload, '$[0].element')='b'", later), 1);
   assert_int_equal(count_of(&l, "SELECT count(*) FROM instances WHERE id=? AND instr(state, '\"n\":20') > 0", later), 1);
   assert_int_equal(rv_engine_stats_get(l.e)->answered_now - answered0, 4);   /* a, b of n1; a of n2; b of n3 */
 
   /* a replay takes every answer from the journal: the same rows */
   snprintf(path, sizeof path, "%s/now-a.rec.jsonl", l.dir); record(&l, a, path); replay_identical(path);
+  {   /* the answers ride on the start's input line, in order */
+    char *text = slurp(path), *line = strstr(text, "{\"in\":\"start\"");
+    assert_non_null(line);
+    *strchr(line, '\n') = 0;
+    assert_non_null(strstr(line, "\"answers\":[{\"in\":\"job\",\"inst\":1,\"element\":\"a\""));
+    assert_non_null(strstr(line, "{\"in\":\"job\",\"inst\":1,\"element\":\"b\""));
+    assert_null(strstr(line + strlen(line) + 1, "{\"in\":\"job\""));
+    free(text);
+  }
   snprintf(path, sizeof path, "%s/now-bad.rec.jsonl", l.dir); record(&l, bad, path); replay_identical(path);
   snprintf(path, sizeof path, "%s/now-later.rec.jsonl", l.dir); record(&l, later, path); replay_identical(path);
   live_close(&l);

@@ -162,8 +162,17 @@ static int hex4(const unsigned char *p, unsigned *out){
 /* A string at j->p (after the quote); returns malloc'd text or NULL. */
 static char *jp_string(jp *j){
   const unsigned char *p = j->p, *q;
-  size_t n = 0;
+  size_t n = strcspn((const char *)p, "\"\\");
   char *out, *w;
+  if (p[n] == '"') {                  /* no escape (most strings): one copy */
+    out = malloc(n + 1);
+    if (out == NULL) return NULL;
+    memcpy(out, p, n);
+    out[n] = 0;
+    j->p = p + n + 1;
+    return out;
+  }
+  n = 0;
   /* length first: escapes never grow the text (\uXXXX is 6 bytes for <= 4) */
   for (q = p; *q && *q != '"'; q++) {
     if (*q == '\\') { if (!q[1]) return NULL; q++; }

@@ -1,0 +1,110 @@
+/*
+** tests/unit/test_json.c -- core/json.c: rv_json_parse() builds the same
+** tree as cJSON_ParseWithOpts(text, NULL, 1) for what both accept
+** (strings with and without escapes, \u escapes and surrogate pairs,
+** numbers, nesting), refuses what cJSON refuses (and malformed \u
+** escapes that cJSON lets through), and rv_json_write()
+** prints what parses back to an equal tree.
+*/
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include <string.h>
+#include <cmocka.h>
+#include "core/json.h"
+#include "core/buf.h"
+#include "core/mem.h"
+
+/* A \u escape without four hex digits, or a surrogate out of its pair:
+** cJSON lets some of these through; rv_json_parse refuses them all. */
+static bool bad_u_escape(const char *s){
+  for (const char *p = s; (p = strstr(p, "\\u")) != NULL; p += 2) {
+    unsigned v = 0;
+    if (p > s && p[-1] == '\\') continue;        /* "\\u": an escaped backslash, then u */
+    for (int i = 2; i < 6; i++) {
+      char c = p[i];
+      if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))) return true;
+      v = v * 16 + (unsigned)(c <= '9' ? c - '0' : (c | 32) - 'a' + 10);
+    }
+    if (v >= 0xDC00 && v <= 0xDFFF) return true;
+    if (v >= 0xD800 && v <= 0xDBFF) {
+      if (p[6] != '\\' || p[7] != 'u') return true;
+      p += 6;
+    }
+  }
+  return false;
+}
+
+static void same_as_cjson(const char *text){
+  cJSON *a = rv_json_parse(text), *b = cJSON_ParseWithOpts(text, NULL, 1);
+  if (a == NULL && b != NULL && bad_u_escape(text)) { cJSON_Delete(b); return; }
+  if ((a == NULL) != (b == NULL))
+    fail_msg("%s: rv_json_parse %s, cJSON %s", text, a ? "accepts" : "refuses", b ? "accepts" : "refuses");
+  if (a && !cJSON_Compare(a, b, 1)) fail_msg("%s: different trees", text);
+  if (a) {                         /* and back: what we write parses to the same tree */
+    char *out = rv_json_print(a);
+    cJSON *c = rv_json_parse(out);
+    if (c == NULL || !cJSON_Compare(a, c, 1)) fail_msg("%s: written as %s, read back differently", text, out);
+    cJSON_Delete(c);
+    rv_free(out);
+  }
+  cJSON_Delete(a);
+  cJSON_Delete(b);
+}
+
+static void test_strings(void **state){
+  static const char *const texts[] = {
+    "\"\"", "\"plain\"", "\"کمک هزینه ازدواج پرداخت شد\"",
+    "\"a\\\"b\"", "\"back\\\\slash\"", "\"\\/\\b\\f\\n\\r\\t\"",
+    "\"\\u0041\\u00e9\\u06a9\"", "\"\\ud83d\\ude00 smile\"",
+    "\"tail escape\\n\"", "\"\\\\\"", "{\"k\\u0065y\":\"v\",\"x\":\"y\\\"z\"}",
+    "[\"a\",\"\",\"\\\"\",\"b\\\\\"]",
+    /* refused by both */
+    "\"unterminated", "\"bad escape \\x\"", "\"lone \\udc00\"", "\"cut \\u12\"",
+    "\"high then nothing \\ud83d\"", "\"ends in backslash \\",
+  };
+  (void)state;
+  for (size_t i = 0; i < sizeof texts / sizeof *texts; i++) same_as_cjson(texts[i]);
+}
+
+static void test_values(void **state){
+  static const char *const texts[] = {
+    "0", "-0", "12345678901234", "-9007199254740992", "1.5", "-2.5e-3", "1e308", "123456789012345678",
+    "true", "false", "null", "[]", "{}", " { \"a\" : [ 1 , { \"b\" : null } ] } ",
+    "{\"v\":2,\"next\":13,\"eis\":[{\"k\":1,\"n\":-1,\"p\":0,\"s\":1,\"v\":{\"national_id\":\"0499370899\"}}]}",
+    "[1,2", "{\"a\":}", "{\"a\" 1}", "tru", "[1,]x", "",
+  };
+  (void)state;
+  for (size_t i = 0; i < sizeof texts / sizeof *texts; i++) same_as_cjson(texts[i]);
+}
+
+/* Random strings over an alphabet rich in quotes, backslashes and escape
+** letters: whatever the bytes, both parsers agree. */
+static void test_random_strings(void **state){
+  static const char alphabet[] = "\"\\/bfnrtu0123456789abcdefABCDEF xyz\xd8\xa7";
+  uint32_t seed = 2025;
+  char text[64];
+  (void)state;
+  for (int round = 0; round < 20000; round++) {
+    int n = 2 + (int)(seed % 20), k = 0;
+    text[k++] = '"';
+    for (int i = 0; i < n; i++) {
+      seed = seed * 1103515245u + 12345u;
+      text[k++] = alphabet[(seed >> 16) % (sizeof alphabet - 1)];
+    }
+    text[k++] = '"';
+    text[k] = 0;
+    same_as_cjson(text);
+  }
+}
+
+int main(void){
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_strings),
+    cmocka_unit_test(test_values),
+    cmocka_unit_test(test_random_strings),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -32,19 +32,29 @@ static rv_status wait_here(rv_inst *in, rv_ei *ei){
 
 /*--- Results of rules and adapters -------------------------------------------*/
 
-rv_status rv__apply_result(rv_ctx *c, rv_inst *in, rv_ei *ei, const rv_node *n, const cJSON *res){
+static rv_status apply_result(rv_ctx *c, rv_inst *in, rv_ei *ei, const rv_node *n,
+                              const cJSON *res, cJSON *owned){
   int64_t key = ei->key;
   if (n->result_var) rv__vars_set(in, ei, n->result_var, res ? cJSON_Duplicate(res, 1) : cJSON_CreateNull());
   if (n->n_outputs > 0) {
     cJSON *o = NULL;
     rv_status rc = rv__map(c, in, rv__ei_find(in, key), n->outputs, n->n_outputs, res, &o);
     if (rc != RV_OK) return rc;
-    rv__vars_merge(in, rv__ei_find(in, key), o);
+    rv__vars_take(in, rv__ei_find(in, key), o);     /* o is ours: its values move */
     cJSON_Delete(o);
   } else if (n->result_var == NULL && cJSON_IsObject(res)) {
-    rv__vars_merge(in, rv__ei_find(in, key), res);
+    if (owned) rv__vars_take(in, rv__ei_find(in, key), owned);
+    else rv__vars_merge(in, rv__ei_find(in, key), res);
   }
   return RV_OK;
+}
+
+rv_status rv__apply_result(rv_ctx *c, rv_inst *in, rv_ei *ei, const rv_node *n, const cJSON *res){
+  return apply_result(c, in, ei, n, res, NULL);
+}
+
+rv_status rv__apply_result_owned(rv_ctx *c, rv_inst *in, rv_ei *ei, const rv_node *n, cJSON *res){
+  return apply_result(c, in, ei, n, res, res);
 }
 
 /*--- Events ----------------------------------------------------------------------*/
@@ -156,11 +166,11 @@ static rv_status script_task(rv_ctx *c, rv_inst *in, rv_ei *ei, const rv_node *n
     const cJSON *vars = rv__vars_view(in, ei, &owned);
     rc = rv_rules_run(in->def->rules, n->script ? n->script : "", vars, &res, &setvars, c->err);
     cJSON_Delete(owned);
-    if (rc == RV_OK && setvars) rv__vars_merge(in, ei, setvars);
+    if (rc == RV_OK && setvars) rv__vars_take(in, ei, setvars);
   }
   if (rc == RV_OK) {
     if (n->function || n->result_var || n->n_outputs > 0)
-      rc = rv__apply_result(c, in, rv__ei_find(in, key), n, res);
+      rc = rv__apply_result_owned(c, in, rv__ei_find(in, key), n, res);
   }
   cJSON_Delete(res);
   cJSON_Delete(setvars);

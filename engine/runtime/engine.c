@@ -1185,7 +1185,7 @@ rv_status rv_engine_complete_task(rv_engine *e, int64_t task_id, const cJSON *da
     if (n->n_outputs > 0) {
       cJSON *o = NULL;
       rc = rv__map(&c, in, ei, n->outputs, n->n_outputs, data, &o);
-      if (rc == RV_OK) { rv__vars_merge(in, ei, o); cJSON_Delete(o); }
+      if (rc == RV_OK) { rv__vars_take(in, ei, o); cJSON_Delete(o); }
     } else rv__vars_merge(in, ei, data);
   }
   if (rc == RV_OK) {

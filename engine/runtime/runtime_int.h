@@ -276,6 +276,8 @@ const rv_elem_ops *rv__elem_ops(rv_elem_type t);
 rv_status rv__mi_child_done(rv_ctx *c, rv_inst *in, rv_ei *body, rv_ei *inner);
 rv_status rv__mi_start(rv_ctx *c, rv_inst *in, rv_ei *body);
 rv_status rv__apply_result(rv_ctx *c, rv_inst *in, rv_ei *ei, const rv_node *n, const cJSON *res);
+/* The same for a result the caller owns and drops next: its members may be moved out. */
+rv_status rv__apply_result_owned(rv_ctx *c, rv_inst *in, rv_ei *ei, const rv_node *n, cJSON *res);
 bool      rv__is_activity(rv_elem_type t);
 rv_status rv__gateway_split(rv_ctx *c, rv_inst *in, rv_ei *ei, const rv_node *n);
 rv_status rv__validate_form(const rv_node *n, const cJSON *data, rv_err *err);
@@ -293,6 +295,7 @@ const cJSON *rv__vars_view(rv_inst *in, rv_ei *ei, cJSON **owned);
 void      rv__vars_set(rv_inst *in, rv_ei *ei, const char *name, cJSON *value);
 /* Merge every field of obj (borrowed) with rv__vars_set. */
 void      rv__vars_merge(rv_inst *in, rv_ei *ei, const cJSON *obj);
+void      rv__vars_take(rv_inst *in, rv_ei *ei, cJSON *obj);
 rv_status rv__eval(rv_ctx *c, rv_inst *in, rv_ei *ei, const char *expr, cJSON **out);
 rv_status rv__eval_bool(rv_ctx *c, rv_inst *in, rv_ei *ei, const char *expr, bool *out);
 /* Evaluate mappings into a new object; extra (borrowed, may be NULL) is

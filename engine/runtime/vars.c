@@ -75,6 +75,17 @@ void rv__vars_merge(rv_inst *in, rv_ei *ei, const cJSON *obj){
   cJSON_ArrayForEach(it, obj) rv__vars_set(in, ei, it->string, cJSON_Duplicate(it, 1));
 }
 
+/* As rv__vars_merge, moving the members out of obj (left empty) instead
+** of copying them: for objects the caller made and drops anyway (mapped
+** outputs, a rule's result). */
+void rv__vars_take(rv_inst *in, rv_ei *ei, cJSON *obj){
+  if (!cJSON_IsObject(obj) || ei == NULL) return;
+  while (obj->child) {
+    cJSON *it = cJSON_DetachItemViaPointer(obj, obj->child);
+    rv__vars_set(in, ei, it->string, it);    /* cJSON copies the key before it frees the old one */
+  }
+}
+
 rv_status rv__eval(rv_ctx *c, rv_inst *in, rv_ei *ei, const char *expr, cJSON **out){
   cJSON *owned;
   const cJSON *vars = rv__vars_view(in, ei, &owned);

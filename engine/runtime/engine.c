@@ -687,8 +687,8 @@ static void journal_job(rv_ctx *c, const rv_job_row *t, rv_job_outcome outcome,
 ** is done, in the order the jobs were created, each as if its answer had
 ** come back through the loop as the next command -- and the work it causes
 ** may create the next such job. It stays one command: its history is the
-** command's batch, and the answers are journaled together in one
-** "answers" row right after the command's own row (the same mark); a
+** command's batch, and the answers are journaled together in "answers"
+** rows right after the command's own row (the same mark; answers_row); a
 ** recording carries them on the command's input line and a replay applies
 ** them, through the loop's path, inside the same step -- the same outputs,
 ** the same rows. The job's row is written once, with its answer (done, one
@@ -757,6 +757,15 @@ static rv_status now_job_write(rv_ctx *c, const struct rv_now_job *j, const char
   return rc;
 }
 
+/* One "answers" journal row per run of answers for the same instance: a
+** recording is one instance tree, so a command that reached several trees
+** (a signal) gives each its own; within a tree the rows keep the order. */
+static void answers_row(rv_ctx *c, rv_buf *ans, int64_t inst){
+  rv_buf_add(ans, "]", 1);
+  journal_text(c, inst, "answers", ans->p);
+  ans->len = 0;
+}
+
 extern rv_status rv__run_queue(rv_ctx *c);
 
 static rv_status answers_now(rv_ctx *c){
@@ -813,19 +822,17 @@ static rv_status answers_now(rv_ctx *c){
                           a.message[0] ? a.message : NULL);
     }
     if (rc == RV_OK) {
+      if (ans.len && ans_inst != t.inst) answers_row(c, &ans, ans_inst);
       rv_buf_add(&ans, ans.len ? "," : "[", 1);
       job_answer_text(&ans, &t, true, a.outcome, a.result, a.code[0] ? a.code : NULL,
                       a.message[0] ? a.message : NULL);
-      if (ans_inst == 0) ans_inst = t.inst;
+      ans_inst = t.inst;
       rc = rv__run_queue(c);
     }
     cJSON_Delete(a.result);
     nj = NULL;                            /* run_queue may have moved now_jobs */
   }
-  if (rc == RV_OK && ans.len) {
-    rv_buf_add(&ans, "]", 1);
-    journal_text(c, ans_inst, "answers", ans.p);
-  }
+  if (rc == RV_OK && ans.len) answers_row(c, &ans, ans_inst);
   rv_buf_fini(&ans);
   now_jobs_free(c);
   return rc;

@@ -904,6 +904,23 @@ static void test_answers_now(void **state){
   }
   snprintf(path, sizeof path, "%s/now-bad.rec.jsonl", l.dir); record(&l, bad, path); replay_identical(path);
   snprintf(path, sizeof path, "%s/now-later.rec.jsonl", l.dir); record(&l, later, path); replay_identical(path);
+
+  /* one broadcast, two instance trees answered inside its command: an "answers" row each,
+  ** and each tree's recording replays */
+  {
+    int64_t s1 = start(&l, "g1", "lookup_sig", "{\"n\":1}"), s2 = start(&l, "g2", "lookup_sig", "{\"n\":2}");
+    assert_int_equal(rv_engine_signal(l.e, "go", NULL, NULL, &err), RV_OK);
+    assert_int_equal(count_of(&l, "SELECT count(*) FROM tasks WHERE instance_id=? AND element_id='check2'"
+                                  " AND state='open'", s1), 1);
+    assert_int_equal(count_of(&l, "SELECT count(*) FROM tasks WHERE instance_id=? AND element_id='check2'"
+                                  " AND state='open'", s2), 1);
+    assert_int_equal(count_of(&l, "SELECT count(*) FROM journal WHERE instance_id=? AND command='answers'"
+                                  " AND json_array_length(payload)=1", s1), 1);
+    assert_int_equal(count_of(&l, "SELECT count(*) FROM journal WHERE instance_id=? AND command='answers'"
+                                  " AND json_array_length(payload)=1", s2), 1);
+    snprintf(path, sizeof path, "%s/now-sig1.rec.jsonl", l.dir); record(&l, s1, path); replay_identical(path);
+    snprintf(path, sizeof path, "%s/now-sig2.rec.jsonl", l.dir); record(&l, s2, path); replay_identical(path);
+  }
   live_close(&l);
 
   /* without cfg.answer_now the adapter is only invoked through the loop */

@@ -140,10 +140,10 @@ static void fold_answers(jrow **pv, int *n, const rv__jr_tree *t){
     }
     /* no command to carry them: a "job" row each, in its place */
     m = cJSON_GetArraySize(arr);
-    *pv = v = rv_realloc(v, sizeof *v * (size_t)(*n + m));
-    memmove(&v[i + m], &v[i + 1], sizeof *v * (size_t)(*n - i - 1));
     {
       jrow base = v[i];
+      *pv = v = rv_realloc(v, sizeof *v * (size_t)(*n + m + 1));
+      memmove(&v[i + m], &v[i + 1], sizeof *v * (size_t)(*n - i - 1));
       cJSON_ArrayForEach(a, arr) {
         jrow *r = &v[i + at++];
         cJSON *p = cJSON_Duplicate(a, 1);

@@ -148,6 +148,8 @@ typedef struct rv_node {
   /* applicant-facing */
   char *status;                /* rv:status, Persian text set when entered */
   char *sms;                   /* rv:sms template sent with it */
+  int   sms_retries;           /* rv:smsRetries: attempts before an incident; -1: 5 */
+  char *sms_retry_backoff;     /* rv:smsRetryBackoff, ISO 8601; NULL: PT1M */
 
   /* portal (API) */
   char *startable_by;          /* start events: rv:startableBy, roles that may

@@ -396,6 +396,7 @@ static int new_node(parser *P, rv_elem_type t, int proc, int scope, int line){
   n->default_flow = -1;
   n->attached_to = -1;
   n->interrupting = true;
+  n->sms_retries = -1;
   if (t == RV_ELEM_SERVICE_TASK || t == RV_ELEM_SEND_TASK) {
     n->retries = 3;
     n->retry_backoff = rv_strdup("PT10S");
@@ -417,6 +418,7 @@ static const struct { const char *name; size_t off; } rv_str_attrs[] = {
   { "correlationKey", offsetof(rv_node, correlation_key) },
   { "status",         offsetof(rv_node, status) },
   { "sms",            offsetof(rv_node, sms) },
+  { "smsRetryBackoff", offsetof(rv_node, sms_retry_backoff) },
   { "startableBy",    offsetof(rv_node, startable_by) },
   { "display",        offsetof(rv_node, display) },
 };
@@ -445,6 +447,10 @@ static void rv_attr(parser *P, int ni, const char *name, char *val, int line){
   if (strcmp(name, "retries") == 0) {
     if (!parse_int(val, &n->retries))
       err(P, line, "rv:retries of '%s' must be a non-negative integer, not '%s'", n->id, val);
+  } else if (strcmp(name, "smsRetries") == 0) {
+    if (!parse_int(val, &n->sms_retries) || n->sms_retries < 1)
+      err(P, line, "rv:smsRetries of '%s' must be a whole number of attempts, 1 or more, not '%s'",
+          n->id, val);
   } else {
     warn(P, line, "unknown ravand extension 'rv:%s'", name);
   }
@@ -1293,7 +1299,7 @@ static void free_node(rv_node *n){
   rv_free(n->mi_collection); rv_free(n->mi_element_var);
   rv_free(n->mi_output_collection); rv_free(n->mi_output_element);
   rv_free(n->mi_completion);
-  rv_free(n->status); rv_free(n->sms);
+  rv_free(n->status); rv_free(n->sms); rv_free(n->sms_retry_backoff);
   rv_free(n->startable_by); rv_free(n->display);
 }
 

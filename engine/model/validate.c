@@ -154,6 +154,13 @@ static void check_due(vctx *V, const rv_node *n){
   if (n->retry_backoff != NULL && rv_duration_parse(n->retry_backoff, &d, &e) != RV_OK)
     verr(V, n->line, "rv:retryBackoff of '%s': '%s' is not an ISO 8601 duration",
          n->id, n->retry_backoff);
+  memset(&e, 0, sizeof e);
+  if (n->sms_retry_backoff != NULL && rv_duration_parse(n->sms_retry_backoff, &d, &e) != RV_OK)
+    verr(V, n->line, "rv:smsRetryBackoff of '%s': '%s' is not an ISO 8601 duration",
+         n->id, n->sms_retry_backoff);
+  if ((n->sms_retry_backoff != NULL || n->sms_retries >= 0) && n->sms == NULL)
+    vwarn(V, n->line, "'%s' has rv:smsRetries or rv:smsRetryBackoff but no rv:sms: they do nothing",
+          n->id);
 }
 
 /*--- Per-node checks -----------------------------------------------------*/

@@ -98,7 +98,9 @@ void rv__set_status(rv_ctx *c, rv_inst *in, rv_ei *ei, const rv_node *n){
     cJSON_AddStringToObject(input, "element", n->id);
     rv_free(text);
     cJSON_Delete(owned);
-    rv__create_job(c, in, ei, "sms", input, 5, "PT1M", true, "sms");
+    /* the element's policy (rv:smsRetries, rv:smsRetryBackoff), else 5 attempts a minute apart, doubling */
+    rv__create_job(c, in, ei, "sms", input, n->sms_retries > 0 ? n->sms_retries : 5,
+                   n->sms_retry_backoff ? n->sms_retry_backoff : "PT1M", true, "sms");
     cJSON_Delete(input);
   }
 }

@@ -940,6 +940,23 @@ static void test_answers_now(void **state){
   (void)err;
 }
 
+/* The SMS an element sends is retried as the element says (rv:smsRetries,
+** rv:smsRetryBackoff); without them, 5 attempts a minute apart. */
+static void test_sms_retry_policy(void **state){
+  live l;
+  int64_t a;
+  (void)state;
+  live_open(&l);
+  deploy(&l, FIX "sms_policy.bpmn");
+  a = start(&l, "k1", "sms_policy", "{\"case_id\":\"C-1\",\"mobile\":\"09121234567\"}");
+  assert_int_equal(count_of(&l, "SELECT count(*) FROM jobs WHERE instance_id=? AND adapter='sms' AND notify=1"
+                                " AND element_id='s' AND retries=8 AND backoff_ms=300000"
+                                " AND json_extract(input, '$.text')='درخواست C-1 ثبت شد'", a), 1);
+  assert_int_equal(count_of(&l, "SELECT count(*) FROM jobs WHERE instance_id=? AND adapter='sms' AND notify=1"
+                                " AND element_id='wait' AND retries=5 AND backoff_ms=60000", a), 1);
+  live_close(&l);
+}
+
 /* A deploy rolled back with its batch after a start had read its
 ** definition: the next deploy gets the same ids, and the engine must run
 ** what that one deployed, not the model it had cached (deploy.c). */
@@ -1057,6 +1074,7 @@ int main(int argc, char **argv){
     cmocka_unit_test(test_answers_now),
     cmocka_unit_test(test_history_migration),
     cmocka_unit_test(test_rolled_back_deploy),
+    cmocka_unit_test(test_sms_retry_policy),
   };
   if (argc == 3 && strcmp(argv[1], "--write") == 0) { write_recordings(argv[2]); return 0; }
   return cmocka_run_group_tests(tests, setup_recordings, teardown_recordings);

@@ -548,6 +548,8 @@ static void test_errors(void **state){
       2, "unknown type 'money'" },
     { HEAD "<process id=\"p\">\n<serviceTask id=\"s\" rv:retries=\"many\"/></process></definitions>",
       2, "rv:retries" },
+    { HEAD "<process id=\"p\">\n<task id=\"t\" rv:sms=\"x\" rv:smsRetries=\"0\"/></process></definitions>",
+      2, "rv:smsRetries of 't' must be a whole number of attempts, 1 or more" },
     { HEAD "<process id=\"p\">\n<intermediateCatchEvent id=\"c\"><timerEventDefinition/><signalEventDefinition/></intermediateCatchEvent></process></definitions>",
       2, "more than one event definition" },
     { HEAD "<process id=\"p\">\n<task id=\"t\"><timerEventDefinition/></task></process></definitions>",
@@ -582,6 +584,38 @@ static void test_warnings(void **state){
   expect_diag(&d, RV_DIAG_WARNING, 2, "unknown ravand extension 'rv:colour'");
   expect_diag(&d, RV_DIAG_WARNING, 4, "unknown ravand extension 'rv:bogus'");
   expect_diag(&d, RV_DIAG_WARNING, 4, "ignored element 'dataInputAssociation'");
+  rv_model_free(m);
+  rv_diags_fini(&d);
+}
+
+/* rv:smsRetries / rv:smsRetryBackoff: the SMS an element sends, retried
+** as the element says; without rv:sms they are a warning, a bad duration
+** an error with its line. */
+static void test_sms_policy(void **state){
+  const char *xml = HEAD
+    "<process id=\"p\" isExecutable=\"true\">\n"
+    "<startEvent id=\"s\" rv:sms=\"ثبت شد\" rv:smsRetries=\"8\" rv:smsRetryBackoff=\"PT5M\"/>\n"
+    "<sequenceFlow id=\"f1\" sourceRef=\"s\" targetRef=\"t\"/>\n"
+    "<task id=\"t\" rv:sms=\"x\"/>\n"
+    "<sequenceFlow id=\"f2\" sourceRef=\"t\" targetRef=\"u\"/>\n"
+    "<task id=\"u\" rv:smsRetries=\"2\"/>\n"
+    "<sequenceFlow id=\"f3\" sourceRef=\"u\" targetRef=\"v\"/>\n"
+    "<task id=\"v\" rv:sms=\"y\" rv:smsRetryBackoff=\"soon\"/>\n"
+    "<sequenceFlow id=\"f4\" sourceRef=\"v\" targetRef=\"e\"/><endEvent id=\"e\"/>\n"
+    "</process></definitions>";
+  rv_diags d;
+  rv_model *m;
+  (void)state;
+  rv_diags_init(&d);
+  m = parse_ok(xml, &d);
+  assert_int_equal(node(m, "s")->sms_retries, 8);
+  assert_string_equal(node(m, "s")->sms_retry_backoff, "PT5M");
+  assert_int_equal(node(m, "t")->sms_retries, -1);          /* the defaults apply */
+  assert_null(node(m, "t")->sms_retry_backoff);
+  rv_model_validate(m, &d);
+  expect_diag(&d, RV_DIAG_WARNING, 6, "'u' has rv:smsRetries or rv:smsRetryBackoff but no rv:sms");
+  expect_diag(&d, RV_DIAG_ERROR, 8, "rv:smsRetryBackoff of 'v': 'soon' is not an ISO 8601 duration");
+  assert_int_equal(d.n_errors, 1);
   rv_model_free(m);
   rv_diags_fini(&d);
 }
@@ -703,6 +737,7 @@ int main(void){
     cmocka_unit_test(test_errors),
     cmocka_unit_test(test_warnings),
     cmocka_unit_test(test_portal_attributes),
+    cmocka_unit_test(test_sms_policy),
     cmocka_unit_test(test_entities_rejected),
     cmocka_unit_test(test_missing_file),
     cmocka_unit_test(test_elem_names),

@@ -162,6 +162,7 @@ static void chk_node(lctx *L, const rv_node *n){
   chk_expr(L, n->line, n->mi_collection, "multi-instance collection of", n->id);
   chk_expr(L, n->line, n->mi_output_element, "multi-instance outputElement of", n->id);
   chk_expr(L, n->line, n->mi_completion, "completionCondition of", n->id);
+  chk_expr(L, n->line, n->mi_cardinality, "loopCardinality of", n->id);
   for (int i = 0; i < n->n_inputs; i++)
     chk_expr(L, n->inputs[i].line, n->inputs[i].expr, "input mapping", n->inputs[i].target);
   for (int i = 0; i < n->n_outputs; i++)

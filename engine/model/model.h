@@ -144,6 +144,7 @@ typedef struct rv_node {
   char *mi_output_collection;
   char *mi_output_element;     /* Lua expr evaluated in the child scope */
   char *mi_completion;         /* completionCondition, Lua */
+  char *mi_cardinality;        /* loopCardinality, Lua giving a count (no collection) */
 
   /* applicant-facing */
   char *status;                /* rv:status, Persian text set when entered */

@@ -791,6 +791,9 @@ static void parse_mi(parser *P, int ni, const xmlNode *x){
     if (bpmn_named(c, "completionCondition")) {
       set_str(&n->mi_completion, feel(P, line_of(c), nonempty(text_trim(c))));
       juel_check(P, line_of(c), n->mi_completion);
+    } else if (bpmn_named(c, "loopCardinality")) {
+      set_str(&n->mi_cardinality, feel(P, line_of(c), nonempty(text_trim(c))));
+      juel_check(P, line_of(c), n->mi_cardinality);
     } else if (bpmn_named(c, "extensionElements")) {
       FOR_ELEMS(z, c) {
         if (in_ns(z->ns, RV_NS_ZEEBE) && named(z, "loopCharacteristics")) {
@@ -1298,7 +1301,7 @@ static void free_node(rv_node *n){
   rv_free(n->called_element);
   rv_free(n->mi_collection); rv_free(n->mi_element_var);
   rv_free(n->mi_output_collection); rv_free(n->mi_output_element);
-  rv_free(n->mi_completion);
+  rv_free(n->mi_completion); rv_free(n->mi_cardinality);
   rv_free(n->status); rv_free(n->sms); rv_free(n->sms_retry_backoff);
   rv_free(n->startable_by); rv_free(n->display);
 }

@@ -242,8 +242,12 @@ static void check_node(vctx *V, int i){
     verr(V, n->line, "scriptTask '%s' has neither a <script> nor rv:function", n->id);
   if (n->type == RV_ELEM_CALL_ACTIVITY && (n->called_element == NULL || !*n->called_element))
     verr(V, n->line, "callActivity '%s' has no calledElement", n->id);
-  if (n->mi && (n->mi_collection == NULL || !*n->mi_collection))
-    verr(V, n->line, "multi-instance '%s' has no collection (set rv:collection)", n->id);
+  if (n->mi && (n->mi_collection == NULL || !*n->mi_collection) &&
+      (n->mi_cardinality == NULL || !*n->mi_cardinality))
+    verr(V, n->line, "multi-instance '%s' has no collection (set rv:collection) and no loopCardinality", n->id);
+  if (n->mi && n->mi_collection != NULL && n->mi_cardinality != NULL)
+    vwarn(V, n->line, "multi-instance '%s' has both a collection and a loopCardinality: the collection "
+          "decides how many instances run", n->id);
   if (n->mi && n->mi_output_collection != NULL && n->mi_output_element == NULL)
     vwarn(V, n->line, "multi-instance '%s' has rv:outputCollection but no rv:outputElement", n->id);
   if (is_gateway(n->type)) check_gateway(V, n);

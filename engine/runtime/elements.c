@@ -446,6 +446,26 @@ static void mi_spawn(rv_ctx *c, rv_inst *in, int64_t body_key, int index){
   rv__push(c, ACT_ACTIVATE, in, inner->key);
 }
 
+/* loopCardinality: how many instances; the items are 1..N (the element
+** variable, if named, gets the instance's number, as loopCounter does). */
+#define MI_MAX_CARDINALITY 10000
+
+static rv_status mi_cardinality(rv_ctx *c, rv_inst *in, rv_ei *body, const rv_node *n, cJSON **out){
+  cJSON *v = NULL;
+  rv_status rc = rv__eval(c, in, body, n->mi_cardinality, &v);
+  double d;
+  *out = NULL;
+  if (rc != RV_OK) return rc;
+  d = cJSON_IsNumber(v) ? v->valuedouble : -1;
+  cJSON_Delete(v);
+  if (!(d >= 0 && d <= MI_MAX_CARDINALITY) || d != (double)(int)d)   /* range first: the cast */
+    return rv_fail(c->err, RV_INVALID, "loopCardinality `%s` of '%s' is not a whole number from 0 to %d",
+                   n->mi_cardinality, n->id, MI_MAX_CARDINALITY);
+  *out = cJSON_CreateArray();
+  for (int i = 1; i <= (int)d; i++) cJSON_AddItemToArray(*out, cJSON_CreateNumber(i));
+  return RV_OK;
+}
+
 rv_status rv__mi_start(rv_ctx *c, rv_inst *in, rv_ei *body){
   const rv_node *n = rv__node(in, body->node);
   int64_t key = body->key;
@@ -453,8 +473,10 @@ rv_status rv__mi_start(rv_ctx *c, rv_inst *in, rv_ei *body){
   rv_status rc;
   int total;
 
-  if (n->mi_collection == NULL) return rv_fail(c->err, RV_INVALID, "multi-instance '%s' has no collection", n->id);
-  rc = rv__eval(c, in, body, n->mi_collection, &coll);
+  if (n->mi_collection == NULL && n->mi_cardinality == NULL)
+    return rv_fail(c->err, RV_INVALID, "multi-instance '%s' has no collection", n->id);
+  rc = n->mi_collection ? rv__eval(c, in, body, n->mi_collection, &coll)
+                        : mi_cardinality(c, in, body, n, &coll);
   if (rc != RV_OK) return rc;
   if (cJSON_IsObject(coll) && cJSON_GetArraySize(coll) == 0) {   /* {} from Lua is an empty list */
     cJSON_Delete(coll);

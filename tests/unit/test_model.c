@@ -620,6 +620,36 @@ static void test_sms_policy(void **state){
   rv_diags_fini(&d);
 }
 
+/* loopCardinality: a count instead of a collection; with both, the
+** collection decides (a warning); with neither, an error. */
+static void test_loop_cardinality(void **state){
+  const char *xml = HEAD
+    "<process id=\"p\" isExecutable=\"true\">\n"
+    "<startEvent id=\"s\"/><sequenceFlow id=\"f1\" sourceRef=\"s\" targetRef=\"a\"/>\n"
+    "<userTask id=\"a\"><multiInstanceLoopCharacteristics><loopCardinality>copies + 1</loopCardinality>"
+    "</multiInstanceLoopCharacteristics></userTask>\n"
+    "<sequenceFlow id=\"f2\" sourceRef=\"a\" targetRef=\"b\"/>\n"
+    "<userTask id=\"b\"><multiInstanceLoopCharacteristics rv:collection=\"xs\"><loopCardinality>3</loopCardinality>"
+    "</multiInstanceLoopCharacteristics></userTask>\n"
+    "<sequenceFlow id=\"f3\" sourceRef=\"b\" targetRef=\"c\"/>\n"
+    "<userTask id=\"c\"><multiInstanceLoopCharacteristics/></userTask>\n"
+    "<sequenceFlow id=\"f4\" sourceRef=\"c\" targetRef=\"e\"/><endEvent id=\"e\"/>\n"
+    "</process></definitions>";
+  rv_diags d;
+  rv_model *m;
+  (void)state;
+  rv_diags_init(&d);
+  m = parse_ok(xml, &d);
+  assert_string_equal(node(m, "a")->mi_cardinality, "copies + 1");
+  assert_null(node(m, "a")->mi_collection);
+  rv_model_validate(m, &d);
+  expect_diag(&d, RV_DIAG_WARNING, 5, "'b' has both a collection and a loopCardinality");
+  expect_diag(&d, RV_DIAG_ERROR, 7, "multi-instance 'c' has no collection (set rv:collection) and no loopCardinality");
+  assert_int_equal(d.n_errors, 1);
+  rv_model_free(m);
+  rv_diags_fini(&d);
+}
+
 /* rv:startableBy (process and start event), start forms, rv:display. */
 static void test_portal_attributes(void **state){
   const char *xml = HEAD
@@ -738,6 +768,7 @@ int main(void){
     cmocka_unit_test(test_warnings),
     cmocka_unit_test(test_portal_attributes),
     cmocka_unit_test(test_sms_policy),
+    cmocka_unit_test(test_loop_cardinality),
     cmocka_unit_test(test_entities_rejected),
     cmocka_unit_test(test_missing_file),
     cmocka_unit_test(test_elem_names),

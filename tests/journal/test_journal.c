@@ -921,6 +921,18 @@ static void test_answers_now(void **state){
     snprintf(path, sizeof path, "%s/now-sig1.rec.jsonl", l.dir); record(&l, s1, path); replay_identical(path);
     snprintf(path, sizeof path, "%s/now-sig2.rec.jsonl", l.dir); record(&l, s2, path); replay_identical(path);
   }
+
+  /* the element was left in the same command before its answer: the job row says canceled,
+  ** as rv__side_clear leaves a pending one; no answer, no "answers" row */
+  {
+    int64_t before = lookup_now_calls, tm = start(&l, "t1", "lookup_term", "{\"n\":4}");
+    assert_int_equal(count_of(&l, "SELECT count(*) FROM instances WHERE id=? AND status='completed'", tm), 1);
+    assert_int_equal(count_of(&l, "SELECT count(*) FROM jobs WHERE instance_id=? AND element_id='a3'"
+                                  " AND state='canceled' AND attempts=0", tm), 1);
+    assert_int_equal(count_of(&l, "SELECT count(*) FROM journal WHERE instance_id=? AND command='answers'", tm), 0);
+    assert_int_equal(lookup_now_calls, before);
+    snprintf(path, sizeof path, "%s/now-term.rec.jsonl", l.dir); record(&l, tm, path); replay_identical(path);
+  }
   live_close(&l);
 
   /* without cfg.answer_now the adapter is only invoked through the loop */

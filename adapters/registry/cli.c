@@ -81,7 +81,8 @@ int rv_feed_cli(const rv_cli_env *env, int argc, char **argv){
     ** business keys, certificates) once per commit instead of about once
     ** per record: the 100,000-record month end took 69 s in chunks of
     ** 100 ms, 50 s in chunks of 1 s (docs/performance.md). The engine's
-    ** own default (100 ms) stays for imports started through the API. */
+    ** own default (100 ms) stays for programs that embed the engine and
+    ** import on a loop that also serves requests. */
     rv_feed_opts o = { .chunk = 10000, .chunk_ms = 1000 };
     cJSON *rep = NULL;
     rv_status st;

@@ -9,6 +9,10 @@ import (RV_TEST_CRASH_AT), restart, and check the exact outcome.
      that command commits: nothing of the tick is left (no row without its
      case moving on), and after recovery every job has exactly one row and
      every case moved on exactly once.
+  A2. the same through the loop ($RAVAND_ANSWER_NOW=0, as an engine without
+     answers inside the command): the process dies after the ledger rows are
+     committed and before the answers are applied, at different jobs; after
+     recovery every job has exactly one row and every case moved on once.
   B. export: the exporter dies after cutting the batch, after writing the
      first row and the whole temporary file, after fsync, after the rename;
      at every moment each
@@ -73,6 +77,32 @@ ok(one("SELECT count(*) FROM tasks WHERE element_id='wait5' AND state='open'") =
 ok(one("SELECT count(*) FROM history WHERE event='JOB_COMPLETED'") == 60, "ledger: 60 job completions, none twice")
 ok(one("SELECT count(*) FROM fin_ledger l JOIN jobs j ON j.key=l.job_key WHERE l.instance_id<>j.instance_id") == 0,
    "ledger: rows carry their job's instance")
+
+# --- A2. ledger through the loop ------------------------------------------------
+LOOP = dict(os.environ, RAVAND_ANSWER_NOW="0")
+rows0, done0 = one("SELECT count(*) FROM fin_ledger"), one("SELECT count(*) FROM jobs WHERE state='done'")
+for i in range(200, 220):
+    run("start", "ledger_case",
+        '{"national_id":"%s","period":"1404-07","premium":%d,"grant":%d,'
+        '"sheba":"IR820540102680020817909002","reference":"MG-%d"}'
+        % (IDS[i % len(IDS)], 4700000 + i, 103909680 + i, i), env=LOOP)
+ok(one("SELECT count(*) FROM jobs WHERE state='pending' AND adapter='payroll'") == 20 and
+   one("SELECT count(*) FROM fin_ledger") == rows0, "loop: 20 cases wait for their payroll job, no row yet")
+kills = 0
+for k in [1, 3, 2, 5, 1, 4, 7, 2, 6, 3, 1, 8]:
+    p = run("tick", crash="ledger-written:%d" % k, expect=None, env=LOOP)
+    if p.returncode == -signal.SIGKILL:
+        kills += 1
+    elif p.returncode != 0:
+        ok(False, "loop: tick exited %d: %s" % (p.returncode, p.stderr))
+ok(kills >= 8, "loop: killed %d times between ledger commit and answer" % kills)
+ok(run("tick", env=LOOP).returncode == 0, "loop: a clean tick finishes the work")
+ok(one("SELECT count(*) FROM fin_ledger") == rows0 + 40, "loop: exactly 40 more rows for 40 jobs (%d)" % (one("SELECT count(*) FROM fin_ledger") - rows0))
+ok(one("SELECT count(DISTINCT job_key) FROM fin_ledger") == one("SELECT count(*) FROM fin_ledger"), "loop: one row per job key")
+ok(one("SELECT count(*) FROM jobs WHERE state='done'") == done0 + 40, "loop: every job done")
+ok(one("SELECT count(*) FROM tasks WHERE element_id='wait' AND state='open'") == 20, "loop: every case moved on")
+ok(one("SELECT count(*) FROM history WHERE event='JOB_COMPLETED' AND element_id IN ('deduct','pay')") == 40,
+   "loop: 40 job completions, none twice")
 
 # --- B. export -----------------------------------------------------------------
 OUT = os.path.join(tmp, "out")

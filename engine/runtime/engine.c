@@ -631,11 +631,6 @@ static void journal(rv_ctx *c, int64_t inst, const char *cmd, const cJSON *paylo
 
 /* The two commonest payloads are written directly (the same text as
 ** their cJSON objects printed, without building and copying them). */
-static void jkey(rv_buf *b, const char *k){   /* ,"k": */
-  if (b->len > 1) rv_buf_add(b, ",", 1);
-  rv_json_write_string(b, k);
-  rv_buf_add(b, ":", 1);
-}
 
 /* A job's answer as the "job" input it is (written directly: the same
 ** text as its cJSON object printed); inst: with the instance (an entry of
@@ -644,6 +639,11 @@ static void ckey(rv_buf *b, const char *k){   /* ,"k": (never first) */
   rv_buf_add(b, ",", 1);
   rv_json_write_string(b, k);
   rv_buf_add(b, ":", 1);
+}
+
+static void jkey(rv_buf *b, const char *k){   /* ,"k": -- or "k": first in b, after its "{" */
+  if (b->len > 1) ckey(b, k);
+  else { rv_json_write_string(b, k); rv_buf_add(b, ":", 1); }
 }
 
 static void job_answer_text(rv_buf *b, const rv_job_row *t, bool inst, rv_job_outcome outcome,
@@ -703,8 +703,8 @@ static void journal_job(rv_ctx *c, const rv_job_row *t, rv_job_outcome outcome,
 ** command. */
 #define ANSWER_NOW_MAX 64
 
-void rv__answer_later(rv_ctx *c, rv_inst *in, rv_ei *ei, const char *adapter, const char *key,
-                      const char *input, int64_t retries, int64_t backoff_ms){
+void rv__answer_later(rv_ctx *c, rv_inst *in, rv_ei *ei, const rv_adapter_ops *ops,
+                      const char *key, const char *input, int64_t retries, int64_t backoff_ms){
   struct rv_now_job *j = NULL;
   for (int i = 0; i < c->n_now_jobs && !j; i++)   /* the same key again: one row, the later input */
     if (strcmp(c->now_jobs[i].key, key) == 0) j = &c->now_jobs[i];
@@ -719,14 +719,13 @@ void rv__answer_later(rv_ctx *c, rv_inst *in, rv_ei *ei, const char *adapter, co
   j->elem = rv__node(in, ei->node)->id;
   j->retries = retries;
   j->backoff_ms = backoff_ms;
-  j->adapter = rv_strdup(adapter);
+  j->ops = ops;
   j->key = rv_strdup(key);
   j->input = rv_strdup(input);
 }
 
 static void now_jobs_free(rv_ctx *c){
   for (int i = 0; i < c->n_now_jobs; i++) {
-    rv_free(c->now_jobs[i].adapter);
     rv_free(c->now_jobs[i].key);
     rv_free(c->now_jobs[i].input);
   }
@@ -734,27 +733,11 @@ static void now_jobs_free(rv_ctx *c){
   c->now_jobs = NULL; c->n_now_jobs = c->cap_now_jobs = 0;
 }
 
-/* The row of a job created in this command (rv__create_job's upsert, in
-** the state it has now); *id its id. */
+/* The row of a job created in this command, in the state it has now. */
 static rv_status now_job_write(rv_ctx *c, const struct rv_now_job *j, const char *state,
                                int attempts, int64_t *id){
-  int64_t last = rv_store_last_id(c->e->st);
-  rv_status rc = rv_store_exec(c->e->st, c->err,
-    "INSERT INTO jobs(instance_id, ei, element_id, adapter, input, key, state, attempts,"
-    " retries, backoff_ms, next_try, created, notify) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,0)"
-    " ON CONFLICT(key) DO UPDATE SET state=excluded.state, attempts=excluded.attempts,"
-    " next_try=excluded.next_try, input=excluded.input",
-    "iitttttiiiii", j->inst, j->ei, j->elem, j->adapter, j->input, j->key, state,
-    (int64_t)attempts, j->retries, j->backoff_ms, c->now, c->now);
-  *id = rv_store_last_id(c->e->st);
-  if (rc == RV_OK && *id == last) {      /* the upsert's update path leaves the last rowid */
-    sqlite3_stmt *s = rv_store_stmt(c->e->st, "SELECT id FROM jobs WHERE key=?");
-    rv_store_bind(s, "t", j->key);
-    *id = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
-    sqlite3_reset(s);
-    if (*id == 0) rc = rv_fail(c->err, RV_CORRUPT, "job %s: no row after its upsert", j->key);
-  }
-  return rc;
+  return rv__job_row_write(c, j->inst, j->ei, j->elem, j->ops->name, j->input, j->key, state,
+                           attempts, j->retries, j->backoff_ms, false, id);
 }
 
 /* One "answers" journal row per run of answers for the same instance: a
@@ -775,7 +758,7 @@ static rv_status answers_now(rv_ctx *c){
   rv_buf_init(&ans, SIZE_MAX / 4);
   for (int i = 0; rc == RV_OK && i < c->n_now_jobs; i++) {
     struct rv_now_job *nj = &c->now_jobs[i];
-    const rv_adapter_ops *ops = rv_adapter_find(nj->adapter);
+    const rv_adapter_ops *ops = nj->ops;
     rv_job_row t;
     rv_answer a;
     rv_inst *in;
@@ -790,7 +773,7 @@ static rv_status answers_now(rv_ctx *c){
       continue;
     }
     memset(&a, 0, sizeof a);
-    if (c->n_answered < ANSWER_NOW_MAX && ops && ops->answer_now) {
+    if (c->n_answered < ANSWER_NOW_MAX) {
       cJSON *input = rv_json_parse(nj->input);      /* the text the row holds */
       rv_job_info info = { 0, nj->inst, nj->elem, nj->key, input, 1 };
       answered = ops->answer_now(ops->self, c->e, &info, &a);
@@ -815,7 +798,7 @@ static rv_status answers_now(rv_ctx *c){
       snprintf(t.state, sizeof t.state, "pending");
       snprintf(t.elem, sizeof t.elem, "%s", nj->elem);
       snprintf(t.key, sizeof t.key, "%s", nj->key);
-      snprintf(t.adapter, sizeof t.adapter, "%s", nj->adapter);
+      snprintf(t.adapter, sizeof t.adapter, "%s", ops->name);
       c->n_answered++;
       c->e->stats.answered_now++;
       rc = rv__job_result(c, &t, a.outcome, a.result, a.code[0] ? a.code : NULL,

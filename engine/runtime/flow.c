@@ -107,6 +107,34 @@ void rv__set_status(rv_ctx *c, rv_inst *in, rv_ei *ei, const rv_node *n){
 
 /*--- Jobs -------------------------------------------------------------------------*/
 
+/* A job's row in the state it has now: pending when created, or (engine.c
+** answers_now) done with its answer, canceled, or pending after a decline.
+** The same key again (an element run again) resets the row, keeping its id;
+** *id (if wanted) is the row's id either way. */
+rv_status rv__job_row_write(rv_ctx *c, int64_t inst, int64_t ei, const char *elem,
+                            const char *adapter, const char *input, const char *key,
+                            const char *state, int attempts, int64_t retries,
+                            int64_t backoff_ms, bool notify, int64_t *id){
+  int64_t last = rv_store_last_id(c->e->st);
+  rv_status rc = rv_store_exec(c->e->st, c->err,
+    "INSERT INTO jobs(instance_id, ei, element_id, adapter, input, key, state, attempts,"
+    " retries, backoff_ms, next_try, created, notify) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    " ON CONFLICT(key) DO UPDATE SET state=excluded.state, attempts=excluded.attempts,"
+    " next_try=excluded.next_try, input=excluded.input",
+    "iitttttiiiiii", inst, ei, elem, adapter, input, key, state, (int64_t)attempts,
+    retries, backoff_ms, c->now, c->now, (int64_t)notify);
+  if (rc != RV_OK || id == NULL) return rc;
+  *id = rv_store_last_id(c->e->st);
+  if (*id == last) {                     /* the upsert's update path leaves the last rowid */
+    sqlite3_stmt *s = rv_store_stmt(c->e->st, "SELECT id FROM jobs WHERE key=?");
+    rv_store_bind(s, "t", key);
+    *id = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    sqlite3_reset(s);
+    if (*id == 0) rc = rv_fail(c->err, RV_CORRUPT, "job %s: no row after its upsert", key);
+  }
+  return rc;
+}
+
 rv_status rv__create_job(rv_ctx *c, rv_inst *in, rv_ei *ei, const char *adapter,
                          const cJSON *input, int retries, const char *backoff, bool notify,
                          const char *keysuffix){
@@ -120,15 +148,10 @@ rv_status rv__create_job(rv_ctx *c, rv_inst *in, rv_ei *ei, const char *adapter,
   const rv_adapter_ops *ops = !notify && c->e->answer_now ? rv_adapter_find(adapter) : NULL;
   if (backoff && rv_duration_parse(backoff, &d, NULL) == RV_OK) backoff_ms = rv_duration_ms(&d);
   if (ops && ops->answer_now)      /* its row is written with its answer (engine.c answers_now) */
-    rv__answer_later(c, in, ei, adapter, key, text, retries > 0 ? retries : 1, backoff_ms);
+    rv__answer_later(c, in, ei, ops, key, text, retries > 0 ? retries : 1, backoff_ms);
   else
-    rc = rv_store_exec(c->e->st, c->err,
-      "INSERT INTO jobs(instance_id, ei, element_id, adapter, input, key, state, attempts,"
-      " retries, backoff_ms, next_try, created, notify) VALUES(?,?,?,?,?,?,'pending',0,?,?,?,?,?)"
-      " ON CONFLICT(key) DO UPDATE SET state='pending', attempts=0, next_try=excluded.next_try,"
-      " input=excluded.input",
-      "iittttiiiii", in->id, ei->key, n->id, adapter, text, key,
-      (int64_t)(retries > 0 ? retries : 1), backoff_ms, c->now, c->now, (int64_t)notify);
+    rc = rv__job_row_write(c, in->id, ei->key, n->id, adapter, text, key, "pending", 0,
+                           retries > 0 ? retries : 1, backoff_ms, notify, NULL);
   if (rc == RV_OK) {
     rv__side_mark(in, ei, notify ? RV_SIDE_NOTIFY : RV_SIDE_JOB);
     rv__history(c, in, "JOB_CREATED", ei->node, ei->key, adapter);

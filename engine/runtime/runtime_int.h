@@ -133,7 +133,8 @@ typedef struct rv_ctx {
   struct rv_now_job {
     int64_t inst, ei, retries, backoff_ms;
     const char *elem;                    /* the model's element id */
-    char *adapter, *key, *input;
+    const struct rv_adapter_ops *ops;    /* its adapter (one with answer_now) */
+    char *key, *input;
   } *now_jobs;
   int       n_now_jobs, cap_now_jobs, n_answered;
 } rv_ctx;
@@ -216,8 +217,12 @@ bool      rv__history_kept(const rv_ctx *c, const char *event, const rv_node *n)
 /* The job of key (just written; id if known, else 0; input its JSON text)
 ** is one its adapter may answer before the command ends (engine.c
 ** answers_now). */
-void      rv__answer_later(rv_ctx *c, rv_inst *in, rv_ei *ei, const char *adapter, const char *key,
-                           const char *input, int64_t retries, int64_t backoff_ms);
+void      rv__answer_later(rv_ctx *c, rv_inst *in, rv_ei *ei, const struct rv_adapter_ops *ops,
+                           const char *key, const char *input, int64_t retries, int64_t backoff_ms);
+rv_status rv__job_row_write(rv_ctx *c, int64_t inst, int64_t ei, const char *elem,
+                            const char *adapter, const char *input, const char *key,
+                            const char *state, int attempts, int64_t retries,
+                            int64_t backoff_ms, bool notify, int64_t *id);
 rv_status rv__incident(rv_ctx *c, rv_inst *in, rv_ei *ei, const char *kind,
                        int64_t job_id, const char *msg);
 rv_status rv__take_flow(rv_ctx *c, rv_inst *in, int64_t scope, int flow);

@@ -922,6 +922,27 @@ static void test_answers_now(void **state){
     snprintf(path, sizeof path, "%s/now-sig2.rec.jsonl", l.dir); record(&l, s2, path); replay_identical(path);
   }
 
+  /* a signal thrown inside another case: the waiting case's journal has its answers but no
+  ** command row to carry them, so its recording gives them as "job" inputs of their own; a
+  ** replay does not throw the other case's signal, so it waits for input (docs/testing.md) */
+  {
+    char *text, *line;
+    int64_t w = start(&l, "w1", "lookup_sig", "{\"n\":6}");
+    start(&l, "x1", "go_throw", "{}");
+    assert_int_equal(count_of(&l, "SELECT count(*) FROM tasks WHERE instance_id=? AND element_id='check2'"
+                                  " AND state='open'", w), 1);
+    assert_int_equal(count_of(&l, "SELECT count(*) FROM journal WHERE instance_id=? AND command='answers'", w), 1);
+    snprintf(path, sizeof path, "%s/now-thrown.rec.jsonl", l.dir);
+    record(&l, w, path);
+    text = slurp(path);
+    line = strstr(text, "\n{\"in\":\"job\"");
+    assert_non_null(line);
+    assert_non_null(strstr(line, "\"element\":\"a2\""));
+    assert_null(strstr(text, "\"answers\":"));
+    free(text);
+    assert_int_equal(replay(path, NULL, NULL, 0, NULL), RV_REPLAY_NEEDS_INPUT);
+  }
+
   /* the element was left in the same command before its answer: the job row says canceled,
   ** as rv__side_clear leaves a pending one; no answer, no "answers" row */
   {

@@ -307,6 +307,7 @@ rv_status rv_records_load(rv_store *st, const char *dir, bool replace, int64_t n
   }
   for (size_t i = 0; rc == RV_OK && i < sizeof TABLES / sizeof TABLES[0]; i++)
     rc = load_table(st, &TABLES[i], dir, files, issues, &n_issues, err);
+  rv_records_forget();               /* the tables changed under what a transaction read */
   sqlite3_exec(rv_store_db(st), "PRAGMA cache_size=-2000", NULL, NULL, NULL);      /* SQLite's default */
   cJSON_AddNumberToObject(rep, "issues_total", (double)n_issues);
   cJSON_AddItemToObject(rep, "issues", issues);

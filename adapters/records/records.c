@@ -51,6 +51,108 @@ static rv_status rows(rv_store *st, sqlite3_stmt *s, const char *const *keys, in
   return RV_OK;
 }
 
+/*--- what one transaction already read ---------------------------------------*/
+
+/* A case asks about the same person several times in one command (the
+** person, two summaries of the contributions, the benefits: see
+** processes/marriage-grant.bpmn), so the built-in backend keeps, per
+** person, whether the record exists and the contribution spans. The rec_*
+** tables only change in `ravand records load` (its own transaction, which
+** also forgets this memo), so what was read holds while the store's
+** transaction and generation stay (rv_store_gen: new at each BEGIN and
+** each rollback, unique in the process). Outside a transaction nothing is
+** kept. */
+typedef struct rec_span { int lo, hi; int64_t dpm, wage; } rec_span;   /* month indexes */
+
+#define MEMO_SLOTS 4
+static struct rec_memo {
+  const rv_store *st;
+  unsigned  gen;
+  char      nid[16];
+  int8_t    exists;            /* -1 unknown, 0, 1 */
+  bool      has_spans;
+  rec_span *spans;
+  int       n_spans;
+} memo[MEMO_SLOTS];
+static unsigned memo_next;
+
+static struct rec_memo *memo_find(const rv_store *st, const char *nid, bool add){
+  struct rec_memo *m;
+  if (rv_store_depth(st) == 0 || strlen(nid) >= sizeof memo[0].nid) return NULL;
+  for (int i = 0; i < MEMO_SLOTS; i++)
+    if (memo[i].st == st && memo[i].gen == rv_store_gen(st) && strcmp(memo[i].nid, nid) == 0)
+      return &memo[i];
+  if (!add) return NULL;
+  m = &memo[memo_next++ % MEMO_SLOTS];
+  rv_free(m->spans);
+  memset(m, 0, sizeof *m);
+  m->st = st;
+  m->gen = rv_store_gen(st);
+  m->exists = -1;
+  snprintf(m->nid, sizeof m->nid, "%s", nid);
+  return m;
+}
+
+void rv_records_forget(void){
+  for (int i = 0; i < MEMO_SLOTS; i++) rv_free(memo[i].spans);
+  memset(memo, 0, sizeof memo);
+}
+
+static void memo_exists(rv_store *st, const char *nid, bool found){
+  struct rec_memo *m = memo_find(st, nid, true);
+  if (m) m->exists = found;
+}
+
+static int month_index(int y, int m){ return y * 12 + (m - 1); }
+
+/* One contribution span; false when a month does not parse (skipped). */
+static bool span_of(const char *f, const char *t, int64_t dpm, int64_t wage, rec_span *out){
+  int fy, fm, ty, tm;
+  if (f == NULL || t == NULL || rv_jalali_parse_month(f, &fy, &fm) || rv_jalali_parse_month(t, &ty, &tm))
+    return false;
+  out->lo = month_index(fy, fm);
+  out->hi = month_index(ty, tm);
+  out->dpm = dpm;
+  out->wage = wage;
+  return true;
+}
+
+/* The spans of any backend's contributions array (new array in *out). */
+static int spans_of_rows(const cJSON *rows, rec_span **out){
+  int n = 0, cap = cJSON_GetArraySize(rows);
+  const cJSON *sp;
+  *out = rv_malloc(sizeof **out * (size_t)(cap > 0 ? cap : 1));
+  cJSON_ArrayForEach(sp, rows)
+    if (n < cap && span_of(rv_json_str(sp, "from"), rv_json_str(sp, "to"),
+                           rv_json_int(sp, "days_per_month", 0), rv_json_int(sp, "wage_rials", 0), &(*out)[n]))
+      n++;
+  return n;
+}
+
+/* The built-in backend's spans, straight from the rows. */
+static rv_status sq_spans(rv_store *st, const char *nid, rec_span **out, int *n, rv_err *err){
+  sqlite3_stmt *s = rv_store_stmt(st,
+    "SELECT from_period, to_period, days_per_month, wage_rials"
+    " FROM rec_contributions WHERE national_id=? ORDER BY from_period, workshop");
+  int r, cap = 8;
+  *n = 0;
+  *out = rv_malloc(sizeof **out * (size_t)cap);
+  rv_store_bind(s, "t", nid);
+  while ((r = sqlite3_step(s)) == SQLITE_ROW) {
+    if (*n == cap) { cap *= 2; *out = rv_realloc(*out, sizeof **out * (size_t)cap); }
+    if (span_of((const char *)sqlite3_column_text(s, 0), (const char *)sqlite3_column_text(s, 1),
+                sqlite3_column_int64(s, 2), sqlite3_column_int64(s, 3), &(*out)[*n]))
+      (*n)++;
+  }
+  sqlite3_reset(s);
+  if (r != SQLITE_DONE) {
+    rv_free(*out);
+    *out = NULL;
+    return rv_fail(err, RV_IO, "records: %s", sqlite3_errmsg(rv_store_db(st)));
+  }
+  return RV_OK;
+}
+
 static const char *const PERSON_KEYS[] = {
   "national_id", "first_name", "last_name", "father_name", "gender", "birth_date", "role",
   "insurance_type", "pension_no", "branch", "county", "sheba", "mobile", "marital_status",
@@ -69,6 +171,7 @@ static rv_status sq_person(void *self, const char *nid, cJSON **out, rv_err *err
   rv_store_bind(s, "t", nid);
   rc = rows(st, s, PERSON_KEYS, 15, &arr, err);
   if (rc != RV_OK) return rc;
+  memo_exists(st, nid, cJSON_GetArraySize(arr) > 0);
   if (cJSON_GetArraySize(arr) == 0) {
     cJSON_Delete(arr);
     return rv_fail(err, RV_NOTFOUND, "no person %s", nid);
@@ -130,14 +233,18 @@ static rv_status sq_benefits(void *self, const char *nid, cJSON **out, rv_err *e
 
 static rv_status sq_exists(void *self, const char *nid, bool *found, rv_err *err){
   rv_store *st = self;
-  sqlite3_stmt *s = rv_store_stmt(st, "SELECT 1 FROM rec_persons WHERE national_id=?");
+  struct rec_memo *m = memo_find(st, nid, false);
+  sqlite3_stmt *s;
   int r;
+  if (m && m->exists >= 0) { *found = m->exists; return RV_OK; }
+  s = rv_store_stmt(st, "SELECT 1 FROM rec_persons WHERE national_id=?");
   rv_store_bind(s, "t", nid);
   r = sqlite3_step(s);
   sqlite3_reset(s);
   if (r != SQLITE_ROW && r != SQLITE_DONE)
     return rv_fail(err, RV_IO, "records: %s", sqlite3_errmsg(rv_store_db(st)));
   *found = r == SQLITE_ROW;
+  memo_exists(st, nid, *found);
   return RV_OK;
 }
 
@@ -159,32 +266,25 @@ void rv_records_sqlite(rv_records *r, rv_store *st){
 
 /*--- requests ----------------------------------------------------------------*/
 
-static int month_index(int y, int m){ return y * 12 + (m - 1); }
-
 /* Aggregate contribution spans over months [lo, hi] (month indexes). */
-static rv_status summary(const cJSON *spans, int lo, int hi, cJSON *res, rv_err *err){
+static rv_status summary(const rec_span *spans, int n_spans, int lo, int hi, cJSON *res, rv_err *err){
   int n = hi - lo + 1;
   int *days;
   int64_t earnings = 0, paid_days = 0;
   int months_paid = 0;
-  const cJSON *sp;
   if (n <= 0 || n > 12 * 200) return rv_fail(err, RV_INVALID, "summary: the window must be 1..2400 months");
   days = rv_calloc((size_t)n, sizeof *days);
-  cJSON_ArrayForEach(sp, spans) {
-    int fy, fm, ty, tm;
-    const char *f = rv_json_str(sp, "from"), *t = rv_json_str(sp, "to");
-    int64_t dpm = rv_json_int(sp, "days_per_month", 0), wage = rv_json_int(sp, "wage_rials", 0);
-    if (f == NULL || t == NULL || rv_jalali_parse_month(f, &fy, &fm) || rv_jalali_parse_month(t, &ty, &tm))
-      continue;
-    for (int i = month_index(fy, fm); i <= month_index(ty, tm); i++) {
+  for (int k = 0; k < n_spans; k++) {
+    const rec_span *sp = &spans[k];
+    int from = sp->lo > lo ? sp->lo : lo, to = sp->hi < hi ? sp->hi : hi;
+    for (int i = from; i <= to; i++) {
       int y = i / 12, m = i % 12 + 1, len, d;
-      if (i < lo || i > hi) continue;
       len = rv_jalali_month_days(y, m);
-      d = (int)(dpm < len ? dpm : len);
+      d = (int)(sp->dpm < len ? sp->dpm : len);
       if (d > len - days[i - lo]) d = len - days[i - lo];     /* two workshops: cap at the month */
       if (d <= 0) continue;
       days[i - lo] += d;
-      earnings += wage * d / len;
+      earnings += sp->wage * d / len;
     }
   }
   for (int i = 0; i < n; i++) { paid_days += days[i]; if (days[i] > 0) months_paid++; }
@@ -193,6 +293,33 @@ static rv_status summary(const cJSON *spans, int lo, int hi, cJSON *res, rv_err 
   cJSON_AddNumberToObject(res, "months_paid", months_paid);
   cJSON_AddBoolToObject(res, "paid_in_to", days[n - 1] > 0);
   rv_free(days);
+  return RV_OK;
+}
+
+/* The spans of nid: from the memo, else read (and kept when the memo can). */
+static rv_status spans_for(const rv_records *r, const char *nid, const rec_span **spans, int *n,
+                           rec_span **owned, rv_err *err){
+  struct rec_memo *m = NULL;
+  rv_status rc;
+  *owned = NULL;
+  if (r->ops == &sqlite_ops) {
+    m = memo_find(r->self, nid, true);
+    if (m && m->has_spans) { *spans = m->spans; *n = m->n_spans; return RV_OK; }
+    rc = sq_spans(r->self, nid, owned, n, err);
+  } else {
+    cJSON *x = NULL;
+    rc = r->ops->contributions(r->self, nid, &x, err);
+    if (rc == RV_OK) *n = spans_of_rows(x, owned);
+    cJSON_Delete(x);
+  }
+  if (rc != RV_OK) return rc;
+  *spans = *owned;
+  if (m) {                              /* the memo owns them now */
+    m->spans = *owned;
+    m->n_spans = *n;
+    m->has_spans = true;
+    *owned = NULL;
+  }
   return RV_OK;
 }
 
@@ -269,14 +396,17 @@ rv_status rv_records_query(const rv_records *r, const cJSON *req, cJSON **out, r
   } else if (strcmp(op, "summary") == 0) {
     int lo = 0, hi = 0;
     char from[16], to[16];
+    const rec_span *spans = NULL;
+    rec_span *owned = NULL;
+    int n_spans = 0;
     rc = summary_window(req, &lo, &hi, from, to, err);
-    if (rc == RV_OK) rc = r->ops->contributions(r->self, nid, &x, err);
+    if (rc == RV_OK) rc = spans_for(r, nid, &spans, &n_spans, &owned, err);
     if (rc == RV_OK) {
       cJSON_AddStringToObject(res, "from", from);
       cJSON_AddStringToObject(res, "to", to);
-      rc = summary(x, lo, hi, res, err);
-      cJSON_Delete(x);
+      rc = summary(spans, n_spans, lo, hi, res, err);
     }
+    rv_free(owned);
   } else if (strcmp(op, "statement") == 0) {
     int64_t year = rv_json_int(req, "year", 0);
     if (year < 1300 || year > 1600) rc = rv_fail(err, RV_INVALID, "statement: year 1300..1600 is required");

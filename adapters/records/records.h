@@ -58,6 +58,11 @@ typedef struct rv_records {
 /* The built-in backend over a store (borrowed; must outlive r). */
 void rv_records_sqlite(rv_records *r /* OUT */, struct rv_store *st);
 
+/* Forget what the built-in backend kept of the current transaction (who
+** exists, contribution spans; records.c): `records load` calls it, as it
+** changes the rec_* tables. */
+void rv_records_forget(void);
+
 /* Replace the backend the `records` adapter uses (NULL: back to the
 ** built-in one over the engine's store). r is borrowed. */
 void rv_records_set_backend(const rv_records *r);

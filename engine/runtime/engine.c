@@ -40,9 +40,12 @@ static void inst_free(rv_inst *in){
 }
 
 /* The state, written directly (no cJSON tree for the frame; variables go
-** through rv_json_write): {"v":2,"next":N,"eis":[{"k","n","p","s",...}],
+** through rv_json_write): {"v":3,"next":N,"eis":[{"k","n","p","s",...}],
 ** "joins":[...]}. "v":2 says the element instances carry "sd" (side rows,
-** RV_SIDE_*); parse_state reads a state without it as "all". */
+** RV_SIDE_*); parse_state reads a state without it as "all". "v":3 says a
+** failed notification's incident is marked RV_SIDE_INC too (flow.c
+** rv__job_result); parse_state gives a "v":2 element with a notification
+** RV_SIDE_INC, as its notification may have failed unmarked. */
 static void put_kv(rv_buf *b, const char *key, int64_t v){   /* ,"key":v */
   rv_buf_add(b, ",\"", 2);
   rv_buf_adds(b, key);
@@ -51,7 +54,7 @@ static void put_kv(rv_buf *b, const char *key, int64_t v){   /* ,"key":v */
 }
 
 static void state_write(const rv_inst *in, rv_buf *b){
-  rv_buf_add(b, "{\"v\":2", 6);
+  rv_buf_add(b, "{\"v\":3", 6);
   put_kv(b, "next", in->next_key);
   rv_buf_add(b, ",\"eis\":[", 8);
   for (int i = 0; i < in->n_eis; i++) {
@@ -98,8 +101,10 @@ static void state_write(const rv_inst *in, rv_buf *b){
 static rv_status parse_state(rv_inst *in, const char *text, rv_err *err){
   cJSON *o = rv_json_parse(text), *a, *e;
   unsigned side_default;
+  int64_t version;
   if (o == NULL) return rv_fail(err, RV_CORRUPT, "instance %lld: unreadable state", (long long)in->id);
-  side_default = rv_json_int(o, "v", 1) >= 2 ? 0 : RV_SIDE_ALL;
+  version = rv_json_int(o, "v", 1);
+  side_default = version >= 2 ? 0 : RV_SIDE_ALL;
   in->next_key = rv_json_int(o, "next", 1);
   a = cJSON_GetObjectItemCaseSensitive(o, "eis");
   cJSON_ArrayForEach(e, a) {
@@ -122,6 +127,7 @@ static rv_status parse_state(rv_inst *in, const char *text, rv_err *err){
     ei->mi_index = (int)rv_json_int(e, "ix", 0);
     ei->child_instance = rv_json_int(e, "ci", 0);
     ei->side = (unsigned)rv_json_int(e, "sd", side_default);
+    if (version < 3 && (ei->side & RV_SIDE_NOTIFY)) ei->side |= RV_SIDE_INC;
   }
   in->next_key = rv_json_int(o, "next", 1);   /* rv__ei_new advanced it */
   a = cJSON_GetObjectItemCaseSensitive(o, "joins");
@@ -1198,10 +1204,37 @@ rv_status rv_engine_complete_task(rv_engine *e, int64_t task_id, const cJSON *da
   return cmd_end(&c, rc);
 }
 
-#define SQL_SUB_FIND \
-  "SELECT id, instance_id, ei, element_id, definition_id FROM subscriptions" \
-  " WHERE kind='message' AND name=? AND (corr_key IS NULL OR corr_key=?)" \
-  " ORDER BY instance_id=0, id LIMIT 1"   /* a waiting instance before a start event */
+/* The subscription a message goes to: a waiting instance's (its key equal
+** to the message's, or none) before a start event's, the oldest first. Four
+** lookups in index order (subs_name: kind, name, corr_key, then id) instead
+** of one statement that sorted its candidates in a temporary B-tree (a fifth
+** of a feed record's correlation). */
+typedef struct sub_hit { int64_t id, inst, ei, def; char elem[256]; } sub_hit;
+
+static void sub_try(rv_store *st, const char *sql, const char *name, const char *key, sub_hit *best){
+  sqlite3_stmt *s = rv_store_stmt(st, sql);
+  rv_store_bind(s, key ? "tt" : "t", name, key);
+  if (sqlite3_step(s) == SQLITE_ROW && (best->id == 0 || sqlite3_column_int64(s, 0) < best->id)) {
+    best->id = sqlite3_column_int64(s, 0);
+    best->inst = sqlite3_column_int64(s, 1);
+    best->ei = sqlite3_column_int64(s, 2);
+    snprintf(best->elem, sizeof best->elem, "%s", (const char *)sqlite3_column_text(s, 3));
+    best->def = sqlite3_column_int64(s, 4);
+  }
+  sqlite3_reset(s);
+}
+
+#define SUB_COLS "SELECT id, instance_id, ei, element_id, definition_id FROM subscriptions" \
+                 " WHERE kind='message' AND name=?1 AND "
+static bool sub_find(rv_store *st, const char *name, const char *key, sub_hit *hit){
+  memset(hit, 0, sizeof *hit);
+  if (key) sub_try(st, SUB_COLS "corr_key=?2 AND instance_id<>0 ORDER BY id LIMIT 1", name, key, hit);
+  sub_try(st, SUB_COLS "corr_key IS NULL AND instance_id<>0 ORDER BY id LIMIT 1", name, NULL, hit);
+  if (hit->id) return true;
+  if (key) sub_try(st, SUB_COLS "corr_key=?2 AND instance_id=0 ORDER BY id LIMIT 1", name, key, hit);
+  sub_try(st, SUB_COLS "corr_key IS NULL AND instance_id=0 ORDER BY id LIMIT 1", name, NULL, hit);
+  return hit->id != 0;
+}
 
 rv_status rv_engine_correlate(rv_engine *e, const char *name, const char *key,
                               const cJSON *payload, const char *message_id,
@@ -1228,15 +1261,13 @@ rv_status rv_engine_correlate(rv_engine *e, const char *name, const char *key,
     sqlite3_reset(s);
   }
   if (result == NULL) {
-    s = rv_store_stmt(e->st, SQL_SUB_FIND);
-    rv_store_bind(s, "tt", name, key);
-    if (sqlite3_step(s) == SQLITE_ROW) {
-      sub_inst = sqlite3_column_int64(s, 1);
-      sub_ei = sqlite3_column_int64(s, 2);
-      snprintf(elem, sizeof elem, "%s", (const char *)sqlite3_column_text(s, 3));
-      sub_def = sqlite3_column_int64(s, 4);
+    sub_hit hit;
+    if (sub_find(e->st, name, key, &hit)) {
+      sub_inst = hit.inst;
+      sub_ei = hit.ei;
+      snprintf(elem, sizeof elem, "%s", hit.elem);
+      sub_def = hit.def;
     }
-    sqlite3_reset(s);
   }
   if (result == NULL && sub_inst > 0) {
     rv_inst *in;

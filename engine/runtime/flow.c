@@ -56,7 +56,7 @@ rv_status rv__side_clear(rv_ctx *c, rv_inst *in, int64_t key){
     rc = rv_store_exec(st, c->err,
       "UPDATE jobs SET state='canceled' WHERE instance_id=? AND ei=? AND state IN ('pending','incident')"
       " AND notify=0", "ii", in->id, key);
-  if (rc == RV_OK && (side & (RV_SIDE_JOB | RV_SIDE_NOTIFY | RV_SIDE_INC)))
+  if (rc == RV_OK && (side & RV_SIDE_INC))   /* marked by every incident of the ei */
     rc = rv_store_exec(st, c->err,
       "UPDATE incidents SET state='canceled', resolved=? WHERE instance_id=? AND ei=? AND state='open'",
       "iii", c->now, in->id, key);
@@ -68,6 +68,15 @@ rv_status rv__side_clear(rv_ctx *c, rv_inst *in, int64_t key){
 }
 
 /*--- Status and SMS -------------------------------------------------------------*/
+
+/* Whether an open task of the instance may exist: only an element that
+** created one carries RV_SIDE_TASK until it is left (states of version 1
+** carry every flag). */
+static bool has_open_tasks(const rv_inst *in){
+  for (int i = 0; i < in->n_eis; i++)
+    if (in->eis[i].side & RV_SIDE_TASK) return true;
+  return false;
+}
 
 void rv__set_status(rv_ctx *c, rv_inst *in, rv_ei *ei, const rv_node *n){
   if (n->status) {
@@ -82,9 +91,10 @@ void rv__set_status(rv_ctx *c, rv_inst *in, rv_ei *ei, const rv_node *n){
     in->status_text = text;
     in->dirty = true;
     rv__history(c, in, "STATUS", ei->node, ei->key, text);
-    rv_store_exec(c->e->st, NULL,
-      "UPDATE tasks SET status_text=? WHERE instance_id=? AND state='open'", "ti",
-      text, in->id);
+    if (has_open_tasks(in))       /* a new task copies the status when created */
+      rv_store_exec(c->e->st, NULL,
+        "UPDATE tasks SET status_text=? WHERE instance_id=? AND state='open'", "ti",
+        text, in->id);
   }
   if (n->sms) {
     cJSON *owned;
@@ -951,7 +961,14 @@ rv_status rv__job_result(rv_ctx *c, const rv_job_row *j, rv_job_outcome o,
         "UPDATE jobs SET state='incident', attempts=?, last_error=? WHERE id=?", "iti",
         (int64_t)attempts, msg, job_id);
       if (rc != RV_OK) return rc;
-      if (notify) return rv__incident_row(c, inst, key, elem, "notify", job_id, msg);
+      if (notify) {
+        /* the element need not wait for its notification; if it still
+        ** runs, it is marked so that leaving it cancels the incident */
+        rc = rv__incident_row(c, inst, key, elem, "notify", job_id, msg);
+        if (rc == RV_OK && rv__ctx_load(c, inst, &in) == RV_OK && !in->ended)
+          rv__side_mark(in, rv__ei_find(in, key), RV_SIDE_INC);
+        return rc;
+      }
       rc = rv__ctx_load(c, inst, &in);
       if (rc != RV_OK) return rc;
       ei = rv__ei_find(in, key);

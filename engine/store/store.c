@@ -25,7 +25,7 @@ struct rv_store {
   struct { const char *sql; sqlite3_stmt *stmt; } cache[STMT_CACHE];
   int      n_cache;
   short    slot[STMT_SLOTS];     /* index + 1 into cache; 0 = empty */
-  unsigned gen;                  /* +1 per outermost BEGIN and per rollback */
+  unsigned gen;                  /* new per outermost BEGIN and per rollback (gen_serial) */
   unsigned commits, rollbacks;   /* outermost COMMITs; rollbacks (of savepoints too) */
 };
 
@@ -45,6 +45,11 @@ static const char *const rl_sql[MAX_SP] = {
   RL2(21), RL2(22), RL2(23), RL2(24), RL2(25), RL2(26), RL2(27), RL2(28), RL2(29), RL2(30), RL2(31),
 };
 static const char sql_begin[] = "BEGIN IMMEDIATE";
+
+/* Generations are unique in the process, not only per store: a cache keyed
+** on (store, generation) cannot mistake a new store at a freed store's
+** address for the old one. The engine runs on one thread. */
+static unsigned gen_serial;
 static const char sql_commit[] = "COMMIT";
 
 /*--- Schema ---------------------------------------------------------------*/
@@ -339,6 +344,13 @@ static const char *const migrations[] = {
   "UPDATE principals SET county=rv_fa_norm(county) WHERE county IS NOT rv_fa_norm(county);"
   "UPDATE tasks SET branch=rv_fa_norm(branch) WHERE branch IS NOT rv_fa_norm(branch);"
   "UPDATE tasks SET county=rv_fa_norm(county) WHERE county IS NOT rv_fa_norm(county);",
+  /* 11: the due-jobs index holds pending jobs only. Most jobs are answered
+  **     inside the command that created them and are written done (records
+  **     lookups, ledger rows): they never needed an entry, and a job that
+  **     ends leaves the index instead of moving in it. Every reader names
+  **     state='pending' literally (dispatch, next due, metrics). */
+  "DROP INDEX jobs_due;"
+  "CREATE INDEX jobs_due ON jobs(next_try) WHERE state='pending';",
 };
 
 int rv_store_schema_version(void){
@@ -511,7 +523,7 @@ rv_status rv_store_begin(rv_store *st, rv_err *err){
     snprintf(sql, sizeof sql, "SAVEPOINT sp%d", st->depth);
     rc = exec_plain(st, sql, err);
   }
-  if (rc == RV_OK && st->depth++ == 0) st->gen++;
+  if (rc == RV_OK && st->depth++ == 0) st->gen = ++gen_serial;
   return rc;
 }
 
@@ -521,7 +533,7 @@ rv_status rv_store_commit(rv_store *st, rv_err *err){
   if (st->depth <= 0) return rv_fail(err, RV_CONFLICT, "commit without a transaction");
   if (st->depth == 1) {
     rc = exec_cached(st, sql_commit, err);
-    if (rc != RV_OK) { exec_plain(st, "ROLLBACK", NULL); st->depth = 0; st->gen++; st->rollbacks++; return rc; }
+    if (rc != RV_OK) { exec_plain(st, "ROLLBACK", NULL); st->depth = 0; st->gen = ++gen_serial; st->rollbacks++; return rc; }
     st->commits++;
   } else if (st->depth - 1 < MAX_SP) {
     rc = exec_cached(st, rl_sql[st->depth - 1], err);
@@ -544,7 +556,7 @@ void rv_store_rollback(rv_store *st){
     exec_plain(st, sql, NULL);
   }
   st->depth--;
-  st->gen++;
+  st->gen = ++gen_serial;
   st->rollbacks++;
 }
 

@@ -45,7 +45,8 @@ void      rv_store_rollback(rv_store *st);
 int       rv_store_depth(const rv_store *st);
 /* Changes when an outermost transaction begins and on every rollback (of
 ** any level): what a caller learnt about the database inside a
-** transaction holds while the generation and the transaction stay. */
+** transaction holds while the generation and the transaction stay.
+** Generations are unique in the process (not reused by another store). */
 unsigned  rv_store_gen(const rv_store *st);
 /* How many outermost transactions committed, and how many rollbacks (of a
 ** transaction or a savepoint) there were, on this connection: what was

@@ -990,6 +990,53 @@ static void test_sms_retry_policy(void **state){
   live_close(&l);
 }
 
+/* A notification that failed into an incident while its element waits:
+** leaving the element cancels the incident. The failure marks the element
+** (RV_SIDE_INC), so leaving elements without one runs no incidents query;
+** a state written before the mark existed ("v":2) gives every element with
+** a notification the mark when read. */
+static void test_notify_incident(void **state){
+  live l;
+  rv_err err;
+  int64_t a, b, job;
+  (void)state;
+  live_open(&l);
+  deploy(&l, FIX "sms_incident.bpmn");
+  for (int old = 0; old < 2; old++) {
+    a = start(&l, old ? "n2" : "n1", "sms_incident", "{\"mobile\":\"09121234567\"}");
+    job = q1(&l, "SELECT id FROM jobs WHERE instance_id=? AND adapter='sms' AND notify=1 AND state='pending'", a, NULL);
+    assert_true(job > 0);
+    assert_int_equal(rv_engine_job_result(l.e, job, RV_JOB_FAILED, NULL, NULL, "gateway down", &err), RV_OK);
+    assert_int_equal(count_of(&l, "SELECT count(*) FROM incidents WHERE instance_id=? AND kind='notify'"
+                                  " AND state='open'", a), 1);
+    assert_int_equal(count_of(&l, "SELECT count(*) FROM instances WHERE id=? AND json_extract(state, '$.v')=3"
+                                  " AND EXISTS (SELECT 1 FROM json_each(state, '$.eis') e"
+                                  " WHERE json_extract(e.value, '$.sd') & 32)", a), 1);
+    if (old) {    /* as a state before the mark: version 2, the element's INC bit off */
+      sqlite3_stmt *s;
+      assert_int_equal(sqlite3_prepare_v2(rv_store_db(rv_engine_store(l.e)),
+        "UPDATE instances SET state=(SELECT json_set(state, '$.v', 2, '$.eis', (SELECT json_group_array("
+        " json_set(e.value, '$.sd', json_extract(e.value, '$.sd') & ~32)) FROM json_each(state, '$.eis') e)))"
+        " WHERE id=?", -1, &s, NULL), SQLITE_OK);
+      sqlite3_bind_int64(s, 1, a);
+      assert_int_equal(sqlite3_step(s), SQLITE_DONE);
+      sqlite3_finalize(s);
+      rv_engine_close(l.e);            /* read afresh, no cached instance */
+      live_engine(&l);
+    }
+    assert_true(complete(&l, a, "wait", NULL, "u1"));
+    assert_int_equal(count_of(&l, "SELECT count(*) FROM incidents WHERE instance_id=? AND kind='notify'"
+                                  " AND state='canceled'", a), 1);
+  }
+  /* an element without a failed notification: nothing to cancel, no mark */
+  b = start(&l, "n3", "sms_incident", "{\"mobile\":\"09121234567\"}");
+  rv_engine_drain(l.e);
+  assert_int_equal(count_of(&l, "SELECT count(*) FROM jobs WHERE instance_id=? AND adapter='sms' AND state='done'", b), 1);
+  assert_true(complete(&l, b, "wait", NULL, "u1"));
+  assert_int_equal(count_of(&l, "SELECT count(*) FROM incidents WHERE instance_id=?", b), 0);
+  live_close(&l);
+}
+
 /* A deploy rolled back with its batch after a start had read its
 ** definition: the next deploy gets the same ids, and the engine must run
 ** what that one deployed, not the model it had cached (deploy.c). */
@@ -1017,7 +1064,8 @@ static void test_rolled_back_deploy(void **state){
 
 /* A store from before history batches (schema 8): its rows are kept and
 ** read through the view, one event each, after migration 9; migration 10
-** rewrites the scope values of principals and tasks in normal form. */
+** rewrites the scope values of principals and tasks in normal form;
+** migration 11 makes the due-jobs index partial on pending jobs. */
 static void test_history_migration(void **state){
   char dir[256], db[300];
   sqlite3 *h;
@@ -1040,6 +1088,9 @@ static void test_history_migration(void **state){
     "INSERT INTO principals VALUES(1, 'كهريزك ۱۲', 'تهران'), (2, NULL, NULL);"
     "CREATE TABLE tasks(id INTEGER PRIMARY KEY, branch TEXT, county TEXT);"
     "INSERT INTO tasks VALUES(1, 'كهريزك ۱۲', 'ري');"
+    "CREATE TABLE jobs(id INTEGER PRIMARY KEY, state TEXT NOT NULL, next_try INTEGER NOT NULL);"
+    "CREATE INDEX jobs_due ON jobs(state, next_try);"
+    "INSERT INTO jobs VALUES(1, 'done', 5), (2, 'pending', 9), (3, 'pending', 7);"
     "PRAGMA user_version=8;", NULL, NULL, NULL), SQLITE_OK);
   sqlite3_close(h);
   if (rv_store_open(db, NULL, &st, &err) != RV_OK) fail_msg("open: %s", err.msg);
@@ -1063,6 +1114,12 @@ static void test_history_migration(void **state){
   assert_int_equal(sqlite3_column_type(s, 2), SQLITE_NULL);
   assert_string_equal((const char *)sqlite3_column_text(s, 3), "کهریزک 12");
   assert_string_equal((const char *)sqlite3_column_text(s, 4), "ری");
+  sqlite3_finalize(s);
+  assert_int_equal(sqlite3_prepare_v2(rv_store_db(st),
+    "SELECT group_concat(id) FROM (SELECT id FROM jobs INDEXED BY jobs_due"
+    " WHERE state='pending' ORDER BY next_try)", -1, &s, NULL), SQLITE_OK);
+  assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+  assert_string_equal((const char *)sqlite3_column_text(s, 0), "3,2");
   sqlite3_finalize(s);
   rv_store_close(st);
   nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
@@ -1108,6 +1165,7 @@ int main(int argc, char **argv){
     cmocka_unit_test(test_history_migration),
     cmocka_unit_test(test_rolled_back_deploy),
     cmocka_unit_test(test_sms_retry_policy),
+    cmocka_unit_test(test_notify_incident),
   };
   if (argc == 3 && strcmp(argv[1], "--write") == 0) { write_recordings(argv[2]); return 0; }
   return cmocka_run_group_tests(tests, setup_recordings, teardown_recordings);

@@ -282,6 +282,68 @@ static void test_load_and_query(void **state){
   tenv_close(&t);
 }
 
+/* Inside one transaction the built-in backend answers a person it read
+** again from what it kept (who exists, the contribution spans: records.c,
+** "what one transaction already read"); a new transaction, a rollback and
+** rv_records_forget (records load) read afresh. The tables are changed
+** here behind the memo's back to see which answer came from where. */
+static void test_memo_per_transaction(void **state){
+  static const char sum[] =
+    "{\"op\":\"summary\",\"national_id\":\"0499370899\",\"from\":\"1403-01\",\"to\":\"1404-03\"}";
+  static const char ben[] = "{\"op\":\"benefits\",\"national_id\":\"4271467685\"}";
+  const int64_t days = 6 * 31 + 6 * 30 + 15 + 15;
+  tenv t;
+  rv_store *st;
+  rv_err err;
+  cJSON *res;
+  (void)state;
+  tenv_open(&t);
+  load_fixture(&t);
+  st = rv_engine_store(t.e);
+
+  assert_int_equal(rv_store_begin(st, &err), RV_OK);
+  res = q(&t, sum, RV_OK);
+  assert_int_equal(rv_json_int(res, "paid_days", 0), days);
+  cJSON_Delete(res);
+  res = q(&t, ben, RV_OK);
+  assert_false(rv_json_bool(res, "found", true));
+  cJSON_Delete(res);
+  tenv_sql(&t, "DELETE FROM rec_contributions WHERE national_id='0499370899'");
+  tenv_sql(&t, "INSERT INTO rec_persons(national_id, first_name, last_name, gender, birth_date, role)"
+               " VALUES('4271467685', 'x', 'y', 'f', '1370/01/01', 'insured')");
+  res = q(&t, sum, RV_OK);                       /* kept */
+  assert_int_equal(rv_json_int(res, "paid_days", 0), days);
+  cJSON_Delete(res);
+  res = q(&t, ben, RV_OK);
+  assert_false(rv_json_bool(res, "found", true));
+  cJSON_Delete(res);
+  rv_records_forget();                           /* what records load does */
+  res = q(&t, sum, RV_OK);
+  assert_true(rv_json_bool(res, "found", false));
+  assert_int_equal(rv_json_int(res, "paid_days", -1), 0);
+  cJSON_Delete(res);
+  res = q(&t, ben, RV_OK);
+  assert_true(rv_json_bool(res, "found", false));
+  cJSON_Delete(res);
+  rv_store_rollback(st);                         /* both changes undone */
+
+  res = q(&t, sum, RV_OK);                       /* no transaction: nothing kept */
+  assert_int_equal(rv_json_int(res, "paid_days", 0), days);
+  cJSON_Delete(res);
+  assert_int_equal(rv_store_begin(st, &err), RV_OK);
+  res = q(&t, sum, RV_OK);
+  assert_int_equal(rv_json_int(res, "paid_days", 0), days);
+  cJSON_Delete(res);
+  tenv_sql(&t, "DELETE FROM rec_contributions WHERE national_id='0499370899'");
+  assert_int_equal(rv_store_commit(st, &err), RV_OK);
+  assert_int_equal(rv_store_begin(st, &err), RV_OK);   /* a new generation */
+  res = q(&t, sum, RV_OK);
+  assert_int_equal(rv_json_int(res, "paid_days", -1), 0);
+  cJSON_Delete(res);
+  rv_store_rollback(st);
+  tenv_close(&t);
+}
+
 static void test_adapter_in_process(void **state){
   tenv t;
   rv_err err;
@@ -375,6 +437,7 @@ int main(void){
     cmocka_unit_test(test_generator_valid),
     cmocka_unit_test(test_generator_deterministic),
     cmocka_unit_test(test_load_and_query),
+    cmocka_unit_test(test_memo_per_transaction),
     cmocka_unit_test(test_adapter_in_process),
     cmocka_unit_test(test_replacement_backend),
     cmocka_unit_test(test_mobile_forms),

@@ -9,6 +9,7 @@
 ** literal. The engine's own task list (rv_engine_tasks_json) is traced to
 ** see the SQL it really runs; the HTTP list's (engine/api/tasks.c with
 ** policy.c's scope) is written out here in the shape those files build.
+** The due-jobs index is partial on pending jobs the same way (migration 11).
 */
 #include <stdarg.h>
 #include <stddef.h>
@@ -205,11 +206,42 @@ static void other_task_queries_keep_their_indexes(void **state){
   senv_close(&t);
 }
 
+/*--- jobs: the due index holds pending jobs only (migration 11) ----------------------------*/
+
+/* A job answered inside its command is written done and must not enter
+** jobs_due; the readers of due jobs (runtime/engine.c dispatch and next
+** due, api/metrics.c) take the partial index in next_try order. */
+static void due_jobs_use_the_pending_index(void **state){
+  senv t;
+  char p[4096];
+  (void)state;
+  senv_open(&t);
+  {
+    sqlite3_stmt *s;
+    assert_int_equal(sqlite3_prepare_v2(t.db_h, "SELECT sql FROM sqlite_schema WHERE name='jobs_due'",
+                                        -1, &s, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    assert_non_null(strstr((const char *)sqlite3_column_text(s, 0), "WHERE state='pending'"));
+    sqlite3_finalize(s);
+  }
+  expect_plan(t.db_h, "SELECT id, instance_id, element_id, adapter, input, key, attempts FROM jobs"
+              " WHERE state='pending' AND next_try<=? ORDER BY next_try, id LIMIT 256",
+              "jobs_due (next_try<?)", NULL);
+  plan(t.db_h, "SELECT id FROM jobs WHERE state='pending' AND next_try<=? ORDER BY next_try, id LIMIT 256",
+       p, sizeof p);
+  if (strstr(p, "TEMP B-TREE")) fail_msg("dispatch sorts: %s", p);
+  expect_plan(t.db_h, "SELECT min(x) FROM (SELECT min(due) AS x FROM timers UNION ALL"
+              " SELECT min(next_try) FROM jobs WHERE state='pending')", "jobs_due", NULL);
+  expect_plan(t.db_h, "SELECT count(*) FROM jobs WHERE state='pending' AND attempts>0", "jobs_due", NULL);
+  senv_close(&t);
+}
+
 int main(void){
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(schema_has_no_full_index_on_state),
     cmocka_unit_test(engine_task_list_uses_partial_indexes),
     cmocka_unit_test(other_task_queries_keep_their_indexes),
+    cmocka_unit_test(due_jobs_use_the_pending_index),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -89,7 +89,7 @@ static struct rec_memo *memo_find(const rv_store *st, const char *nid, bool add)
   m->st = st;
   m->gen = rv_store_gen(st);
   m->exists = -1;
-  snprintf(m->nid, sizeof m->nid, "%s", nid);
+  rv_strcpy_to(m->nid, sizeof m->nid, nid);
   return m;
 }
 
@@ -360,7 +360,7 @@ rv_status rv_records_query(const rv_records *r, const cJSON *req, cJSON **out, r
   if (op == NULL) return rv_fail(err, RV_INVALID, "records: op is required");
   if (rv_json_str(req, "national_id") == NULL || strlen(rv_json_str(req, "national_id")) >= sizeof nid)
     return rv_fail(err, RV_INVALID, "records: national_id is required");
-  snprintf(nid, sizeof nid, "%s", rv_json_str(req, "national_id"));
+  rv_strcpy_to(nid, sizeof nid, rv_json_str(req, "national_id"));
   rv_digits_ascii(nid);
   if (!rv_valid_national_id(nid)) return rv_fail(err, RV_INVALID, "records: '%s' is not a valid national ID", nid);
 

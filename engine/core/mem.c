@@ -31,6 +31,12 @@ char *rv_strndup(const char *s, size_t n){
   p[n] = 0;
   return p;
 }
+size_t rv_strcpy_to(char *dst, size_t cap, const char *src){
+  size_t n = src ? strnlen(src, cap - 1) : 0;
+  memcpy(dst, src ? src : "", n);
+  dst[n] = 0;
+  return n;
+}
 char *rv_asprintf(const char *fmt, ...){
   va_list ap, ap2;
   char tmp[256];

@@ -15,6 +15,10 @@ void *rv_realloc(void *p, size_t n);
 char *rv_strdup(const char *s);            /* NULL in, NULL out */
 char *rv_strndup(const char *s, size_t n);
 char *rv_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* snprintf(dst, cap, "%s", src) without the format machinery (cap > 0;
+** src NULL copies ""): at most cap - 1 bytes and a NUL. Returns the bytes
+** copied. */
+size_t rv_strcpy_to(char *dst, size_t cap, const char *src);
 #define rv_free free
 #include <stdlib.h>
 

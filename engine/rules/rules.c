@@ -1630,6 +1630,127 @@ static bool simple_eval(const char *expr, const cJSON *vars, const char *xname,
   return *out != NULL;
 }
 
+/*--- Taking a path out of an answer the caller drops -------------------------*/
+
+/* The extent of a plain path name(.name)* in expr (spaces around allowed):
+** [*b, *e). false for anything else (a quoted text, an operator, a call). */
+static bool plain_path(const char *expr, const char **b, const char **e){
+  const char *p = expr, *end;
+  int seg = 0;
+  while (*p == ' ') p++;
+  end = p + strlen(p);
+  while (end > p && end[-1] == ' ') end--;
+  if (end == p) return false;
+  *b = p;
+  *e = end;
+  while (p < end) {
+    const char *k = p;
+    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_')) return false;
+    while (p < end && ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                       (*p >= '0' && *p <= '9') || *p == '_')) p++;
+    if (lua_keyword(k, (size_t)(p - k)) || ++seg > SIMPLE_MAX_SEGS) return false;
+    if (p < end && (*p != '.' || p + 1 == end)) return false;
+    if (p < end) p++;
+  }
+  return true;
+}
+
+int rv_rules_expr_reads(const char *expr, const char *name, const char **rest, size_t *rest_len){
+  const char *b, *e;
+  size_t n = strlen(name);
+  *rest = NULL;
+  *rest_len = 0;
+  if (expr == NULL) return 0;
+  if (!plain_path(expr, &b, &e)) {
+    const char *p = expr;
+    while (*p == ' ') p++;
+    if ((*p == '\'' || *p == '"')) {             /* a text without escapes: reads nothing */
+      const char *q = p + 1;
+      while (*q && *q != *p && *q != '\\' && *q != '\n' && *q != '\r') q++;
+      if (*q == *p) {
+        for (q++; *q == ' '; q++) ;
+        if (*q == 0) return 1;
+      }
+    }
+    return 0;
+  }
+  if ((size_t)(e - b) < n || memcmp(b, name, n) != 0 || (b + n < e && b[n] != '.')) return 1;
+  *rest = b + n;
+  *rest_len = (size_t)(e - b) - n;
+  return 2;
+}
+
+/* Whether j comes back from Lua as lua_shaped_copy would copy it: finite
+** numbers, no raw values, named and distinct members, not too deep. */
+static bool shaped_ok(const cJSON *j, int depth){
+  const cJSON *x;
+  if (depth > SIMPLE_MAX_DEPTH || (j->type & (cJSON_IsReference | cJSON_StringIsConst))) return false;
+  if (cJSON_IsNumber(j)) return isfinite(j->valuedouble);
+  if (cJSON_IsString(j)) return j->valuestring != NULL;
+  if (cJSON_IsBool(j) || cJSON_IsNull(j)) return true;
+  if (!cJSON_IsObject(j) && !cJSON_IsArray(j)) return false;
+  if (cJSON_IsObject(j)) {
+    int n = cJSON_GetArraySize(j), i = 0;
+    const cJSON **v;
+    bool ok = true;
+    if (n > 1) {
+      v = rv_malloc(sizeof *v * (size_t)n);
+      cJSON_ArrayForEach(x, j) {
+        if (x->string == NULL) { rv_free(v); return false; }
+        v[i++] = x;
+      }
+      qsort(v, (size_t)n, sizeof *v, cmp_keys);
+      for (i = 0; ok && i + 1 < n; i++) ok = strcmp(v[i]->string, v[i + 1]->string) != 0;
+      rv_free(v);
+      if (!ok) return false;
+    }
+  }
+  cJSON_ArrayForEach(x, j) {
+    if (cJSON_IsObject(j) && x->string == NULL) return false;
+    if (!shaped_ok(x, depth + 1)) return false;
+  }
+  return true;
+}
+
+/* Give j, in place, the shape lua_shaped_copy gives a copy (shaped_ok(j)). */
+static void shape(cJSON *j){
+  cJSON *x;
+  if (cJSON_IsNumber(j) && j->valuedouble == 0) { cJSON_SetNumberValue(j, 0.0); return; }
+  if (cJSON_IsArray(j) && j->child == NULL) { j->type = (j->type & ~0xFF) | cJSON_Object; return; }
+  if (!cJSON_IsObject(j) && !cJSON_IsArray(j)) return;
+  cJSON_ArrayForEach(x, j) shape(x);
+  if (cJSON_IsObject(j)) sort_members(j);
+}
+
+cJSON *rv_rules_take_extra(const char *expr, const char *name, cJSON *value){
+  const char *rest, *p;
+  size_t len;
+  cJSON *parent = NULL, *node = value, *out;
+  bool dup = false;
+  if (value == NULL || rv_rules_expr_reads(expr, name, &rest, &len) != 2) return NULL;
+  for (p = rest; p < rest + len; ) {             /* ".a.b" */
+    const char *k = ++p;
+    while (p < rest + len && *p != '.') p++;
+    if (!cJSON_IsObject(node)) return NULL;
+    parent = node;
+    node = (cJSON *)unique_member(node, k, (size_t)(p - k), &dup);
+    if (node == NULL) return NULL;               /* absent (null) or twice: eval decides */
+  }
+  if (!shaped_ok(node, 1)) return NULL;
+  if (parent) out = cJSON_DetachItemViaPointer(parent, node);
+  else {                                         /* the whole value: its members move */
+    out = cJSON_IsArray(value) ? cJSON_CreateArray() : cJSON_CreateObject();
+    if (!cJSON_IsArray(value) && !cJSON_IsObject(value)) {
+      cJSON_Delete(out);
+      return NULL;                               /* a scalar answer: copying is cheap */
+    }
+    out->child = value->child;
+    value->child = NULL;
+  }
+  shape(out);
+  return out;
+}
+
 /*--- Public API ---------------------------------------------------------*/
 
 rv_status rv_rules_new(const rv_rules_limits *limits, rv_clock *clock,

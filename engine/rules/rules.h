@@ -70,6 +70,19 @@ rv_status rv_rules_eval(rv_rules *r, const char *expr, const cJSON *vars,
 rv_status rv_rules_eval_extra(rv_rules *r, const char *expr, const cJSON *vars,
                               const char *name, const cJSON *value,
                               cJSON **out /* OUT */, rv_err *err);
+/* What expr reads, for mappings over an answer called name: 0 anything
+** (Lua runs it), 1 no part of name (a text without escapes, or a path
+** over the other variables), 2 a plain path name(.field)*; then *rest is
+** its text after name ("" or ".a.b", not NUL-terminated: *rest_len). */
+int rv_rules_expr_reads(const char *expr, const char *name, const char **rest /* OUT */,
+                        size_t *rest_len /* OUT */);
+/* For an answer the caller owns and drops next: when expr is a plain path
+** over name, the value it names is taken out of value and returned as
+** rv_rules_eval_extra would have copied it (JSON -> Lua -> JSON: members
+** sorted, -0 as 0, an empty array as {}). NULL when it is no such path,
+** the field is absent, or the value would not come back from Lua so
+** (value is then unchanged). Returns: new cJSON, caller frees. */
+cJSON *rv_rules_take_extra(const char *expr, const char *name, cJSON *value);
 /* Same, and take Lua truthiness of the result. */
 rv_status rv_rules_eval_bool(rv_rules *r, const char *expr, const cJSON *vars,
                              bool *out /* OUT */, rv_err *err);

@@ -38,7 +38,8 @@ static rv_status apply_result(rv_ctx *c, rv_inst *in, rv_ei *ei, const rv_node *
   if (n->result_var) rv__vars_set(in, ei, n->result_var, res ? cJSON_Duplicate(res, 1) : cJSON_CreateNull());
   if (n->n_outputs > 0) {
     cJSON *o = NULL;
-    rv_status rc = rv__map(c, in, rv__ei_find(in, key), n->outputs, n->n_outputs, res, &o);
+    rv_status rc = owned ? rv__map_owned(c, in, rv__ei_find(in, key), n->outputs, n->n_outputs, owned, &o)
+                         : rv__map(c, in, rv__ei_find(in, key), n->outputs, n->n_outputs, res, &o);
     if (rc != RV_OK) return rc;
     rv__vars_take(in, rv__ei_find(in, key), o);     /* o is ours: its values move */
     cJSON_Delete(o);

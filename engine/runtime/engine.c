@@ -770,6 +770,7 @@ static rv_status answers_now(rv_ctx *c){
     rv_inst *in;
     rv_ei *ei;
     int64_t id;
+    size_t mark;
     bool answered = false, ok;
     rc = rv__ctx_load(c, nj->inst, &in);
     if (rc != RV_OK) break;
@@ -801,23 +802,24 @@ static rv_status answers_now(rv_ctx *c){
       t.ei = nj->ei;
       t.backoff = nj->backoff_ms;
       t.retries = (int)nj->retries;
-      snprintf(t.state, sizeof t.state, "pending");
-      snprintf(t.elem, sizeof t.elem, "%s", nj->elem);
-      snprintf(t.key, sizeof t.key, "%s", nj->key);
-      snprintf(t.adapter, sizeof t.adapter, "%s", ops->name);
+      rv_strcpy_to(t.state, sizeof t.state, "pending");
+      rv_strcpy_to(t.elem, sizeof t.elem, nj->elem);
+      rv_strcpy_to(t.key, sizeof t.key, nj->key);
+      rv_strcpy_to(t.adapter, sizeof t.adapter, ops->name);
       c->n_answered++;
       c->e->stats.answered_now++;
-      rc = rv__job_result(c, &t, a.outcome, a.result, a.code[0] ? a.code : NULL,
-                          a.message[0] ? a.message : NULL);
-    }
-    if (rc == RV_OK) {
+      /* journaled as given, before its parts move into the case */
       if (ans.len && ans_inst != t.inst) answers_row(c, &ans, ans_inst);
+      mark = ans.len;
       rv_buf_add(&ans, ans.len ? "," : "[", 1);
       job_answer_text(&ans, &t, true, a.outcome, a.result, a.code[0] ? a.code : NULL,
                       a.message[0] ? a.message : NULL);
       ans_inst = t.inst;
-      rc = rv__run_queue(c);
+      rc = rv__job_result(c, &t, a.outcome, a.result, a.result, a.code[0] ? a.code : NULL,
+                          a.message[0] ? a.message : NULL);
+      if (rc != RV_OK) ans.len = mark;    /* not applied: not journaled */
     }
+    if (rc == RV_OK) rc = rv__run_queue(c);
     cJSON_Delete(a.result);
     nj = NULL;                            /* run_queue may have moved now_jobs */
   }
@@ -1218,7 +1220,7 @@ static void sub_try(rv_store *st, const char *sql, const char *name, const char 
     best->id = sqlite3_column_int64(s, 0);
     best->inst = sqlite3_column_int64(s, 1);
     best->ei = sqlite3_column_int64(s, 2);
-    snprintf(best->elem, sizeof best->elem, "%s", (const char *)sqlite3_column_text(s, 3));
+    rv_strcpy_to(best->elem, sizeof best->elem, (const char *)sqlite3_column_text(s, 3));
     best->def = sqlite3_column_int64(s, 4);
   }
   sqlite3_reset(s);
@@ -1265,7 +1267,7 @@ rv_status rv_engine_correlate(rv_engine *e, const char *name, const char *key,
     if (sub_find(e->st, name, key, &hit)) {
       sub_inst = hit.inst;
       sub_ei = hit.ei;
-      snprintf(elem, sizeof elem, "%s", hit.elem);
+      rv_strcpy_to(elem, sizeof elem, hit.elem);
       sub_def = hit.def;
     }
   }
@@ -1485,7 +1487,7 @@ rv_status rv_engine_job_result(rv_engine *e, int64_t job_id, rv_job_outcome outc
   rv_status rc = cmd_begin(e, &c, err);
   if (rc != RV_OK) return rc;
   rv__job_row(&c, job_id, &t);
-  rc = rv__job_result(&c, &t, outcome, result, code, message);
+  rc = rv__job_result(&c, &t, outcome, result, NULL, code, message);
   if (rc == RV_OK) journal_job(&c, &t, outcome, result, code, message);
   return cmd_end(&c, rc);
 }

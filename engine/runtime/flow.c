@@ -145,12 +145,25 @@ rv_status rv__job_row_write(rv_ctx *c, int64_t inst, int64_t ei, const char *ele
   return rc;
 }
 
+/* "instance:ei:element[:suffix]" (new string; without printf, as every
+** job of every case builds one) */
+static char *job_key(int64_t inst, int64_t ei, const char *elem, const char *suffix){
+  rv_buf b;
+  rv_buf_init(&b, 0);
+  rv_buf_add_int(&b, inst);
+  rv_buf_add(&b, ":", 1);
+  rv_buf_add_int(&b, ei);
+  rv_buf_add(&b, ":", 1);
+  rv_buf_adds(&b, elem);
+  if (suffix) { rv_buf_add(&b, ":", 1); rv_buf_adds(&b, suffix); }
+  return rv_buf_take(&b);
+}
+
 rv_status rv__create_job(rv_ctx *c, rv_inst *in, rv_ei *ei, const char *adapter,
                          const cJSON *input, int retries, const char *backoff, bool notify,
                          const char *keysuffix){
   const rv_node *n = rv__node(in, ei->node);
-  char *key = keysuffix ? rv_asprintf("%lld:%lld:%s:%s", (long long)in->id, (long long)ei->key, n->id, keysuffix)
-                        : rv_asprintf("%lld:%lld:%s", (long long)in->id, (long long)ei->key, n->id);
+  char *key = job_key(in->id, ei->key, n->id, keysuffix);
   char *text = rv_json_print(input);
   rv_duration d;
   int64_t backoff_ms = 10000;
@@ -937,7 +950,7 @@ void rv__job_row(rv_ctx *c, int64_t job_id, rv_job_row *j){
 }
 
 rv_status rv__job_result(rv_ctx *c, const rv_job_row *j, rv_job_outcome o,
-                         const cJSON *result, const char *code, const char *msg){
+                         const cJSON *result, cJSON *owned, const char *code, const char *msg){
   int64_t job_id = j->id, inst = j->inst, key = j->ei, backoff = j->backoff;
   int attempts = j->attempts + 1, retries = j->retries;
   bool notify = j->notify, pending = j->pending;
@@ -1004,7 +1017,8 @@ rv_status rv__job_result(rv_ctx *c, const rv_job_row *j, rv_job_outcome o,
   }
   ei->side &= ~RV_SIDE_JOB;      /* its one job is done: nothing to cancel on leaving */
   rv__history(c, in, "JOB_COMPLETED", ei->node, key, NULL);
-  rc = rv__apply_result(c, in, ei, rv__node(in, ei->node), result);
+  rc = owned ? rv__apply_result_owned(c, in, ei, rv__node(in, ei->node), owned)
+             : rv__apply_result(c, in, ei, rv__node(in, ei->node), result);
   if (rc != RV_OK) {
     if (!is_user_failure(rc)) return rc;
     return rv__incident(c, in, rv__ei_find(in, key), "mapping", 0, c->err->msg);

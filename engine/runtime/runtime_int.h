@@ -267,8 +267,10 @@ typedef struct rv_timer_row {
 } rv_timer_row;
 void      rv__job_row(rv_ctx *c, int64_t job_id, rv_job_row *j);
 void      rv__timer_row(rv_ctx *c, int64_t timer_id, rv_timer_row *t);
+/* owned: NULL, or result itself when the caller drops it next (its parts
+** may then move into the case: rv__apply_result_owned). */
 rv_status rv__job_result(rv_ctx *c, const rv_job_row *j, rv_job_outcome o,
-                         const cJSON *result, const char *code, const char *msg);
+                         const cJSON *result, cJSON *owned, const char *code, const char *msg);
 rv_status rv__fire_timer(rv_ctx *c, const rv_timer_row *t);
 
 /*--- elements.c: one handler per element kind ---*/
@@ -307,6 +309,11 @@ rv_status rv__eval_bool(rv_ctx *c, rv_inst *in, rv_ei *ei, const char *expr, boo
 ** visible as the global `result`. */
 rv_status rv__map(rv_ctx *c, rv_inst *in, rv_ei *ei, const rv_mapping *m, int n,
                   const cJSON *result, cJSON **out);
+/* The same over an answer the caller owns and drops next: values named by
+** plain paths (result.person) are taken out of it, not copied, when no
+** mapping runs Lua and no two paths overlap (rv_rules_take_extra). */
+rv_status rv__map_owned(rv_ctx *c, rv_inst *in, rv_ei *ei, const rv_mapping *m, int n,
+                        cJSON *result, cJSON **out);
 /* "{name}" placeholders replaced by variable values. New string. */
 char     *rv__render(const char *tmpl, const cJSON *vars);
 

@@ -102,17 +102,44 @@ rv_status rv__eval_bool(rv_ctx *c, rv_inst *in, rv_ei *ei, const char *expr, boo
   return rc;
 }
 
-rv_status rv__map(rv_ctx *c, rv_inst *in, rv_ei *ei, const rv_mapping *m, int n,
-                  const cJSON *result, cJSON **out){
+/* Whether the mappings may take their values out of the answer instead of
+** copying them: none runs Lua (which could read any part of it), and no
+** two paths over it overlap (result.a and result.a.b, or result itself). */
+static bool may_take(const rv_mapping *m, int n){
+  enum { MAXP = 16 };
+  const char *rest[MAXP];
+  size_t len[MAXP];
+  int np = 0;
+  for (int i = 0; i < n; i++) {
+    const char *r;
+    size_t l;
+    int k = rv_rules_expr_reads(m[i].expr, "result", &r, &l);
+    if (k == 0 || (k == 2 && np == MAXP)) return false;
+    if (k != 2) continue;
+    for (int j = 0; j < np; j++) {
+      const char *a = l <= len[j] ? r : rest[j], *b = l <= len[j] ? rest[j] : r;
+      size_t la = l <= len[j] ? l : len[j], lb = l <= len[j] ? len[j] : l;
+      if (memcmp(a, b, la) == 0 && (la == lb || b[la] == '.')) return false;
+    }
+    rest[np] = r;
+    len[np++] = l;
+  }
+  return true;
+}
+
+static rv_status map(rv_ctx *c, rv_inst *in, rv_ei *ei, const rv_mapping *m, int n,
+                     const cJSON *result, cJSON *takeable, cJSON **out){
   cJSON *owned = NULL;
   const cJSON *vars = rv__vars_view(in, ei, &owned);
   cJSON *o = cJSON_CreateObject();
   rv_status rc = RV_OK;
+  bool take = takeable != NULL && may_take(m, n);
   *out = NULL;
   for (int i = 0; i < n && rc == RV_OK; i++) {
-    cJSON *v = NULL;
+    cJSON *v = take ? rv_rules_take_extra(m[i].expr, "result", takeable) : NULL;
     /* `result` (an answer being mapped) is one more variable, over the others */
-    rc = rv_rules_eval_extra(in->def->rules, m[i].expr, vars, "result", result, &v, c->err);
+    if (v == NULL)
+      rc = rv_rules_eval_extra(in->def->rules, m[i].expr, vars, "result", result, &v, c->err);
     if (rc == RV_OK) {
       cJSON_DeleteItemFromObjectCaseSensitive(o, m[i].target);
       cJSON_AddItemToObject(o, m[i].target, v);
@@ -122,6 +149,16 @@ rv_status rv__map(rv_ctx *c, rv_inst *in, rv_ei *ei, const rv_mapping *m, int n,
   if (rc != RV_OK) { cJSON_Delete(o); return rc; }
   *out = o;
   return RV_OK;
+}
+
+rv_status rv__map(rv_ctx *c, rv_inst *in, rv_ei *ei, const rv_mapping *m, int n,
+                  const cJSON *result, cJSON **out){
+  return map(c, in, ei, m, n, result, NULL, out);
+}
+
+rv_status rv__map_owned(rv_ctx *c, rv_inst *in, rv_ei *ei, const rv_mapping *m, int n,
+                        cJSON *result, cJSON **out){
+  return map(c, in, ei, m, n, result, result, out);
 }
 
 char *rv__render(const char *tmpl, const cJSON *vars){

@@ -973,6 +973,39 @@ static void test_answers_now(void **state){
   (void)err;
 }
 
+/* Output mappings over an answer given inside the command take their values
+** out of it when they can; the case's variables, the journaled answer and a
+** replay must be as when they are copied (overlapping paths and Lua copy). */
+static void test_answer_mappings(void **state){
+  live l;
+  char path[600];
+  int64_t a, b, c;
+  (void)state;
+  rv_adapter_register(&lookup_ops);
+  live_answer_now = true;
+  live_open(&l);
+  live_answer_now = false;
+  deploy(&l, FIX "lookup.bpmn");
+  a = start(&l, "m1", "lookup_take", "{\"n\":3}");
+  b = start(&l, "m2", "lookup_overlap", "{\"n\":4}");
+  c = start(&l, "m3", "lookup_lua", "{\"n\":5}");
+#define VAR(path) "SELECT count(*) FROM instances WHERE id=? AND status='completed' AND " path
+  assert_int_equal(count_of(&l, VAR("json_extract(state, '$.eis[0].v.n1')=6"
+                                    " AND json_extract(state, '$.eis[0].v.label')='taken'"), a), 1);
+  assert_int_equal(count_of(&l, VAR("json_extract(state, '$.eis[0].v.n1')=8"
+                                    " AND json_extract(state, '$.eis[0].v.whole')='{\"n\":8}'"), b), 1);
+  assert_int_equal(count_of(&l, VAR("json_extract(state, '$.eis[0].v.n1')=10"
+                                    " AND json_extract(state, '$.eis[0].v.n2')=100"), c), 1);
+#undef VAR
+  assert_int_equal(count_of(&l, "SELECT count(*) FROM journal WHERE instance_id=? AND command='answers'"
+                                " AND json_extract(payload, '$[0].result.n')=6", a), 1);
+  assert_int_equal(count_of(&l, "SELECT count(*) FROM incidents", 0), 0);
+  snprintf(path, sizeof path, "%s/take.rec.jsonl", l.dir); record(&l, a, path); replay_identical(path);
+  snprintf(path, sizeof path, "%s/overlap.rec.jsonl", l.dir); record(&l, b, path); replay_identical(path);
+  live_close(&l);
+  rv_adapter_unregister(&lookup_ops);
+}
+
 /* The SMS an element sends is retried as the element says (rv:smsRetries,
 ** rv:smsRetryBackoff); without them, 5 attempts a minute apart. */
 static void test_sms_retry_policy(void **state){
@@ -1166,6 +1199,7 @@ int main(int argc, char **argv){
     cmocka_unit_test(test_rolled_back_deploy),
     cmocka_unit_test(test_sms_retry_policy),
     cmocka_unit_test(test_notify_incident),
+    cmocka_unit_test(test_answer_mappings),
   };
   if (argc == 3 && strcmp(argv[1], "--write") == 0) { write_recordings(argv[2]); return 0; }
   return cmocka_run_group_tests(tests, setup_recordings, teardown_recordings);

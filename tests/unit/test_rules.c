@@ -873,6 +873,80 @@ static void simple_expressions_match_lua(void **state){
   cJSON_Delete(res);
 }
 
+/* A path over an answer the caller drops is taken out of it (not copied)
+** and must equal what Lua gives for the same text in parentheses; what it
+** cannot take (no such path, absent, duplicate members, non-finite, Lua)
+** leaves the answer as it was. rv_rules_expr_reads classifies mappings. */
+static void take_matches_lua(void **state){
+  fx *f = *state;
+  static const char *const answer =
+    "{\"found\":true,\"n\":-0.0,\"person\":{\"z\":1,\"a\":[3,2],\"e\":[],\"m\":{\"y\":-0.0,\"b\":\"x\"}},"
+    "\"list\":[{\"k\":2,\"c\":1},[],null],\"deep\":{\"d\":{\"k\":\"v\"}},\"empty\":[]}";
+  static const char *const answer_dup = "{\"found\":true,\"dup\":{\"k\":1,\"k\":2},\"ok\":{\"a\":1}}";
+  static const char *const exprs[] = {
+    "result", "result.person", " result.person.m ", "result.found", "result.n", "result.list",
+    "result.deep.d", "result.deep.d.k", "result.empty", "result.person.a",
+  };
+  static const char *const untaken[] = {
+    "result.nope", "result.dup", "result.dup.k", "result", "result.found.x", "'text'", "person",
+    "result.ok + 1", "result['ok']", "(result)", "result.",
+  };
+  for (size_t i = 0; i < sizeof exprs / sizeof exprs[0]; i++) {
+    cJSON *ans = cJSON_Parse(answer), *lua = NULL, *took, *after = NULL;
+    char paren[64], *x, *y;
+    rv_err e;
+    snprintf(paren, sizeof paren, "(%s)", exprs[i]);
+    assert_int_equal(rv_rules_eval_extra(f->r, paren, NULL, "result", ans, &lua, &e), RV_OK);
+    took = rv_rules_take_extra(exprs[i], "result", ans);
+    if (took == NULL) fail_msg("%s: not taken", exprs[i]);
+    x = cJSON_PrintUnformatted(took);
+    y = cJSON_PrintUnformatted(lua);
+    if (strcmp(x, y) != 0) fail_msg("%s: took %s, Lua gives %s", exprs[i], x, y);
+    free(x); free(y);
+    /* gone from the answer: Lua now sees nil there (or an empty answer) */
+    assert_int_equal(rv_rules_eval_extra(f->r, paren, NULL, "result", ans, &after, &e), RV_OK);
+    if (i == 0) assert_null(ans->child);
+    else assert_true(cJSON_IsNull(after));
+    cJSON_Delete(after);
+    cJSON_Delete(took);
+    cJSON_Delete(lua);
+    cJSON_Delete(ans);
+  }
+  for (size_t i = 0; i < sizeof untaken / sizeof untaken[0]; i++) {
+    cJSON *ans = cJSON_Parse(answer_dup);
+    char *x;
+    assert_null(rv_rules_take_extra(untaken[i], "result", ans));
+    x = cJSON_PrintUnformatted(ans);           /* (cJSON_Compare differs on duplicates) */
+    if (strcmp(x, answer_dup) != 0) fail_msg("%s: the answer changed: %s", untaken[i], x);
+    free(x);
+    cJSON_Delete(ans);
+  }
+  {                                              /* a non-finite number stays, and Lua decides */
+    cJSON *ans = cJSON_CreateObject();
+    cJSON_AddNumberToObject(cJSON_AddObjectToObject(ans, "p"), "x", 1.0 / 0.0);
+    assert_null(rv_rules_take_extra("result.p", "result", ans));
+    assert_non_null(cJSON_GetObjectItemCaseSensitive(ans, "p"));
+    cJSON_Delete(ans);
+  }
+  {
+    const char *rest;
+    size_t len;
+    assert_int_equal(rv_rules_expr_reads("result.person.addr", "result", &rest, &len), 2);
+    assert_int_equal(len, 12);
+    assert_memory_equal(rest, ".person.addr", 12);
+    assert_int_equal(rv_rules_expr_reads(" result ", "result", &rest, &len), 2);
+    assert_int_equal(len, 0);
+    assert_int_equal(rv_rules_expr_reads("results.x", "result", &rest, &len), 1);
+    assert_int_equal(rv_rules_expr_reads("mg.window_months", "result", &rest, &len), 1);
+    assert_int_equal(rv_rules_expr_reads("'person'", "result", &rest, &len), 1);
+    assert_int_equal(rv_rules_expr_reads("'it''s'", "result", &rest, &len), 0);
+    assert_int_equal(rv_rules_expr_reads("'a\\\\b'", "result", &rest, &len), 0);
+    assert_int_equal(rv_rules_expr_reads("result.a or 1", "result", &rest, &len), 0);
+    assert_int_equal(rv_rules_expr_reads("f(result)", "result", &rest, &len), 0);
+    assert_int_equal(rv_rules_expr_reads("nil", "result", &rest, &len), 0);
+  }
+}
+
 int main(void){
   const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(eval_basics, setup, teardown),
@@ -896,6 +970,7 @@ int main(void){
     cmocka_unit_test_setup_teardown(lazy_args_stale, setup, teardown),
     cmocka_unit_test(lazy_args_limits),
     cmocka_unit_test_setup_teardown(simple_expressions_match_lua, setup, teardown),
+    cmocka_unit_test_setup_teardown(take_matches_lua, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -809,6 +809,16 @@ static const rv_adapter_ops lookup_ops = { .name = "lookup", .invoke = lookup_in
 
 static int64_t count_of(live *l, const char *sql, int64_t inst){ return q1(l, sql, inst, NULL); }
 
+/* A live engine that answers inside the command, with lookup.bpmn and the
+** lookup adapter (unregistered by the caller). */
+static void lookup_open(live *l){
+  rv_adapter_register(&lookup_ops);
+  live_answer_now = true;
+  live_open(l);
+  live_answer_now = false;
+  deploy(l, FIX "lookup.bpmn");
+}
+
 #define JOBS_IN(state) "SELECT count(*) FROM jobs WHERE instance_id=? AND state='" state "'"
 #define CHECK_OPEN "SELECT count(*) FROM tasks WHERE instance_id=? AND element_id='check' AND state='open'"
 
@@ -826,11 +836,7 @@ static void test_answers_now(void **state){
   int64_t a, bad, later, answered0, t;
   char path[600];
   (void)state;
-  rv_adapter_register(&lookup_ops);
-  live_answer_now = true;
-  live_open(&l);
-  live_answer_now = false;
-  deploy(&l, FIX "lookup.bpmn");
+  lookup_open(&l);
   answered0 = rv_engine_stats_get(l.e)->answered_now;
 
   /* both lookups answered before the start returns: no drain */
@@ -981,11 +987,7 @@ static void test_answer_mappings(void **state){
   char path[600];
   int64_t a, b, c;
   (void)state;
-  rv_adapter_register(&lookup_ops);
-  live_answer_now = true;
-  live_open(&l);
-  live_answer_now = false;
-  deploy(&l, FIX "lookup.bpmn");
+  lookup_open(&l);
   a = start(&l, "m1", "lookup_take", "{\"n\":3}");
   b = start(&l, "m2", "lookup_overlap", "{\"n\":4}");
   c = start(&l, "m3", "lookup_lua", "{\"n\":5}");

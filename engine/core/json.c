@@ -57,10 +57,17 @@ static void put_string(rv_buf *b, const char *s){
 
 /* pre (unless 0), s quoted, post (unless 0). A state is mostly short strings
 ** without escapes: those take one append instead of three or more. */
+/* 1 for the bytes a JSON string cannot hold as they are (NUL ends it) */
+static const unsigned char NEEDS_ESCAPE[256] = {
+  1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1, 1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,
+  0,0,1,0,0,0,0,0,0,0,0,0,0,0,0,0, 0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,
+  0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0, 0,0,0,0,0,0,0,0,0,0,0,0,1,0,0,0,
+};
+
 static void put_quoted(rv_buf *b, const char *s, char pre, char post){
   char tmp[256];
   size_t n = 0, o = 0;
-  while (s[n] && (unsigned char)s[n] >= 0x20 && s[n] != '"' && s[n] != '\\') n++;
+  while (!NEEDS_ESCAPE[(unsigned char)s[n]]) n++;
   if (s[n] == 0 && n + 4 <= sizeof tmp) {
     if (pre) tmp[o++] = pre;
     tmp[o++] = '"';

@@ -1526,8 +1526,9 @@ static bool lua_keyword(const char *s, size_t n){
     "and", "break", "do", "else", "elseif", "end", "false", "for", "function", "goto", "if",
     "in", "local", "nil", "not", "or", "repeat", "return", "then", "true", "until", "while",
   };
+  if (n < 2 || n > 8 || s[0] < 'a' || s[0] > 'w') return false;     /* most names */
   for (size_t i = 0; i < sizeof kw / sizeof kw[0]; i++)
-    if (strlen(kw[i]) == n && memcmp(kw[i], s, n) == 0) return true;
+    if (kw[i][0] == s[0] && strncmp(kw[i], s, n) == 0 && kw[i][n] == 0) return true;
   return false;
 }
 

@@ -55,16 +55,18 @@ const cJSON *rv__vars_view(rv_inst *in, rv_ei *ei, cJSON **owned){
 
 void rv__vars_set(rv_inst *in, rv_ei *ei, const char *name, cJSON *value){
   rv_ei *target = NULL, *mi = NULL, *root = NULL;
+  cJSON *old = NULL;
   for (rv_ei *x = ei; x != NULL; x = x->parent ? rv__ei_find(in, x->parent) : NULL) {
-    if (x->vars && cJSON_GetObjectItemCaseSensitive(x->vars, name)) { target = x; break; }
+    if (x->vars && (old = cJSON_GetObjectItemCaseSensitive(x->vars, name)) != NULL) { target = x; break; }
     if (x->mi_inner && mi == NULL) mi = x;
     if (x->node < 0) root = x;
   }
   if (target == NULL) target = mi ? mi : root;
-  if (target == NULL) target = rv__ei_find(in, 1);
+  if (target == NULL && (target = rv__ei_find(in, 1)) != NULL && target->vars)
+    old = cJSON_GetObjectItemCaseSensitive(target->vars, name);     /* not on the way up */
   if (target == NULL) { cJSON_Delete(value); return; }
   if (target->vars == NULL) target->vars = cJSON_CreateObject();
-  cJSON_DeleteItemFromObjectCaseSensitive(target->vars, name);
+  if (old) cJSON_Delete(cJSON_DetachItemViaPointer(target->vars, old));   /* found above: no second scan */
   cJSON_AddItemToObject(target->vars, name, value);
   in->dirty = true;
 }

@@ -93,7 +93,20 @@ struct rv_rules {
   const cJSON    *larg_vars;      /* the variables of the rv:function call running */
   const void     *larg_ptr;       /* ... its argument table (push_lazy_arg) */
   bool            larg_full;      /* ... every variable already converted */
+  struct lprox   *lprox;          /* ... the objects inside it read so far (lprox_push) */
+  int             n_lprox, cap_lprox;
 };
+
+/* An object inside an rv:function's argument, a table converted member by
+** member as the function reads it (like the argument itself). */
+typedef struct lprox {
+  const void    *t;               /* the table (lua_topointer) */
+  const cJSON   *obj;
+  int            depth;           /* of obj */
+  int            n;               /* members of obj */
+  unsigned char *seen;            /* per member: read, written or converted */
+  bool           full;
+} lprox;
 
 static char json_null_tag;         /* &json_null_tag is json.null */
 #define JSON_NULL ((void *)&json_null_tag)
@@ -270,6 +283,109 @@ static bool is_larg(lua_State *L, int idx){
   return r->larg_ptr != NULL && lua_topointer(L, idx) == r->larg_ptr;
 }
 
+/* Nested objects of the argument are converted on first read too: a rule
+** reads the role of a person record, not its fifteen fields. Each such
+** table shares the argument's metatable and is known by its address while
+** the call runs (anchored in a registry table, so no new table can take
+** the address); reads, writes, pairs, next, rawget, rawset and turning it
+** into JSON behave as on the argument itself. Arrays, and objects beyond
+** LPROX_MAX per call, are converted whole as before. */
+#define LPROX_MAX 256
+static char lprox_anchor_key;           /* registry: the call's nested tables */
+
+static lprox *lprox_of(lua_State *L, int idx){
+  rv_rules *r = getr(L);
+  const void *t;
+  if (r->n_lprox == 0 || r->larg_ptr == NULL || lua_type(L, idx) != LUA_TTABLE) return NULL;
+  t = lua_topointer(L, idx);
+  for (int i = r->n_lprox - 1; i >= 0; i--)
+    if (r->lprox[i].t == t) return &r->lprox[i];
+  return NULL;
+}
+
+static void lprox_reset(rv_rules *r){
+  for (int i = 0; i < r->n_lprox; i++) rv_free(r->lprox[i].seen);
+  r->n_lprox = 0;
+}
+
+/* Push v as a read of the argument gives it: an object with members as a
+** table converted on demand, anything else converted whole. */
+static void lprox_push(lua_State *L, const cJSON *v, int depth){   /* [-0, +1, e] */
+  rv_rules *r = getr(L);
+  lprox *p;
+  int n;
+  if (!cJSON_IsObject(v) || v->child == NULL || r->larg_ptr == NULL || r->n_lprox >= LPROX_MAX) {
+    push_json(L, v, depth);
+    return;
+  }
+  if (depth > JSON_MAX_DEPTH) luaL_error(L, "JSON nesting deeper than %d", JSON_MAX_DEPTH);
+  n = cJSON_GetArraySize(v);
+  luaL_checkstack(L, 4, "variables");
+  lua_createtable(L, 0, 4);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &larg_mt_key);
+  lua_setmetatable(L, -2);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &lprox_anchor_key);
+  lua_pushvalue(L, -2);
+  lua_rawseti(L, -2, (lua_Integer)r->n_lprox + 1);
+  lua_pop(L, 1);
+  if (r->n_lprox == r->cap_lprox) {
+    r->cap_lprox = r->cap_lprox ? r->cap_lprox * 2 : 16;
+    r->lprox = rv_realloc(r->lprox, sizeof *r->lprox * (size_t)r->cap_lprox);
+  }
+  p = &r->lprox[r->n_lprox++];
+  p->t = lua_topointer(L, -1);
+  p->obj = v;
+  p->depth = depth;
+  p->n = n;
+  p->seen = rv_calloc((size_t)n, 1);
+  p->full = false;
+}
+
+/* Mark every member named k seen; the index of the last one (the one a
+** whole conversion keeps, as setfield overwrites), or -1. */
+static int lprox_mark(lprox *p, const char *k){
+  const cJSON *c;
+  int i = 0, last = -1;
+  for (c = p->obj->child; c; c = c->next, i++)
+    if (c->string && strcmp(c->string, k) == 0) { last = i; p->seen[i] = 1; }
+  return last;
+}
+
+static bool lprox_seen(const lprox *p, const char *k){
+  const cJSON *c;
+  int i = 0;
+  for (c = p->obj->child; c; c = c->next, i++)
+    if (c->string && strcmp(c->string, k) == 0) return p->seen[i];
+  return false;
+}
+
+static const cJSON *lprox_member(const lprox *p, int i){
+  const cJSON *c = p->obj->child;
+  while (i-- > 0 && c) c = c->next;
+  return c;
+}
+
+/* Convert every member of the nested table at idx not seen yet. */
+static void lprox_fill(lua_State *L, lprox *p, int idx){   /* [-0, +0, e] */
+  const cJSON *c;
+  int i = 0;
+  rv_rules *r = getr(L);
+  if (p->full) return;
+  p->full = true;
+  idx = lua_absindex(L, idx);
+  luaL_checkstack(L, 4, "variables");
+  for (c = p->obj->child; c; c = c->next, i++) {
+    int last;
+    ptrdiff_t at = p - r->lprox;
+    if (p->seen[i] || c->string == NULL) continue;
+    last = lprox_mark(p, c->string);
+    lua_pushstring(L, c->string);
+    lprox_push(L, lprox_member(p, last), p->depth + 1);   /* may move r->lprox */
+    p = r->lprox + at;
+    lua_rawset(L, idx);
+  }
+}
+
 /* Mark the string key at idx seen; true if it was not seen before. */
 static bool larg_mark(lua_State *L, int key){     /* [-0, +0, m] */
   bool fresh;
@@ -292,6 +408,8 @@ static bool larg_mark(lua_State *L, int key){     /* [-0, +0, m] */
 static void larg_fill(lua_State *L, int idx){    /* [-0, +0, m] */
   rv_rules *r = getr(L);
   const cJSON *c;
+  lprox *p = lprox_of(L, idx);
+  if (p) { lprox_fill(L, p, idx); return; }
   if (!is_larg(L, idx) || r->larg_full || r->larg_vars == NULL) return;
   idx = lua_absindex(L, idx);
   luaL_checkstack(L, 6, "variables");
@@ -305,7 +423,7 @@ static void larg_fill(lua_State *L, int idx){    /* [-0, +0, m] */
     lua_pushvalue(L, -1);
     lua_pushboolean(L, 1);
     lua_rawset(L, -4);                       /* seen[k] = true */
-    push_json(L, c, 1);
+    lprox_push(L, c, 1);
     lua_rawset(L, idx);                      /* t[k] = value */
   }
   lua_pop(L, 1);
@@ -314,8 +432,8 @@ static void larg_fill(lua_State *L, int idx){    /* [-0, +0, m] */
 
 /* An __index(t, key) answer: v converted, and kept in t under key so it
 ** is converted once per call. */
-static int push_kept(lua_State *L, const cJSON *v){
-  push_json(L, v, 1);
+static int push_kept(lua_State *L, const cJSON *v, int depth){
+  lprox_push(L, v, depth);
   lua_pushvalue(L, 2);
   lua_pushvalue(L, -2);
   lua_rawset(L, 1);
@@ -324,17 +442,38 @@ static int push_kept(lua_State *L, const cJSON *v){
 
 static int l_larg_index(lua_State *L){         /* (t, key) */
   rv_rules *r = getr(L);
-  if (lua_type(L, 2) == LUA_TSTRING && is_larg(L, 1) && !r->larg_full &&
-      r->larg_vars != NULL && larg_mark(L, 2)) {
+  lprox *p;
+  if (lua_type(L, 2) != LUA_TSTRING) {
+    lua_pushnil(L);
+    return 1;
+  }
+  if ((p = lprox_of(L, 1)) != NULL) {             /* a nested object */
+    const char *k = lua_tostring(L, 2);
+    int i;
+    if (!p->full && !lprox_seen(p, k) && (i = lprox_mark(p, k)) >= 0)
+      return push_kept(L, lprox_member(p, i), p->depth + 1);
+    lua_pushnil(L);
+    return 1;
+  }
+  if (is_larg(L, 1) && !r->larg_full && r->larg_vars != NULL && larg_mark(L, 2)) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(r->larg_vars, lua_tostring(L, 2));
-    if (v != NULL) return push_kept(L, v);
+    if (v != NULL) return push_kept(L, v, 1);
   }
   lua_pushnil(L);
   return 1;
 }
 
+/* A write or rawset of key (string, at index key) into the table at t:
+** that member is never converted over it. */
+static void larg_written(lua_State *L, int t, int key){
+  lprox *p;
+  if (lua_type(L, key) != LUA_TSTRING) return;
+  if ((p = lprox_of(L, t)) != NULL) lprox_mark(p, lua_tostring(L, key));
+  else if (is_larg(L, t)) larg_mark(L, key);
+}
+
 static int l_larg_newindex(lua_State *L){      /* (t, key, value) */
-  if (lua_type(L, 2) == LUA_TSTRING && is_larg(L, 1)) larg_mark(L, 2);
+  larg_written(L, 1, 2);
   lua_settop(L, 3);
   lua_rawset(L, 1);
   return 0;
@@ -374,6 +513,9 @@ static void push_lazy_arg(lua_State *L, const cJSON *vars){  /* [-0, +1, m] */
   rv_rules *r = getr(L);
   lua_newtable(L);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &larg_seen_key);
+  lua_newtable(L);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &lprox_anchor_key);
+  lprox_reset(r);
   lua_createtable(L, 0, 8);
   lua_rawgetp(L, LUA_REGISTRYINDEX, &larg_mt_key);
   lua_setmetatable(L, -2);
@@ -538,7 +680,7 @@ static int l_rawset(lua_State *L){
   luaL_checkany(L, 2);
   luaL_checkany(L, 3);
   if (is_frozen(L, 1)) return l_readonly(L);
-  if (lua_type(L, 2) == LUA_TSTRING && is_larg(L, 1)) larg_mark(L, 2);
+  larg_written(L, 1, 2);
   lua_settop(L, 3);
   lua_rawset(L, 1);
   return 1;
@@ -1241,7 +1383,7 @@ static int l_lazy_index(lua_State *L){           /* (env, key) */
     const char *k = lua_tostring(L, 2);
     const cJSON *v = r->lazy_xname && strcmp(k, r->lazy_xname) == 0 ? r->lazy_xval
                    : cJSON_GetObjectItemCaseSensitive(r->lazy_vars, k);
-    if (v != NULL) return push_kept(L, v);
+    if (v != NULL) return push_kept(L, v, 1);      /* whole: no argument table here */
   }
   lua_getfield(L, LUA_REGISTRYINDEX, "rv.sg");
   lua_pushvalue(L, 2);
@@ -1481,6 +1623,7 @@ static rv_status run_protected(rv_rules *r, struct call *c, bool budget, rv_err 
   r->lazy_xname = NULL;
   r->larg_vars = NULL;                     /* a kept argument table goes stale */
   r->larg_ptr = NULL;
+  lprox_reset(r);                          /* ... and the tables inside it */
   if (st != LUA_OK) {
     const char *msg = lua_tostring(L, -1);
     if (r->killed == KILL_INSTR)
@@ -1788,6 +1931,8 @@ rv_status rv_rules_new(const rv_rules_limits *limits, rv_clock *clock,
 void rv_rules_free(rv_rules *r){
   if (r == NULL) return;
   lua_close(r->L);                         /* no __gc can exist: see setmetatable */
+  lprox_reset(r);
+  rv_free(r->lprox);
   rv_free(r);
 }
 

@@ -703,6 +703,60 @@ static void lazy_args_reads(void **state){
           "\"same\":true}");
 }
 
+/* Objects inside the argument are converted member by member too: each
+** behaves as the argument does (reads once, writes and nil writes stick,
+** pairs/next/rawget/rawset and JSON see it whole, a duplicate member reads
+** as a whole conversion would keep it), and a table kept past its call
+** keeps only what was read. */
+static void lazy_args_nested(void **state){
+  fx *f = *state;
+  static const char *const vars =
+    "{\"p\":{\"role\":\"insured\",\"mobile\":\"0912\",\"addr\":{\"city\":\"Qom\",\"zip\":\"37\"},"
+    "\"dup\":1,\"dup\":2,\"tags\":[\"a\",{\"k\":1}],\"z\":null,\"f\":false}}";
+  add(f->r, "ln",
+      "local M = {}\n"
+      "local kept\n"
+      "function M.reads(v)\n"
+      "  local p = v.p\n"
+      "  return { role = p.role, city = p.addr.city, dup = p.dup, z = p.z == null, f = p.f,\n"
+      "           none = p.nope == nil, same = p.addr == v.p.addr, t2 = p.tags[2].k,\n"
+      "           ty = type(p), mt = getmetatable(p) == false }\n"
+      "end\n"
+      "function M.writes(v)\n"
+      "  local p = v.p\n"
+      "  local r1 = p.role\n"
+      "  p.role = nil; p.mobile = nil; p.extra = 'x'; rawset(p, 'f', 'raw')\n"
+      "  p.addr.city = 'Tehran'\n"
+      "  return { r1 = r1, role = p.role == nil, mobile = p.mobile == nil, extra = p.extra,\n"
+      "           f = p.f, city = v.p.addr.city, zip = rawget(p.addr, 'zip') }\n"
+      "end\n"
+      "function M.iter(v)\n"
+      "  local n, keys = 0, {}\n"
+      "  local _ = v.p.role\n"
+      "  for k in pairs(v.p) do n = n + 1; keys[#keys + 1] = k end\n"
+      "  table.sort(keys)\n"
+      "  local nx = next(v.p.addr) ~= nil\n"
+      "  return { n = n, keys = table.concat(keys, ','), nx = nx }\n"
+      "end\n"
+      "function M.ret(v) local p = v.p; p.mobile = nil; p.added = 1; return p end\n"
+      "function M.keep(v) kept = v.p; return kept.role end\n"
+      "function M.stale() return { role = kept.role, city = kept.addr == nil } end\n"
+      "return M\n");
+  call_is(f->r, "ln.reads", vars,
+          "{\"city\":\"Qom\",\"dup\":2,\"f\":false,\"mt\":true,\"none\":true,\"role\":\"insured\","
+          "\"same\":true,\"t2\":1,\"ty\":\"table\",\"z\":true}");
+  call_is(f->r, "ln.writes", vars,
+          "{\"city\":\"Tehran\",\"extra\":\"x\",\"f\":\"raw\",\"mobile\":true,\"r1\":\"insured\","
+          "\"role\":true,\"zip\":\"37\"}");
+  /* dup appears once; z (null) is a key with json.null */
+  call_is(f->r, "ln.iter", vars, "{\"keys\":\"addr,dup,f,mobile,role,tags,z\",\"n\":7,\"nx\":true}");
+  call_is(f->r, "ln.ret", vars,
+          "{\"added\":1,\"addr\":{\"city\":\"Qom\",\"zip\":\"37\"},\"dup\":2,\"f\":false,"
+          "\"role\":\"insured\",\"tags\":[\"a\",{\"k\":1}],\"z\":null}");
+  call_is(f->r, "ln.keep", vars, "\"insured\"");
+  call_is(f->r, "ln.stale", "{}", "{\"city\":true,\"role\":\"insured\"}");
+}
+
 /* Writes win over the variables for the rest of the call, read or not;
 ** nil assignments stick (also with rawset); nested writes stick. */
 static void lazy_args_writes(void **state){
@@ -965,6 +1019,7 @@ int main(void){
     cmocka_unit_test_setup_teardown(injected_api, setup, teardown),
     cmocka_unit_test_setup_teardown(determinism, setup, teardown),
     cmocka_unit_test_setup_teardown(lazy_args_reads, setup, teardown),
+    cmocka_unit_test_setup_teardown(lazy_args_nested, setup, teardown),
     cmocka_unit_test_setup_teardown(lazy_args_writes, setup, teardown),
     cmocka_unit_test_setup_teardown(lazy_args_iteration, setup, teardown),
     cmocka_unit_test_setup_teardown(lazy_args_stale, setup, teardown),

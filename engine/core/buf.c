@@ -13,7 +13,7 @@ void rv_buf_fini(rv_buf *b){
   rv_free(b->p);
   b->p = NULL; b->len = b->cap = 0;
 }
-bool rv_buf_add(rv_buf *b, const char *s, size_t n){
+bool rv_buf_add_slow(rv_buf *b, const char *s, size_t n){
   if (b->toobig) return false;
   if (b->len + n + 1 > b->max) { b->toobig = true; return false; }
   if (b->len + n + 1 > b->cap) {

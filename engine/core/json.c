@@ -64,6 +64,12 @@ static const unsigned char NEEDS_ESCAPE[256] = {
   0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0, 0,0,0,0,0,0,0,0,0,0,0,0,1,0,0,0,
 };
 
+size_t rv_json_plain_len(const char *s){
+  size_t n = 0;
+  while (!NEEDS_ESCAPE[(unsigned char)s[n]]) n++;
+  return n;
+}
+
 static void put_quoted(rv_buf *b, const char *s, char pre, char post){
   char tmp[256];
   size_t n = 0, o = 0;

@@ -19,6 +19,9 @@ struct rv_buf;
 void        rv_json_write(struct rv_buf *b, const cJSON *o);
 /* A JSON string literal (quoted, escaped as cJSON does), appended to b. */
 void        rv_json_write_string(struct rv_buf *b, const char *s);
+/* How many bytes at the start of s a JSON string holds as they are (up to
+** the first NUL, quote, backslash or control byte). */
+size_t      rv_json_plain_len(const char *s);
 /* Value as text for templates: strings bare, others as JSON. Caller frees. */
 char       *rv_json_text(const cJSON *v);
 /* Parse with a depth/size sanity limit; NULL when invalid. */

@@ -455,9 +455,13 @@ static size_t q_put(char *p, const char *s){
   static const char hex[] = "0123456789abcdef";
   char *o = p;
   *o++ = '"';
-  for (; *s; s++) {
-    unsigned char ch = (unsigned char)*s;
-    if (ch >= 0x20 && ch != '"' && ch != '\\') { *o++ = (char)ch; continue; }
+  for (;; s++) {
+    size_t n = rv_json_plain_len(s);      /* the run that needs no escape */
+    unsigned char ch;
+    memcpy(o, s, n);
+    o += n;
+    s += n;
+    if ((ch = (unsigned char)*s) == 0) break;
     *o++ = '\\';
     switch (ch) {
     case '"':  *o++ = '"'; break;

@@ -431,6 +431,7 @@ static rv_status migrate(rv_store *st, rv_err *err){
 ** larger ones go to malloc. The engine runs SQLite on one thread (the
 ** loop), so the lists take no lock. Not under AddressSanitizer, which
 ** should keep seeing every allocation. */
+#if !defined(__SANITIZE_ADDRESS__)
 #define POOL_STEP  16
 #define POOL_MAX   1024
 typedef union pool_blk { union pool_blk *next; int64_t size; } pool_blk;
@@ -478,13 +479,14 @@ static int pool_init(void *x){ (void)x; return SQLITE_OK; }
 static void pool_shutdown(void *x){ (void)x; }
 
 static void sqlite_memory_setup(void){
-#if !defined(__SANITIZE_ADDRESS__)
   static const sqlite3_mem_methods m = {
     pool_malloc, pool_release, pool_realloc, pool_size, pool_round, pool_init, pool_shutdown, NULL
   };
   sqlite3_config(SQLITE_CONFIG_MALLOC, &m);
-#endif
 }
+#else
+static void sqlite_memory_setup(void){ }
+#endif
 
 rv_status rv_store_open(const char *path, const rv_store_opts *opts,
                         rv_store **out, rv_err *err){

@@ -323,6 +323,19 @@ static rv_status spans_for(const rv_records *r, const char *nid, const rec_span 
   return RV_OK;
 }
 
+/* "yyyy-mm" of a month index (as "%04d-%02d", without printf). */
+static void month_text(char out[16], int i){
+  int y = (i / 12) % 10000, m = i % 12 + 1;
+  out[0] = (char)('0' + y / 1000);
+  out[1] = (char)('0' + y / 100 % 10);
+  out[2] = (char)('0' + y / 10 % 10);
+  out[3] = (char)('0' + y % 10);
+  out[4] = '-';
+  out[5] = (char)('0' + m / 10);
+  out[6] = (char)('0' + m % 10);
+  out[7] = 0;
+}
+
 static rv_status summary_window(const cJSON *req, int *lo, int *hi, char from[16], char to[16], rv_err *err){
   const char *f = rv_json_str(req, "from"), *t = rv_json_str(req, "to"), *b = rv_json_str(req, "before");
   const char *why;
@@ -343,8 +356,8 @@ static rv_status summary_window(const cJSON *req, int *lo, int *hi, char from[16
   }
   if (*lo > *hi) return rv_fail(err, RV_INVALID, "summary: from is after to");
   if (*lo < 0) return rv_fail(err, RV_INVALID, "summary: window starts before year 0");
-  snprintf(from, 16, "%04d-%02d", (*lo / 12) % 10000, *lo % 12 + 1);
-  snprintf(to, 16, "%04d-%02d", (*hi / 12) % 10000, *hi % 12 + 1);
+  month_text(from, *lo);
+  month_text(to, *hi);
   return RV_OK;
 }
 

@@ -533,20 +533,32 @@ static int cmp_keys(const void *a, const void *b){
 
 /* Sort an object's members by key: lua_next order depends on the string
 ** hash seed, which Lua randomises per state. Pure C; never raises. */
+/* Sort n member pointers by key: insertion sort for the few members
+** objects usually have (qsort allocates and calls back), qsort beyond. */
+static void sort_keys(const cJSON **v, int n){
+  if (n > 24) { qsort(v, (size_t)n, sizeof *v, cmp_keys); return; }
+  for (int i = 1; i < n; i++) {
+    const cJSON *x = v[i];
+    int j = i;
+    for (; j > 0 && strcmp(v[j - 1]->string, x->string) > 0; j--) v[j] = v[j - 1];
+    v[j] = x;
+  }
+}
+
 static void sort_members(cJSON *obj){
   int n = cJSON_GetArraySize(obj), i;
-  cJSON **v, *c;
+  cJSON **v, *c, *small[24];
 
   if (n < 2) return;
-  v = rv_malloc(sizeof *v * (size_t)n);
+  v = n <= 24 ? small : rv_malloc(sizeof *v * (size_t)n);
   for (i = 0, c = obj->child; c; c = c->next) v[i++] = c;
-  qsort(v, (size_t)n, sizeof *v, cmp_keys);
+  sort_keys((const cJSON **)v, n);
   for (i = 0; i < n; i++) {
     v[i]->prev = i ? v[i - 1] : v[n - 1];  /* cJSON: head->prev is the tail */
     v[i]->next = i + 1 < n ? v[i + 1] : NULL;
   }
   obj->child = v[0];
-  rv_free(v);
+  if (v != small) rv_free(v);
 }
 
 /* Attach a fresh item to parent (or to *root) before filling it, so an
@@ -1838,14 +1850,15 @@ static bool shaped_ok(const cJSON *j, int depth){
     const cJSON **v;
     bool ok = true;
     if (n > 1) {
-      v = rv_malloc(sizeof *v * (size_t)n);
+      const cJSON *small[24];
+      v = n <= 24 ? small : rv_malloc(sizeof *v * (size_t)n);
       cJSON_ArrayForEach(x, j) {
-        if (x->string == NULL) { rv_free(v); return false; }
+        if (x->string == NULL) { if (v != small) rv_free(v); return false; }
         v[i++] = x;
       }
-      qsort(v, (size_t)n, sizeof *v, cmp_keys);
+      sort_keys(v, n);
       for (i = 0; ok && i + 1 < n; i++) ok = strcmp(v[i]->string, v[i + 1]->string) != 0;
-      rv_free(v);
+      if (v != small) rv_free(v);
       if (!ok) return false;
     }
   }

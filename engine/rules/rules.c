@@ -71,6 +71,17 @@
 
 typedef enum { KILL_NONE = 0, KILL_INSTR, KILL_MEM, KILL_TIME } kill_reason;
 
+/* Lua's small blocks (strings, tables, closures) are kept for reuse in
+** lists per size (l_alloc): Lua tells the size on every free, so no header
+** is needed, and most blocks of a call are freed by the next. The lists
+** belong to one rules object (one Lua state, one thread). */
+#define LSMALL_STEP 16
+#if defined(__SANITIZE_ADDRESS__)
+#define LSMALL_MAX  0             /* AddressSanitizer sees every block */
+#else
+#define LSMALL_MAX  256
+#endif
+
 struct rv_rules {
   lua_State      *L;
   rv_clock       *clock;          /* borrowed */
@@ -95,6 +106,7 @@ struct rv_rules {
   bool            larg_full;      /* ... every variable already converted */
   struct lprox   *lprox;          /* ... the objects inside it read so far (lprox_push) */
   int             n_lprox, cap_lprox;
+  void           *small[LSMALL_MAX / LSMALL_STEP + 1];   /* freed small blocks (l_alloc) */
 };
 
 /* An object inside an rv:function's argument, a table converted member by
@@ -129,13 +141,42 @@ static rv_rules *getr(lua_State *L){
 ** during an evaluation, kills it (sticky, like the instruction budget).
 ** Allocations are also charged to the instruction budget, so copying work
 ** done inside C functions (s:upper(), .., table.concat) is paid for. */
+static void *small_get(rv_rules *r, size_t n){
+  size_t k = (n + LSMALL_STEP - 1) / LSMALL_STEP;
+  void *p;
+  if (n > LSMALL_MAX) return malloc(n);
+  if ((p = r->small[k]) != NULL) { r->small[k] = *(void **)p; return p; }
+  return malloc(k * LSMALL_STEP);
+}
+
+static void small_put(rv_rules *r, void *p, size_t n){
+  size_t k = (n + LSMALL_STEP - 1) / LSMALL_STEP;
+  if (p == NULL) return;
+  if (n > LSMALL_MAX) { free(p); return; }
+  *(void **)p = r->small[k];
+  r->small[k] = p;
+}
+
+/* realloc over the lists: a block stays where its size class stays. */
+static void *small_realloc(rv_rules *r, void *p, size_t osize, size_t nsize){
+  void *q;
+  if (p == NULL) return small_get(r, nsize);
+  if (osize > LSMALL_MAX && nsize > LSMALL_MAX) return realloc(p, nsize);
+  if (osize <= LSMALL_MAX && nsize <= LSMALL_MAX &&
+      (osize + LSMALL_STEP - 1) / LSMALL_STEP == (nsize + LSMALL_STEP - 1) / LSMALL_STEP) return p;
+  if ((q = small_get(r, nsize)) == NULL) return NULL;
+  memcpy(q, p, osize < nsize ? osize : nsize);
+  small_put(r, p, osize);
+  return q;
+}
+
 static void *l_alloc(void *ud, void *ptr, size_t osize, size_t nsize){
   rv_rules *r = ud;
   void *p;
 
   if (ptr == NULL) osize = 0;              /* osize then encodes a type */
   if (nsize == 0) {
-    free(ptr);
+    small_put(r, ptr, osize);
     r->mem_used -= osize;
     return NULL;
   }
@@ -151,7 +192,7 @@ static void *l_alloc(void *ud, void *ptr, size_t osize, size_t nsize){
     }
     return NULL;
   }
-  p = realloc(ptr, nsize);
+  p = small_realloc(r, ptr, osize, nsize);
   if (p == NULL) return NULL;
   r->mem_used = r->mem_used - osize + nsize;
   if (nsize > osize) {
@@ -1946,6 +1987,8 @@ void rv_rules_free(rv_rules *r){
   lua_close(r->L);                         /* no __gc can exist: see setmetatable */
   lprox_reset(r);
   rv_free(r->lprox);
+  for (size_t k = 0; k < sizeof r->small / sizeof r->small[0]; k++)
+    while (r->small[k]) { void *p = r->small[k]; r->small[k] = *(void **)p; free(p); }
   rv_free(r);
 }
 

@@ -572,8 +572,6 @@ static int cmp_keys(const void *a, const void *b){
   return strcmp(x->string, y->string);
 }
 
-/* Sort an object's members by key: lua_next order depends on the string
-** hash seed, which Lua randomises per state. Pure C; never raises. */
 /* Sort n member pointers by key: insertion sort for the few members
 ** objects usually have (qsort allocates and calls back), qsort beyond. */
 static void sort_keys(const cJSON **v, int n){
@@ -586,6 +584,8 @@ static void sort_keys(const cJSON **v, int n){
   }
 }
 
+/* Sort an object's members by key: lua_next order depends on the string
+** hash seed, which Lua randomises per state. Pure C; never raises. */
 static void sort_members(cJSON *obj){
   int n = cJSON_GetArraySize(obj), i;
   cJSON **v, *c, *small[24];
@@ -1827,6 +1827,110 @@ static bool simple_eval(const char *expr, const cJSON *vars, const char *xname,
   return *out != NULL;
 }
 
+/*--- Conditions answered without Lua ---------------------------------------*/
+
+/* Most conditions of the processes compare one variable with a literal
+** (`eligible == true`, `reason_code == "ROLE"`, `blocked ~= true`, `n > 0`),
+** alone or joined by `and`. Those are answered here, as Lua answers them:
+** == and ~= with true, false, a text without escapes or an integer of up
+** to 15 digits (a variable of another type, or none, is simply unequal);
+** <, <=, > and >= only when the variable is a number; clauses from the left,
+** the first false one deciding. Anything else, and any clause whose answer
+** needs Lua (a missing middle field, a global, `== nil` of a missing name,
+** a comparison Lua would refuse), leaves the whole condition to Lua. */
+typedef struct cond_lit { int kind; const char *s; size_t n; double num; } cond_lit;  /* kind: 1 bool, 2 text, 3 number */
+
+static const char *skip_sp(const char *p){ while (*p == ' ' || *p == '\t') p++; return p; }
+
+static bool is_name_start(char c){ return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
+static bool is_name_char(char c){ return is_name_start(c) || (c >= '0' && c <= '9'); }
+
+/* One clause at *pp: path op literal. 1 or 0 its value; -1 when Lua must
+** answer it (it may raise); -2 when it is not of this shape. */
+static int cond_clause(const char **pp, const cJSON *vars){
+  const char *p = skip_sp(*pp);
+  const cJSON *node = NULL;
+  int seg = 0, opk, lua = 0;
+  bool dup = false, missing = false;
+  cond_lit lit = { 0, NULL, 0, 0 };
+  while (true) {                                  /* name(.name)* */
+    const char *k = p;
+    if (!is_name_start(*p)) return -2;
+    while (is_name_char(*p)) p++;
+    if (lua_keyword(k, (size_t)(p - k)) || ++seg > SIMPLE_MAX_SEGS) return -2;
+    if (missing || (seg > 1 && !cJSON_IsObject(node))) lua = 1;   /* nil.x raises; strings have methods */
+    else {
+      node = seg == 1 ? (cJSON_IsObject(vars) ? unique_member(vars, k, (size_t)(p - k), &dup) : NULL)
+                      : unique_member(node, k, (size_t)(p - k), &dup);
+      if (dup) lua = 1;
+      else if (node == NULL) missing = true;      /* nil, or (a first name) a global */
+    }
+    if (*p != '.') break;
+    p++;
+  }
+  p = skip_sp(p);
+  if ((p[0] == '=' || p[0] == '~') && p[1] == '=') { opk = p[0] == '=' ? 0 : 1; p += 2; }
+  else if ((p[0] == '<' || p[0] == '>') && p[1] == '=') { opk = p[0] == '<' ? 3 : 5; p += 2; }
+  else if (p[0] == '<' || p[0] == '>') { opk = p[0] == '<' ? 2 : 4; p += 1; }
+  else return -2;
+  p = skip_sp(p);
+  if (strncmp(p, "true", 4) == 0 && !is_name_char(p[4])) { lit.kind = 1; lit.num = 1; p += 4; }
+  else if (strncmp(p, "false", 5) == 0 && !is_name_char(p[5])) { lit.kind = 1; lit.num = 0; p += 5; }
+  else if (*p == '"' || *p == '\'') {
+    const char *q = p + 1;
+    while (*q && *q != *p && *q != '\\' && *q != '\n' && *q != '\r') q++;
+    if (*q != *p) return -2;
+    lit.kind = 2; lit.s = p + 1; lit.n = (size_t)(q - p - 1);
+    p = q + 1;
+  } else if ((*p >= '0' && *p <= '9') || (*p == '-' && p[1] >= '0' && p[1] <= '9')) {
+    const char *q = p + (*p == '-');
+    double v = 0;
+    int nd = 0;
+    while (*q >= '0' && *q <= '9') { v = v * 10 + (*q - '0'); q++; nd++; }
+    if (nd > 15 || *q == '.' || is_name_char(*q)) return -2;
+    lit.kind = 3; lit.num = *p == '-' ? -v : v;
+    p = q;
+  } else {
+    return -2;                                    /* nil, another name, a call, ... */
+  }
+  *pp = p;
+  if (lua) return -1;
+  if (opk >= 2) {                                 /* order: numbers only */
+    double x;
+    if (missing || !cJSON_IsNumber(node) || lit.kind != 3 || !isfinite(node->valuedouble)) return -1;
+    x = node->valuedouble;
+    return opk == 2 ? x < lit.num : opk == 3 ? x <= lit.num : opk == 4 ? x > lit.num : x >= lit.num;
+  }
+  {
+    bool eq;
+    if (missing) eq = false;                      /* nil or a global: never one of these */
+    else if (lit.kind == 1) eq = cJSON_IsBool(node) && (cJSON_IsTrue(node) != 0) == (lit.num != 0);
+    else if (lit.kind == 2) eq = cJSON_IsString(node) && node->valuestring != NULL &&
+                                 strlen(node->valuestring) == lit.n &&
+                                 memcmp(node->valuestring, lit.s, lit.n) == 0;
+    else eq = cJSON_IsNumber(node) && node->valuedouble == lit.num;
+    return opk == 0 ? eq : !eq;
+  }
+}
+
+/* 1 true, 0 false, -1 for Lua. Every clause must have the shape (Lua
+** compiles all of them); the first false one decides, as `and` stops
+** there, and a clause only Lua can answer before it hands the whole to Lua. */
+static int simple_cond(const char *expr, const cJSON *vars){
+  const char *p = expr;
+  int result = 1;
+  if (vars != NULL && !cJSON_IsObject(vars) && !cJSON_IsNull(vars)) return -1;   /* Lua raises */
+  while (true) {
+    int v = cond_clause(&p, vars);
+    if (v == -2) return -1;
+    if (result == 1) result = v;                  /* still deciding: 1, 0 or -1 */
+    p = skip_sp(p);
+    if (*p == 0) return result;
+    if (strncmp(p, "and", 3) != 0 || is_name_char(p[3])) return -1;
+    p += 3;
+  }
+}
+
 /*--- Taking a path out of an answer the caller drops -------------------------*/
 
 /* The extent of a plain path name(.name)* in expr (spaces around allowed):
@@ -2031,8 +2135,10 @@ rv_status rv_rules_eval_bool(rv_rules *r, const char *expr, const cJSON *vars,
   struct call c = { .op = OP_EVAL_BOOL, .text = expr, .len = expr ? strlen(expr) : 0,
                     .vars = vars };
   rv_status rc;
+  int v;
   *out = false;
   if (expr == NULL) return rv_fail(err, RV_INVALID, "no expression");
+  if ((v = simple_cond(expr, vars)) >= 0) { *out = v == 1; return RV_OK; }
   rc = run_protected(r, &c, true, err);
   if (rc == RV_OK) *out = c.truth;
   return rc;

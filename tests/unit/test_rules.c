@@ -1001,6 +1001,53 @@ static void take_matches_lua(void **state){
   }
 }
 
+/* Conditions of the shape `path op literal [and ...]` are answered without
+** Lua: the answers and the failures must be what Lua gives for the same
+** text in parentheses, which always goes to Lua. */
+static void simple_conditions_match_lua(void **state){
+  fx *f = *state;
+  static const char *const varsets[] = {
+    "{\"eligible\":true,\"no\":false,\"code\":\"ROLE\",\"n\":5,\"x\":5.5,\"neg\":-3,\"z\":0,\"nul\":null,"
+    "\"s\":\"5\",\"o\":{\"a\":{\"b\":true},\"k\":\"v\",\"n\":2},\"arr\":[1],\"dup\":{\"k\":1,\"k\":2},"
+    "\"fa\":\"\\u0641\\u0627\",\"big\":123456789012345}",
+    "{}",
+  };
+  static const char *const exprs[] = {
+    "eligible == true", "eligible ~= true", "eligible == false", "no == false", "no ~= false",
+    "code == \"ROLE\"", "code == 'ROLE'", "code ~= \"DAYS\"", "code == \"role\"", "code == ''",
+    "n == 5", "n ~= 5", "n == 6", "n > 4", "n >= 5", "n < 5", "n <= 4", "x > 5", "x == 5",
+    "neg < 0", "neg == -3", "z == 0", "z == -0", "nul == true", "nul ~= false", "nul == nil",
+    "s == 5", "s == '5'", "s > 4", "missing == true", "missing ~= true", "missing > 1",
+    "missing == nil", "string == true", "math ~= 'x'", "o.k == 'v'", "o.a.b == true",
+    "o.a.c == true", "o.n >= 2", "o.x.y == true", "code.x == 1", "n.x == 1", "arr == true",
+    "dup.k == 1", "dup == true", "fa == 'فا'", "big == 123456789012345", "big > 99",
+    "eligible == true and code == 'ROLE'", "eligible == true and n > 10",
+    "no == true and missing > 1", "eligible == true and missing > 1",
+    "missing > 1 and no == true", "eligible == true and", "eligible == true or no == true",
+    "eligible == true and n", "not eligible", "eligible", "eligible == true == true",
+    "n > 1.5", "n == 0x5", "n == 5e0", "code == \"a\\\"b\"", "eligible==true", "  n  <  9  ",
+    "nil == n", "true == eligible", "n == 1234567890123456", "eligible == trueish",
+    "and == true", "eligible == true and and == 1",
+  };
+  for (size_t k = 0; k < sizeof varsets / sizeof varsets[0]; k++) {
+    cJSON *v = cJSON_Parse(varsets[k]);
+    assert_non_null(v);
+    for (size_t i = 0; i < sizeof exprs / sizeof exprs[0]; i++) {
+      char paren[160];
+      bool a = false, b = false;
+      rv_err ea, eb;
+      rv_status ra, rb;
+      snprintf(paren, sizeof paren, "(%s)", exprs[i]);
+      ra = rv_rules_eval_bool(f->r, exprs[i], v, &a, &ea);
+      rb = rv_rules_eval_bool(f->r, paren, v, &b, &eb);
+      if (ra != rb) fail_msg("%s (vars %zu): %d here, %d in Lua (%s)", exprs[i], k, ra, rb,
+                             rb ? eb.msg : ea.msg);
+      if (ra == RV_OK && a != b) fail_msg("%s (vars %zu): %d here, %d in Lua", exprs[i], k, a, b);
+    }
+    cJSON_Delete(v);
+  }
+}
+
 int main(void){
   const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(eval_basics, setup, teardown),
@@ -1026,6 +1073,7 @@ int main(void){
     cmocka_unit_test(lazy_args_limits),
     cmocka_unit_test_setup_teardown(simple_expressions_match_lua, setup, teardown),
     cmocka_unit_test_setup_teardown(take_matches_lua, setup, teardown),
+    cmocka_unit_test_setup_teardown(simple_conditions_match_lua, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -20,10 +20,17 @@ local function today_key()
   return j.year * 10000 + j.month * 100 + j.day, j
 end
 
+-- each set's effective_from as a number, once (every case asks params_on)
+local FROM = {}
+for i, s in ipairs(SETS) do
+  FROM[i] = jdate_key(s.effective_from)
+  if FROM[i] == nil then error("marriage: bad effective_from " .. tostring(s.effective_from)) end
+end
+
 local function params_on(key)
   local p
-  for _, s in ipairs(SETS) do
-    if jdate_key(s.effective_from) <= key then p = s end
+  for i, s in ipairs(SETS) do
+    if FROM[i] <= key then p = s end
   end
   if p == nil then error("marriage: no parameter set in force on " .. tostring(key)) end
   return p

@@ -99,19 +99,6 @@ static bool check_line(char *const *f, const int col[4], line_in *li, char *why,
 
 /*--- one confirmation ---------------------------------------------------------*/
 
-/* The instance a correlation would reach now (the engine picks the oldest
-** matching subscription, a waiting instance before a start event), or 0. */
-static int64_t waiting_instance(rv_store *st, const char *payment_id){
-  sqlite3_stmt *s = rv_store_stmt(st,
-    "SELECT instance_id FROM subscriptions WHERE kind='message' AND name=?"
-    " AND (corr_key IS NULL OR corr_key=?) ORDER BY instance_id=0, id LIMIT 1");
-  int64_t id = 0;
-  rv_store_bind(s, "tt", RV_BANK_MESSAGE, payment_id);
-  if (sqlite3_step(s) == SQLITE_ROW) id = sqlite3_column_int64(s, 0);
-  sqlite3_reset(s);
-  return id;
-}
-
 /* Whether bank_ref was applied before; imp and line say where. */
 static bool applied_before(rv_store *st, const char *bank_ref, int64_t *imp, int64_t *line){
   sqlite3_stmt *s = rv_store_stmt(st,
@@ -177,7 +164,7 @@ static rv_status confirm(rv_engine *e, const line_in *li, int64_t ttl_ms, const 
              li->bank_ref, (long long)imp, (long long)ln);
     return RV_OK;
   }
-  waiting = waiting_instance(st, li->payment_id);
+  waiting = rv_engine_message_target(e, RV_BANK_MESSAGE, li->payment_id);   /* 0: none waits */
   if (waiting == 0 && paid_before(st, li->payment_id, &imp, &ln)) {
     *outcome = "duplicate";
     snprintf(why, cap, "payment %.128s was already confirmed (import %lld, line %lld) and no one "

@@ -1242,6 +1242,11 @@ static bool sub_find(rv_store *st, const char *name, const char *key, sub_hit *h
   return hit->id != 0;
 }
 
+int64_t rv_engine_message_target(rv_engine *e, const char *name, const char *key){
+  sub_hit hit;
+  return sub_find(e->st, name, key, &hit) ? hit.inst : 0;
+}
+
 rv_status rv_engine_correlate(rv_engine *e, const char *name, const char *key,
                               const cJSON *payload, const char *message_id,
                               int64_t ttl_ms, cJSON **out_result, rv_err *err){

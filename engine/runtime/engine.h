@@ -92,6 +92,9 @@ rv_status rv_engine_complete_task(rv_engine *e, int64_t task_id, const cJSON *da
 rv_status rv_engine_correlate(rv_engine *e, const char *name, const char *key,
                               const cJSON *payload, const char *message_id,
                               int64_t ttl_ms, cJSON **out_result /* OUT */, rv_err *err);
+/* The instance a message (name, key) would reach now, as rv_engine_correlate
+** chooses it: a waiting instance's id, or 0 (a start event, or nothing). */
+int64_t   rv_engine_message_target(rv_engine *e, const char *name, const char *key);
 rv_status rv_engine_signal(rv_engine *e, const char *name, const cJSON *payload,
                            int *out_count /* OUT, may be NULL */, rv_err *err);
 rv_status rv_engine_cancel(rv_engine *e, int64_t instance, rv_err *err);

@@ -55,8 +55,6 @@ static void put_string(rv_buf *b, const char *s){
   rv_buf_add(b, "\"", 1);
 }
 
-/* pre (unless 0), s quoted, post (unless 0). A state is mostly short strings
-** without escapes: those take one append instead of three or more. */
 /* 1 for the bytes a JSON string cannot hold as they are (NUL ends it) */
 static const unsigned char NEEDS_ESCAPE[256] = {
   1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1, 1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,
@@ -70,10 +68,11 @@ size_t rv_json_plain_len(const char *s){
   return n;
 }
 
+/* pre (unless 0), s quoted, post (unless 0). A state is mostly short strings
+** without escapes: those take one append instead of three or more. */
 static void put_quoted(rv_buf *b, const char *s, char pre, char post){
   char tmp[256];
-  size_t n = 0, o = 0;
-  while (!NEEDS_ESCAPE[(unsigned char)s[n]]) n++;
+  size_t n = rv_json_plain_len(s), o = 0;
   if (s[n] == 0 && n + 4 <= sizeof tmp) {
     if (pre) tmp[o++] = pre;
     tmp[o++] = '"';

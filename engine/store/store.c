@@ -45,12 +45,12 @@ static const char *const rl_sql[MAX_SP] = {
   RL2(21), RL2(22), RL2(23), RL2(24), RL2(25), RL2(26), RL2(27), RL2(28), RL2(29), RL2(30), RL2(31),
 };
 static const char sql_begin[] = "BEGIN IMMEDIATE";
+static const char sql_commit[] = "COMMIT";
 
 /* Generations are unique in the process, not only per store: a cache keyed
 ** on (store, generation) cannot mistake a new store at a freed store's
 ** address for the old one. The engine runs on one thread. */
 static unsigned gen_serial;
-static const char sql_commit[] = "COMMIT";
 
 /*--- Schema ---------------------------------------------------------------*/
 
@@ -424,7 +424,7 @@ static rv_status migrate(rv_store *st, rv_err *err){
 
 /* Debian's SQLite is built without lookaside memory, so every small
 ** allocation of a statement (cursors, records, values: about 130 per case
-** of the marriage month end) went to malloc and free. They come from free
+** of the marriage feed import) went to malloc and free. They come from free
 ** lists here instead: sizes up to POOL_MAX in steps of 16 bytes, each
 ** block with an 8-byte header holding its size (xSize), blocks kept for
 ** reuse (the pool grows to the peak of small blocks, a few MiB at most);

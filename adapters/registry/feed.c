@@ -462,7 +462,10 @@ static void chunk_cb(evutil_socket_t fd, short what, void *arg){
     return;
   }
   {
-    struct timeval tv = {0, 0};
+    /* a due timer, not an immediately active event: libevent runs events
+    ** activated during its active pass in that same pass, so chunks chained
+    ** that way would starve every timer and socket until the import ends */
+    struct timeval tv = {0, 1};
     if (event_base_once(rv_engine_base(im->e), -1, EV_TIMEOUT, chunk_cb, im, &tv) != 0) {
       rv_fail(&err, RV_IO, "cannot schedule the next chunk");
       end_import(im, RV_IO, &err);

@@ -19,6 +19,7 @@
 #include "core/json.h"
 #include "core/mem.h"
 #include "adapters_testutil.h"
+#include "test/test_adapters.h"
 
 static void generate(const char *dir, int64_t n, int64_t feed, uint64_t seed){
   cJSON *rep = NULL;
@@ -344,6 +345,52 @@ static void test_memo_per_transaction(void **state){
   tenv_close(&t);
 }
 
+/* The built-in `sms` recorder (no gateway configured: demos, benchmarks)
+** keeps each job's message once, as a well-behaved gateway deduplicates on
+** the key; a full log still answers and still deduplicates. */
+static int sms_answers;
+static void sms_done(void *arg, rv_job_outcome o, cJSON *result, const char *code, const char *msg){
+  (void)arg; (void)result; (void)code; (void)msg;
+  assert_int_equal(o, RV_JOB_OK);
+  sms_answers++;
+}
+
+static void test_sms_recorder_dedupes(void **state){
+  tenv t;
+  char key[32];
+  cJSON *in = rv_json_parse("{\"to\":\"09120000001\",\"text\":\"x\"}");
+  rv_job_info job = { 1, 1, "e", key, in, 1 };
+  const rv_adapter_ops *ops;
+  (void)state;
+  tenv_open(&t);
+  ops = rv_adapter_find("sms");                   /* the recorder: no gateway configured */
+  assert_non_null(ops);
+  rv_test_sms_reset();
+  sms_answers = 0;
+  for (int round = 0; round < 2; round++)          /* every key twice */
+    for (int i = 0; i < 5000; i++) {
+      snprintf(key, sizeof key, "%d:2:e:sms", i);
+      assert_int_equal(ops->invoke(NULL, rv_engine_base(t.e), &job, sms_done, NULL), RV_OK);
+    }
+  event_base_loop(rv_engine_base(t.e), EVLOOP_NONBLOCK);
+  assert_int_equal(sms_answers, 10000);
+  assert_int_equal(rv_test_sms_count(), 4096);      /* the log's size: the rest answered, not kept */
+  snprintf(key, sizeof key, "%d:2:e:sms", 17);
+  assert_int_equal(ops->invoke(NULL, rv_engine_base(t.e), &job, sms_done, NULL), RV_OK);
+  event_base_loop(rv_engine_base(t.e), EVLOOP_NONBLOCK);
+  assert_int_equal(rv_test_sms_count(), 4096);
+  assert_string_equal(rv_test_sms_to(17), "09120000001");
+  rv_test_sms_reset();
+  assert_int_equal(rv_test_sms_count(), 0);
+  assert_int_equal(ops->invoke(NULL, rv_engine_base(t.e), &job, sms_done, NULL), RV_OK);
+  assert_int_equal(ops->invoke(NULL, rv_engine_base(t.e), &job, sms_done, NULL), RV_OK);
+  event_base_loop(rv_engine_base(t.e), EVLOOP_NONBLOCK);
+  assert_int_equal(rv_test_sms_count(), 1);        /* after a reset the key is new, once */
+  rv_test_sms_reset();
+  cJSON_Delete(in);
+  tenv_close(&t);
+}
+
 static void test_adapter_in_process(void **state){
   tenv t;
   rv_err err;
@@ -441,6 +488,7 @@ int main(void){
     cmocka_unit_test(test_adapter_in_process),
     cmocka_unit_test(test_replacement_backend),
     cmocka_unit_test(test_mobile_forms),
+    cmocka_unit_test(test_sms_recorder_dedupes),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

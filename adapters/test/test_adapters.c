@@ -97,15 +97,9 @@ static int sms_n;
 #define SMS_SLOTS (2 * SMS_MAX)
 static int sms_slot[SMS_SLOTS];
 
-static unsigned key_hash(const char *s){
-  unsigned h = 2166136261u;                       /* FNV-1a */
-  for (; *s; s++) h = (h ^ (unsigned char)*s) * 16777619u;
-  return h;
-}
-
 /* The slot of key: where it is, or the empty one where it would go. */
 static int *sms_find(const char *key){
-  unsigned i = key_hash(key) % SMS_SLOTS;
+  unsigned i = rv_str_hash(key) % SMS_SLOTS;
   while (sms_slot[i] != 0 && strcmp(sms_log[sms_slot[i] - 1].key, key) != 0) i = (i + 1) % SMS_SLOTS;
   return &sms_slot[i];
 }

@@ -48,12 +48,6 @@ void rv__rl_free(rv_rl *rl){
   rv_free(rl);
 }
 
-static uint32_t hash(const char *s){
-  uint32_t h = 2166136261u;
-  for (; *s; s++) { h ^= (unsigned char)*s; h *= 16777619u; }
-  return h;
-}
-
 static double level(const rv_rl *rl, const bucket *b, int64_t now){
   double t = b->tokens + rl->rate * (double)(now - b->at_ns) / 1e9;
   return t > rl->cap ? rl->cap : t;
@@ -68,7 +62,7 @@ static void sweep(rv_rl *rl, int64_t now){
   for (int i = 0; i < n; i++) {
     uint32_t h;
     if (!old[i].key[0] || level(rl, &old[i], now) >= rl->cap) continue;
-    h = hash(old[i].key) % (uint32_t)n;
+    h = rv_str_hash(old[i].key) % (uint32_t)n;
     while (rl->b[h].key[0]) h = (h + 1) % (uint32_t)n;
     rl->b[h] = old[i];
     rl->used++;
@@ -82,7 +76,7 @@ bool rv__rl_take(rv_rl *rl, const char *key, int64_t now, int *retry_s){
   if (retry_s) *retry_s = 0;
   if (rl == NULL) return true;
   for (int pass = 0; pass < 2 && b == NULL; pass++) {
-    h = hash(key) % (uint32_t)rl->n;
+    h = rv_str_hash(key) % (uint32_t)rl->n;
     for (int probes = 0; probes < rl->n; probes++, h = (h + 1) % (uint32_t)rl->n) {
       if (strncmp(rl->b[h].key, key, sizeof rl->b[h].key - 1) == 0 && rl->b[h].key[0]) { b = &rl->b[h]; break; }
       if (!rl->b[h].key[0]) {

@@ -37,6 +37,11 @@ size_t rv_strcpy_to(char *dst, size_t cap, const char *src){
   dst[n] = 0;
   return n;
 }
+unsigned rv_str_hash(const char *s){
+  unsigned h = 2166136261u;
+  for (; *s; s++) h = (h ^ (unsigned char)*s) * 16777619u;
+  return h;
+}
 char *rv_asprintf(const char *fmt, ...){
   va_list ap, ap2;
   char tmp[256];

@@ -1,7 +1,8 @@
 /*
-** core/mem.h -- allocation. rv_malloc & co. abort the process on
-** exhaustion with a message: the engine runs on one loop thread and has
-** no meaningful way to continue a half-applied command without memory;
+** core/mem.h -- allocation, and a few string helpers. rv_malloc & co.
+** abort the process on exhaustion with a message: the engine runs on one
+** loop thread and has no meaningful way to continue a half-applied command
+** without memory;
 ** SQLite's transaction guarantees that nothing partial is committed.
 ** Memory bounds for untrusted content (Lua) are enforced separately.
 */
@@ -19,6 +20,9 @@ char *rv_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 ** src NULL copies ""): at most cap - 1 bytes and a NUL. Returns the bytes
 ** copied. */
 size_t rv_strcpy_to(char *dst, size_t cap, const char *src);
+/* FNV-1a of a string, for the small hash tables (rate limiter buckets,
+** the sms recorder's keys). */
+unsigned rv_str_hash(const char *s);
 #define rv_free free
 #include <stdlib.h>
 

@@ -383,21 +383,19 @@ static void lprox_push(lua_State *L, const cJSON *v, int depth){   /* [-0, +1, e
 }
 
 /* Mark every member named k seen; the index of the last one (the one a
-** whole conversion keeps, as setfield overwrites), or -1. */
-static int lprox_mark(lprox *p, const char *k){
+** whole conversion keeps, as setfield overwrites), or -1. *was (if not
+** NULL): whether they had been seen before. */
+static int lprox_mark(lprox *p, const char *k, bool *was){
   const cJSON *c;
   int i = 0, last = -1;
+  if (was) *was = false;
   for (c = p->obj->child; c; c = c->next, i++)
-    if (c->string && strcmp(c->string, k) == 0) { last = i; p->seen[i] = 1; }
+    if (c->string && strcmp(c->string, k) == 0) {
+      if (was && p->seen[i]) *was = true;
+      last = i;
+      p->seen[i] = 1;
+    }
   return last;
-}
-
-static bool lprox_seen(const lprox *p, const char *k){
-  const cJSON *c;
-  int i = 0;
-  for (c = p->obj->child; c; c = c->next, i++)
-    if (c->string && strcmp(c->string, k) == 0) return p->seen[i];
-  return false;
 }
 
 static const cJSON *lprox_member(const lprox *p, int i){
@@ -419,7 +417,7 @@ static void lprox_fill(lua_State *L, lprox *p, int idx){   /* [-0, +0, e] */
     int last;
     ptrdiff_t at = p - r->lprox;
     if (p->seen[i] || c->string == NULL) continue;
-    last = lprox_mark(p, c->string);
+    last = lprox_mark(p, c->string, NULL);
     lua_pushstring(L, c->string);
     lprox_push(L, lprox_member(p, last), p->depth + 1);   /* may move r->lprox */
     p = r->lprox + at;
@@ -489,9 +487,9 @@ static int l_larg_index(lua_State *L){         /* (t, key) */
     return 1;
   }
   if ((p = lprox_of(L, 1)) != NULL) {             /* a nested object */
-    const char *k = lua_tostring(L, 2);
+    bool was;
     int i;
-    if (!p->full && !lprox_seen(p, k) && (i = lprox_mark(p, k)) >= 0)
+    if (!p->full && (i = lprox_mark(p, lua_tostring(L, 2), &was)) >= 0 && !was)
       return push_kept(L, lprox_member(p, i), p->depth + 1);
     lua_pushnil(L);
     return 1;
@@ -509,7 +507,7 @@ static int l_larg_index(lua_State *L){         /* (t, key) */
 static void larg_written(lua_State *L, int t, int key){
   lprox *p;
   if (lua_type(L, key) != LUA_TSTRING) return;
-  if ((p = lprox_of(L, t)) != NULL) lprox_mark(p, lua_tostring(L, key));
+  if ((p = lprox_of(L, t)) != NULL) lprox_mark(p, lua_tostring(L, key), NULL);
   else if (is_larg(L, t)) larg_mark(L, key);
 }
 
@@ -1728,6 +1726,37 @@ static bool lua_keyword(const char *s, size_t n){
   return false;
 }
 
+static const char *skip_sp(const char *p){ while (*p == ' ' || *p == '\t') p++; return p; }
+
+static bool is_name_start(char c){ return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
+static bool is_name_char(char c){ return is_name_start(c) || (c >= '0' && c <= '9'); }
+
+/* One name of a path at *pp (not past end): *k, *n its text, *pp after
+** it; false when there is no name, it is a keyword, or the path has more
+** than SIMPLE_MAX_SEGS names (*seg counts them). Shared by the paths
+** answered without Lua (simple_eval), taken (plain_path) and compared
+** (cond_clause). */
+static bool path_name(const char **pp, const char *end, int *seg, const char **k, size_t *n){
+  const char *p = *pp;
+  if (p >= end || !is_name_start(*p)) return false;
+  *k = p;
+  while (p < end && is_name_char(*p)) p++;
+  *n = (size_t)(p - *k);
+  *pp = p;
+  return !lua_keyword(*k, *n) && ++*seg <= SIMPLE_MAX_SEGS;
+}
+
+/* expr without the spaces around it: [*b, *e); false when nothing is left. */
+static bool trimmed(const char *expr, const char **b, const char **e){
+  const char *p = expr, *end;
+  while (*p == ' ') p++;
+  end = p + strlen(p);
+  while (end > p && end[-1] == ' ') end--;
+  *b = p;
+  *e = end;
+  return end > p;
+}
+
 /* The member named (k, n) of object o; NULL if absent or if the name is
 ** there twice (Lua would keep the last one: not worth copying that rule). */
 static const cJSON *unique_member(const cJSON *o, const char *k, size_t n, bool *dup){
@@ -1777,10 +1806,7 @@ static bool simple_eval(const char *expr, const cJSON *vars, const char *xname,
 
   *out = NULL;
   if (vars != NULL && !cJSON_IsObject(vars) && !cJSON_IsNull(vars)) return false;  /* Lua raises */
-  while (*p == ' ') p++;
-  end = p + strlen(p);
-  while (end > p && end[-1] == ' ') end--;
-  if (end == p) return false;
+  if (!trimmed(expr, &p, &end)) return false;
   if (*p == '\'' || *p == '"') {                 /* 'text': no escapes, one line */
     const char *q = p + 1;
     while (q < end && *q != *p && *q != '\\' && *q != '\n' && *q != '\r' && *q != 0) q++;
@@ -1795,13 +1821,9 @@ static bool simple_eval(const char *expr, const cJSON *vars, const char *xname,
     return *out != NULL;
   }
   while (p < end) {                               /* name(.name)* */
-    const char *k = p;
+    const char *k;
     size_t n;
-    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_')) return false;
-    while (p < end && ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-                       (*p >= '0' && *p <= '9') || *p == '_')) p++;
-    n = (size_t)(p - k);
-    if (lua_keyword(k, n) || ++seg > SIMPLE_MAX_SEGS) return false;
+    if (!path_name(&p, end, &seg, &k, &n)) return false;
     if (p < end && (*p != '.' || p + 1 == end)) return false;
     if (seg == 1) {
       if (xval != NULL && xname != NULL && strlen(xname) == n && memcmp(xname, k, n) == 0)
@@ -1840,10 +1862,6 @@ static bool simple_eval(const char *expr, const cJSON *vars, const char *xname,
 ** a comparison Lua would refuse), leaves the whole condition to Lua. */
 typedef struct cond_lit { int kind; const char *s; size_t n; double num; } cond_lit;  /* kind: 1 bool, 2 text, 3 number */
 
-static const char *skip_sp(const char *p){ while (*p == ' ' || *p == '\t') p++; return p; }
-
-static bool is_name_start(char c){ return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
-static bool is_name_char(char c){ return is_name_start(c) || (c >= '0' && c <= '9'); }
 
 /* One clause at *pp: path op literal. 1 or 0 its value; -1 when Lua must
 ** answer it (it may raise); -2 when it is not of this shape. */
@@ -1854,14 +1872,13 @@ static int cond_clause(const char **pp, const cJSON *vars){
   bool dup = false, missing = false;
   cond_lit lit = { 0, NULL, 0, 0 };
   while (true) {                                  /* name(.name)* */
-    const char *k = p;
-    if (!is_name_start(*p)) return -2;
-    while (is_name_char(*p)) p++;
-    if (lua_keyword(k, (size_t)(p - k)) || ++seg > SIMPLE_MAX_SEGS) return -2;
+    const char *k;
+    size_t n;
+    if (!path_name(&p, p + strlen(p), &seg, &k, &n)) return -2;
     if (missing || (seg > 1 && !cJSON_IsObject(node))) lua = 1;   /* nil.x raises; strings have methods */
     else {
-      node = seg == 1 ? (cJSON_IsObject(vars) ? unique_member(vars, k, (size_t)(p - k), &dup) : NULL)
-                      : unique_member(node, k, (size_t)(p - k), &dup);
+      node = seg == 1 ? (cJSON_IsObject(vars) ? unique_member(vars, k, n, &dup) : NULL)
+                      : unique_member(node, k, n, &dup);
       if (dup) lua = 1;
       else if (node == NULL) missing = true;      /* nil, or (a first name) a global */
     }
@@ -1936,24 +1953,15 @@ static int simple_cond(const char *expr, const cJSON *vars){
 /* The extent of a plain path name(.name)* in expr (spaces around allowed):
 ** [*b, *e). false for anything else (a quoted text, an operator, a call). */
 static bool plain_path(const char *expr, const char **b, const char **e){
-  const char *p = expr, *end;
+  const char *p, *k;
+  size_t n;
   int seg = 0;
-  while (*p == ' ') p++;
-  end = p + strlen(p);
-  while (end > p && end[-1] == ' ') end--;
-  if (end == p) return false;
-  *b = p;
-  *e = end;
-  while (p < end) {
-    const char *k = p;
-    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_')) return false;
-    while (p < end && ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-                       (*p >= '0' && *p <= '9') || *p == '_')) p++;
-    if (lua_keyword(k, (size_t)(p - k)) || ++seg > SIMPLE_MAX_SEGS) return false;
-    if (p < end && (*p != '.' || p + 1 == end)) return false;
-    if (p < end) p++;
+  if (!trimmed(expr, b, e)) return false;
+  for (p = *b;; p++) {                            /* each name, then its '.' */
+    if (!path_name(&p, *e, &seg, &k, &n)) return false;
+    if (p == *e) return true;
+    if (*p != '.' || p + 1 == *e) return false;
   }
-  return true;
 }
 
 int rv_rules_expr_reads(const char *expr, const char *name, const char **rest, size_t *rest_len){
@@ -2025,11 +2033,17 @@ static void shape(cJSON *j){
 }
 
 cJSON *rv_rules_take_extra(const char *expr, const char *name, cJSON *value){
-  const char *rest, *p;
+  const char *rest;
   size_t len;
+  if (value == NULL || rv_rules_expr_reads(expr, name, &rest, &len) != 2) return NULL;
+  return rv_rules_take_path(value, rest, len);
+}
+
+cJSON *rv_rules_take_path(cJSON *value, const char *rest, size_t len){
+  const char *p;
   cJSON *parent = NULL, *node = value, *out;
   bool dup = false;
-  if (value == NULL || rv_rules_expr_reads(expr, name, &rest, &len) != 2) return NULL;
+  if (value == NULL) return NULL;
   for (p = rest; p < rest + len; ) {             /* ".a.b" */
     const char *k = ++p;
     while (p < rest + len && *p != '.') p++;

@@ -83,6 +83,9 @@ int rv_rules_expr_reads(const char *expr, const char *name, const char **rest /*
 ** the field is absent, or the value would not come back from Lua so
 ** (value is then unchanged). Returns: new cJSON, caller frees. */
 cJSON *rv_rules_take_extra(const char *expr, const char *name, cJSON *value);
+/* The same for the part after name that rv_rules_expr_reads gave (for a
+** caller that classified its mappings already). */
+cJSON *rv_rules_take_path(cJSON *value, const char *rest, size_t rest_len);
 /* Same, and take Lua truthiness of the result. */
 rv_status rv_rules_eval_bool(rv_rules *r, const char *expr, const cJSON *vars,
                              bool *out /* OUT */, rv_err *err);

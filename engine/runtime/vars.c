@@ -104,41 +104,40 @@ rv_status rv__eval_bool(rv_ctx *c, rv_inst *in, rv_ei *ei, const char *expr, boo
   return rc;
 }
 
-/* Whether the mappings may take their values out of the answer instead of
-** copying them: none runs Lua (which could read any part of it), and no
-** two paths over it overlap (result.a and result.a.b, or result itself). */
-static bool may_take(const rv_mapping *m, int n){
-  enum { MAXP = 16 };
-  const char *rest[MAXP];
-  size_t len[MAXP];
-  int np = 0;
+/* What each mapping reads of the answer (rv_rules_expr_reads: kind, and
+** the path after `result`), and whether they may take their values out of
+** it instead of copying them: none runs Lua (which could read any part of
+** it), and no two paths over it overlap (result.a and result.a.b, or
+** result itself). */
+typedef struct map_read { int kind; const char *rest; size_t len; } map_read;
+
+static bool may_take(const rv_mapping *m, int n, map_read *rd){
   for (int i = 0; i < n; i++) {
-    const char *r;
-    size_t l;
-    int k = rv_rules_expr_reads(m[i].expr, "result", &r, &l);
-    if (k == 0 || (k == 2 && np == MAXP)) return false;
-    if (k != 2) continue;
-    for (int j = 0; j < np; j++) {
-      const char *a = l <= len[j] ? r : rest[j], *b = l <= len[j] ? rest[j] : r;
-      size_t la = l <= len[j] ? l : len[j], lb = l <= len[j] ? len[j] : l;
-      if (memcmp(a, b, la) == 0 && (la == lb || b[la] == '.')) return false;
+    rd[i].kind = rv_rules_expr_reads(m[i].expr, "result", &rd[i].rest, &rd[i].len);
+    if (rd[i].kind == 0) return false;
+    if (rd[i].kind != 2) continue;
+    for (int j = 0; j < i; j++) {
+      const map_read *x = rd[i].len <= rd[j].len ? &rd[i] : &rd[j], *y = x == &rd[i] ? &rd[j] : &rd[i];
+      if (rd[j].kind == 2 && memcmp(x->rest, y->rest, x->len) == 0 &&
+          (x->len == y->len || y->rest[x->len] == '.'))
+        return false;
     }
-    rest[np] = r;
-    len[np++] = l;
   }
   return true;
 }
 
 static rv_status map(rv_ctx *c, rv_inst *in, rv_ei *ei, const rv_mapping *m, int n,
                      const cJSON *result, cJSON *takeable, cJSON **out){
+  enum { SMALL = 16 };
+  map_read small[SMALL], *rd = n <= SMALL ? small : rv_malloc(sizeof *rd * (size_t)n);
   cJSON *owned = NULL;
   const cJSON *vars = rv__vars_view(in, ei, &owned);
   cJSON *o = cJSON_CreateObject();
   rv_status rc = RV_OK;
-  bool take = takeable != NULL && may_take(m, n);
+  bool take = takeable != NULL && may_take(m, n, rd);
   *out = NULL;
   for (int i = 0; i < n && rc == RV_OK; i++) {
-    cJSON *v = take ? rv_rules_take_extra(m[i].expr, "result", takeable) : NULL;
+    cJSON *v = take && rd[i].kind == 2 ? rv_rules_take_path(takeable, rd[i].rest, rd[i].len) : NULL;
     /* `result` (an answer being mapped) is one more variable, over the others */
     if (v == NULL)
       rc = rv_rules_eval_extra(in->def->rules, m[i].expr, vars, "result", result, &v, c->err);
@@ -147,6 +146,7 @@ static rv_status map(rv_ctx *c, rv_inst *in, rv_ei *ei, const rv_mapping *m, int
       cJSON_AddItemToObject(o, m[i].target, v);
     }
   }
+  if (rd != small) rv_free(rd);
   cJSON_Delete(owned);
   if (rc != RV_OK) { cJSON_Delete(o); return rc; }
   *out = o;

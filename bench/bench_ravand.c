@@ -261,7 +261,7 @@ int main(int argc, char **argv){
       lat[q] = (now_s() - t1) * 1000;
       sum += lat[q];
       rows += cJSON_GetArraySize(out);
-      free(text);
+      cJSON_free(text);
       cJSON_Delete(out);
       cJSON_Delete(f);
     }

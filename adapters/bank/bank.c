@@ -374,7 +374,7 @@ static rv_status imp_end(importer *im, rv_status rc, const char *name, const cha
     char *text = rv_json_print(rep);
     rc = rv_store_exec(im->st, err, "UPDATE bank_imports SET lines=?, report=? WHERE id=?", "iti",
                        (int64_t)n, text, im->id);
-    cJSON_free(text);
+    rv_free(text);
   }
   if (rc == RV_OK) rc = rv_store_commit(im->st, err);
   else rv_store_rollback(im->st);

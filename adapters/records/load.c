@@ -315,7 +315,7 @@ rv_status rv_records_load(rv_store *st, const char *dir, bool replace, int64_t n
     char *text = rv_json_print(rep);
     rc = rv_store_exec(st, err, "INSERT INTO rec_loads(dir, at, report) VALUES(?,?,?)", "tit",
                        dir, now, text);
-    cJSON_free(text);
+    rv_free(text);
   }
   if (rc != RV_OK) { cJSON_Delete(rep); return rc; }
   *out = rep;

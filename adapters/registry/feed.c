@@ -361,7 +361,7 @@ static rv_status finish(imp *im, rv_err *err){
   if (rc != RV_OK) return rc;
   text = rv_json_print(rep);
   rc = rv_store_exec(im->st, err, "UPDATE feed_imports SET report=? WHERE id=?", "ti", text, im->id);
-  cJSON_free(text);
+  rv_free(text);
   cJSON_Delete(rep);
   return rc;
 }

@@ -490,7 +490,7 @@ static rv_status sms_invoke(void *self, struct event_base *base, const rv_job_in
   if (cfg.sender) cJSON_AddStringToObject(body, "sender", cfg.sender);
   payload = rv_json_print(body);
   evbuffer_add(evhttp_request_get_output_buffer(req), payload, strlen(payload));
-  cJSON_free(payload);
+  rv_free(payload);
   cJSON_Delete(body);
 
   if (evhttp_make_request(c->evcon, req, EVHTTP_REQ_POST, cfg.path) != 0) {

@@ -7,6 +7,20 @@
 #include "core/buf.h"
 #include "core/mem.h"
 
+/* cJSON's allocations through the small-block pool: a parsed state of 2 KB
+** is some 200 blocks, allocated and freed by every command that loads a
+** case (marriage month end: 12% fewer instructions). Installed by a
+** constructor, before main(), so that no cJSON block can predate it (a
+** block from malloc would reach rv_pool_free). Under AddressSanitizer the
+** pool keeps nothing and every block is its own malloc: a block freed
+** through the wrong function is reported there. */
+static void *pool_alloc_hook(size_t n){ return rv_pool_alloc(n); }
+
+__attribute__((constructor)) static void json_hooks(void){
+  cJSON_Hooks h = { pool_alloc_hook, rv_pool_free };
+  cJSON_InitHooks(&h);
+}
+
 const char *rv_json_str(const cJSON *o, const char *key){
   const cJSON *v = o ? cJSON_GetObjectItemCaseSensitive(o, key) : NULL;
   return cJSON_IsString(v) ? v->valuestring : NULL;
@@ -171,13 +185,14 @@ static int hex4(const unsigned char *p, unsigned *out){
   return 1;
 }
 
-/* A string at j->p (after the quote); returns malloc'd text or NULL. */
+/* A string at j->p (after the quote); returns text from cJSON_malloc (it
+** becomes a node's key or value) or NULL. */
 static char *jp_string(jp *j){
   const unsigned char *p = j->p, *q;
   size_t n = strcspn((const char *)p, "\"\\");
   char *out, *w;
   if (p[n] == '"') {                  /* no escape (most strings): one copy */
-    out = malloc(n + 1);
+    out = cJSON_malloc(n + 1);
     if (out == NULL) return NULL;
     memcpy(out, p, n);
     out[n] = 0;
@@ -191,7 +206,7 @@ static char *jp_string(jp *j){
     n++;
   }
   if (*q != '"') return NULL;
-  out = malloc((size_t)(q - p) + 1);
+  out = cJSON_malloc((size_t)(q - p) + 1);
   if (out == NULL) return NULL;
   w = out;
   while (p < q) {
@@ -234,7 +249,7 @@ static char *jp_string(jp *j){
   j->p = q + 1;
   return out;
 fail:
-  free(out);
+  cJSON_free(out);
   return NULL;
 }
 
@@ -286,12 +301,12 @@ static cJSON *jp_container(jp *j, bool object){
       j->p++;
       if ((key = jp_string(j)) == NULL) goto fail;
       jp_ws(j);
-      if (*j->p != ':') { free(key); goto fail; }
+      if (*j->p != ':') { cJSON_free(key); goto fail; }
       j->p++;
       jp_ws(j);
     }
     v = jp_value(j);
-    if (v == NULL) { free(key); goto fail; }
+    if (v == NULL) { cJSON_free(key); goto fail; }
     v->string = key;
     if (last == NULL) { c->child = v; v->prev = v; }
     else { last->next = v; v->prev = last; c->child->prev = v; }
@@ -319,7 +334,7 @@ static cJSON *jp_value(jp *j){
     j->p++;
     if ((t = jp_string(j)) == NULL) return NULL;
     item = cJSON_CreateNull();
-    if (item == NULL) { free(t); return NULL; }
+    if (item == NULL) { cJSON_free(t); return NULL; }
     item->type = cJSON_String;
     item->valuestring = t;
     return item;

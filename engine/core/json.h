@@ -8,7 +8,12 @@
 const char *rv_json_str(const cJSON *o, const char *key);          /* NULL if absent/not string */
 int64_t     rv_json_int(const cJSON *o, const char *key, int64_t dflt);
 bool        rv_json_bool(const cJSON *o, const char *key, bool dflt);
-/* Serialize unformatted; caller frees with free(). "null" for NULL.
+/* cJSON's memory comes from the small-block pool (core/mem.h): installed
+** before main() runs, so every cJSON block is the pool's. What cJSON
+** allocates goes back through cJSON (cJSON_Delete, cJSON_free: the texts of
+** cJSON_Print); what rv_json_print/rv_json_text return goes to rv_free. */
+
+/* Serialize unformatted; caller frees with rv_free(). "null" for NULL.
 ** The text is what cJSON_PrintUnformatted gives, written directly:
 ** integral numbers up to 2^53 as integers (cJSON sends every number
 ** beyond 32 bits through "%1.15g" and an sscanf round trip), others as

@@ -26,4 +26,20 @@ unsigned rv_str_hash(const char *s);
 #define rv_free free
 #include <stdlib.h>
 
+/* Small blocks kept for reuse (mem.c, "The small-block pool"): SQLite's
+** allocations (store.c) and cJSON's (json.c) come from here. A block from
+** rv_pool_alloc goes back through rv_pool_free only -- never free(), and
+** rv_pool_free takes nothing else (under AddressSanitizer every block is
+** its own malloc, so a mix-up is reported there). One thread only. */
+#if defined(__SANITIZE_ADDRESS__)
+#define RV_POOL_MAX 0                       /* nothing kept: sizes rounded to 8 */
+#else
+#define RV_POOL_MAX 1024                    /* up to here, sizes rounded to 16 */
+#endif
+void  *rv_pool_alloc(size_t n);             /* NULL when out of memory */
+void   rv_pool_free(void *p);               /* NULL is fine */
+void  *rv_pool_realloc(void *p, size_t n);
+size_t rv_pool_size(const void *p);         /* the usable size (0 for NULL) */
+size_t rv_pool_round(size_t n);             /* what rv_pool_alloc(n) gives */
+
 #endif

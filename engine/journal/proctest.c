@@ -42,8 +42,8 @@ static bool same_list(cJSON *got, const cJSON *want, bool sort, rv_buf *msg){
   if (!ok) {
     char *gs = rv_json_print(g), *ws = rv_json_print(w);
     rv_buf_printf(msg, "expected %s, got %s", ws, gs);
-    cJSON_free(gs);
-    cJSON_free(ws);
+    rv_free(gs);
+    rv_free(ws);
   }
   cJSON_Delete(w);
   cJSON_Delete(g);
@@ -61,7 +61,7 @@ static bool subset(const cJSON *got, const cJSON *want, const char *what, rv_buf
     if (!cJSON_Compare(g, it, 1)) {
       char *gs = g ? rv_json_print(g) : rv_strdup("(unset)"), *ws = rv_json_print(it);
       rv_buf_printf(msg, "%s%s %s: expected %s, got %s", ok ? "" : "; ", what, it->string, ws, gs);
-      cJSON_free(ws);
+      rv_free(ws);
       rv_free(gs);
       ok = false;
     }

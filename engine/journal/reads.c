@@ -94,7 +94,7 @@ void rv_journal_reads(const char *expr, const cJSON *vars, rv_buf *out){
               rv_buf_add(out, text, cut);
               rv_buf_adds(out, "...");
             }
-            if (text) cJSON_free(text);
+            if (text) rv_free(text);
             memcpy(seen[n_seen++], name, n + 1);
           }
         }

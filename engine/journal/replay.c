@@ -550,7 +550,7 @@ static void cmpv_build(const rv__jr_outs *o, cmpv *v, const char *only){
 }
 
 static void cmpv_fini(cmpv *v){
-  for (int i = 0; i < v->n; i++) cJSON_free(v->s[i]);
+  for (int i = 0; i < v->n; i++) rv_free(v->s[i]);
   rv_free(v->s);
   rv_free(v->at);
 }
@@ -577,13 +577,13 @@ static void brief(const cJSON *l, char *buf, size_t n){
   else if (k && strcmp(k, "job") == 0) {
     char *in = rv_json_print(cJSON_GetObjectItemCaseSensitive(l, "input"));
     snprintf(buf, n, "job %s input %.120s%s", el ? el : "?", in, strlen(in) > 120 ? "..." : "");
-    cJSON_free(in);
+    rv_free(in);
   }
   else if (el) snprintf(buf, n, "%s %s", k ? k : "?", el);
   else {
     char *t = rv_json_print(l);
     snprintf(buf, n, "%s", t);
-    cJSON_free(t);
+    rv_free(t);
   }
   if (rv_json_int(l, "inst", 1) != 1 && strlen(buf) + 16 < n)
     snprintf(buf + strlen(buf), n - strlen(buf), " (instance %lld)", (long long)rv_json_int(l, "inst", 1));
@@ -614,7 +614,7 @@ static void end_diff(rv__jr_run *r, const cJSON *e, const cJSON *a){
     if (!cJSON_Compare(x, y, 1) && (x || y)) {
       char *xs = rv_json_print(x), *ys = rv_json_print(y);
       note(r, "%s: recorded %s, replayed %s", fields[i], xs, ys);
-      cJSON_free(xs); cJSON_free(ys);
+      rv_free(xs); rv_free(ys);
     }
   }
   cJSON_ArrayForEach(it, ev) {
@@ -622,14 +622,14 @@ static void end_diff(rv__jr_run *r, const cJSON *e, const cJSON *a){
     if (!cJSON_Compare(it, y, 1)) {
       char *xs = rv_json_print(it), *ys = y ? rv_json_print(y) : rv_strdup("(unset)");
       note(r, "variable %s: recorded %s, replayed %s", it->string, xs, ys);
-      cJSON_free(xs); rv_free(ys);
+      rv_free(xs); rv_free(ys);
     }
   }
   cJSON_ArrayForEach(it, av)
     if (cJSON_GetObjectItemCaseSensitive(ev, it->string) == NULL) {
       char *ys = rv_json_print(it);
       note(r, "variable %s: recorded (unset), replayed %s", it->string, ys);
-      cJSON_free(ys);
+      rv_free(ys);
     }
   if (r->res->report.len > before) {
     const char *first = r->res->report.p + before + 2;      /* past the indent */

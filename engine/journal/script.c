@@ -183,7 +183,7 @@ void rv__jr_line_print(const cJSON *line, FILE *f){
   char *t = rv_json_print(line);
   fputs(t, f);
   fputc('\n', f);
-  cJSON_free(t);
+  rv_free(t);
 }
 
 void rv__jr_rec_write(const rv__jr_rec *r, FILE *f){

@@ -269,7 +269,7 @@ static rv_status user_task(rv_ctx *c, rv_inst *in, rv_ei *ei, const rv_node *n){
     rv__history(c, in, "TASK_CREATED", n - M(in)->nodes, key, buf);
   }
   rv_free(assignee); rv_free(branch); rv_free(county);
-  cJSON_free(form);
+  rv_free(form);
   if (rc != RV_OK) return rc;
   return wait_here(in, rv__ei_find(in, key));
 }

@@ -636,7 +636,7 @@ static void journal_text(rv_ctx *c, int64_t inst, const char *cmd, const char *t
 static void journal(rv_ctx *c, int64_t inst, const char *cmd, const cJSON *payload){
   char *p = payload ? rv_json_print(payload) : NULL;
   journal_text(c, inst, cmd, p);
-  if (p) cJSON_free(p);
+  if (p) rv_free(p);
 }
 
 /* The two commonest payloads are written directly (the same text as
@@ -1179,7 +1179,7 @@ rv_status rv_engine_complete_task(rv_engine *e, int64_t task_id, const cJSON *da
     rc = rv_store_exec(e->st, err,
       "UPDATE OR FAIL tasks SET state='completed', completed_by=?, completed=?, data=? WHERE id=?",
       "titi", actor, c.now, d, task_id);
-    if (d) cJSON_free(d);
+    if (d) rv_free(d);
     /* its one task is completed: nothing to cancel when it leaves */
     if (rc == RV_OK) ei->side &= ~RV_SIDE_TASK;
   }
@@ -1309,7 +1309,7 @@ rv_status rv_engine_correlate(rv_engine *e, const char *name, const char *key,
       rc = rv_store_exec(e->st, err,
         "INSERT INTO messages(message_id, name, corr_key, payload, created, expires) VALUES(?,?,?,?,?,?)",
         "ttttii", message_id, name, key, p, c.now, c.now + ttl);
-      if (p) cJSON_free(p);
+      if (p) rv_free(p);
       message_id = NULL;    /* recorded already */
     }
   }

@@ -180,7 +180,7 @@ rv_status rv__create_job(rv_ctx *c, rv_inst *in, rv_ei *ei, const char *adapter,
     rv__history(c, in, "JOB_CREATED", ei->node, ei->key, adapter);
   }
   rv_free(key);
-  cJSON_free(text);
+  rv_free(text);
   return rc;
 }
 

@@ -65,7 +65,7 @@ static rv_status note(rv_engine *e, int64_t now, const task_row *r, const char *
   rc = rv_store_exec(e->st, err,
     "INSERT INTO journal(instance_id, at, command, payload, mark) VALUES(?,?,?,?,?)",
     "iitti", r->instance, now, cmd, p, mark);
-  cJSON_free(p);
+  rv_free(p);
   if (rc == RV_OK)
     rc = rv_store_exec(e->st, err,
       "INSERT INTO history_log(instance_id, at, event, element_id, ei, detail) VALUES(?,?,?,?,?,?)",

@@ -422,65 +422,21 @@ static rv_status migrate(rv_store *st, rv_err *err){
 
 /*--- SQLite's small allocations --------------------------------------------*/
 
-/* Debian's SQLite is built without lookaside memory, so every small
-** allocation of a statement (cursors, records, values: about 130 per case
-** of the marriage feed import) went to malloc and free. They come from free
-** lists here instead: sizes up to POOL_MAX in steps of 16 bytes, each
-** block with an 8-byte header holding its size (xSize), blocks kept for
-** reuse (the pool grows to the peak of small blocks, a few MiB at most);
-** larger ones go to malloc. The engine runs SQLite on one thread (the
-** loop), so the lists take no lock. Not under AddressSanitizer, which
-** should keep seeing every allocation. */
+/* Every small allocation of a statement (cursors, records, values: about
+** 130 per case of the marriage feed import) comes from the small-block
+** pool (core/mem.c) instead of malloc. Not under AddressSanitizer, which
+** should see SQLite's own blocks too. */
 #if !defined(__SANITIZE_ADDRESS__)
-#define POOL_STEP  16
-#define POOL_MAX   1024
-typedef union pool_blk { union pool_blk *next; int64_t size; } pool_blk;
-static pool_blk *pool_free[POOL_MAX / POOL_STEP + 1];
-
-static int pool_round(int n){
-  return n <= POOL_MAX ? (n + POOL_STEP - 1) / POOL_STEP * POOL_STEP : (n + 7) / 8 * 8;
-}
-
-static void *pool_malloc(int n){
-  int r = pool_round(n > 0 ? n : 1);
-  pool_blk *b = r <= POOL_MAX ? pool_free[r / POOL_STEP] : NULL;
-  if (b) pool_free[r / POOL_STEP] = b->next;
-  else if ((b = malloc(sizeof *b + (size_t)r)) == NULL) return NULL;
-  b->size = r;
-  return b + 1;
-}
-
-static void pool_release(void *p){
-  pool_blk *b;
-  if (p == NULL) return;
-  b = (pool_blk *)p - 1;
-  if (b->size <= POOL_MAX) {
-    int k = (int)b->size / POOL_STEP;
-    b->next = pool_free[k];
-    pool_free[k] = b;
-  } else {
-    free(b);
-  }
-}
-
-static int pool_size(void *p){ return p ? (int)((pool_blk *)p - 1)->size : 0; }
-
-static void *pool_realloc(void *p, int n){
-  void *q;
-  if (p == NULL) return pool_malloc(n);
-  if (pool_round(n) <= pool_size(p)) return p;
-  if ((q = pool_malloc(n)) == NULL) return NULL;
-  memcpy(q, p, (size_t)pool_size(p));
-  pool_release(p);
-  return q;
-}
-
+static void *pool_malloc(int n){ return rv_pool_alloc(n > 0 ? (size_t)n : 1); }
+static void *pool_realloc(void *p, int n){ return rv_pool_realloc(p, n > 0 ? (size_t)n : 1); }
+static int pool_size(void *p){ return (int)rv_pool_size(p); }
+static int pool_round(int n){ return (int)rv_pool_round(n > 0 ? (size_t)n : 1); }
 static int pool_init(void *x){ (void)x; return SQLITE_OK; }
 static void pool_shutdown(void *x){ (void)x; }
 
 static void sqlite_memory_setup(void){
   static const sqlite3_mem_methods m = {
-    pool_malloc, pool_release, pool_realloc, pool_size, pool_round, pool_init, pool_shutdown, NULL
+    pool_malloc, rv_pool_free, pool_realloc, pool_size, pool_round, pool_init, pool_shutdown, NULL
   };
   sqlite3_config(SQLITE_CONFIG_MALLOC, &m);
 }

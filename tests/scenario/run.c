@@ -353,7 +353,7 @@ static void cmd(char **w, int n){
     {
       char *g = got ? rv_json_print(got) : NULL;
       okf(got && want && cJSON_Compare(got, want, 1), "var %s = %s (got %s)", w[1], w[2], g ? g : "nothing");
-      if (g) cJSON_free(g);
+      if (g) rv_free(g);
     }
     cJSON_Delete(inst);
     cJSON_Delete(want);
@@ -464,7 +464,7 @@ static void cmd(char **w, int n){
     snprintf(dir, sizeof dir, "%s/%s", basedir, w[1]);
     okf(rv_records_load(rv_engine_store(E), dir, false, rv_clock_now(&clk), &rep, &err) == RV_OK,
         "records %s %s", w[1], err.msg);
-    if (rep) { char *t = rv_json_print(rep); printf("# records: %s\n", t); cJSON_free(t); }
+    if (rep) { char *t = rv_json_print(rep); printf("# records: %s\n", t); rv_free(t); }
     cJSON_Delete(rep);
   } else if (strcmp(c, "bank") == 0 && n > 1) {
     char path[4096];
@@ -475,7 +475,7 @@ static void cmd(char **w, int n){
     cJSON_Delete(last_bank_report);
     last_bank_report = NULL;
     okf(rv_bank_import_file(E, path, &o, &last_bank_report, &err) == RV_OK, "bank %s %s", w[1], err.msg);
-    if (last_bank_report) { char *t = rv_json_print(last_bank_report); printf("# bank: %s\n", t); cJSON_free(t); }
+    if (last_bank_report) { char *t = rv_json_print(last_bank_report); printf("# bank: %s\n", t); rv_free(t); }
     drain();
   } else if (strcmp(c, "bank-outcome") == 0 && n > 2) {
     int k = 0;
@@ -491,7 +491,7 @@ static void cmd(char **w, int n){
     cJSON_Delete(last_feed_report);
     last_feed_report = NULL;
     okf(rv_feed_import(E, path, NULL, &last_feed_report, &err) == RV_OK, "feed %s %s", w[1], err.msg);
-    if (last_feed_report) { char *t = rv_json_print(last_feed_report); printf("# feed: %s\n", t); cJSON_free(t); }
+    if (last_feed_report) { char *t = rv_json_print(last_feed_report); printf("# feed: %s\n", t); rv_free(t); }
     drain();
   } else if (strcmp(c, "feed-report") == 0 && n > 2) {
     const cJSON *v = last_feed_report;

@@ -4,7 +4,8 @@
 ** (strings with and without escapes, \u escapes and surrogate pairs,
 ** numbers, nesting), refuses what cJSON refuses (and malformed \u
 ** escapes that cJSON lets through), and rv_json_write()
-** prints what parses back to an equal tree.
+** prints what parses back to an equal tree; the small-block pool
+** (core/mem.c) and cJSON's use of it.
 */
 #include <stdarg.h>
 #include <stddef.h>
@@ -100,11 +101,81 @@ static void test_random_strings(void **state){
   }
 }
 
+#if RV_POOL_MAX > 0
+#define R16(a, b) (a)           /* sizes rounded to 16 */
+#else
+#define R16(a, b) (b)           /* AddressSanitizer: to 8 */
+#endif
+
+/* The small-block pool (core/mem.c): sizes rounded to 16 bytes up to 1 KiB,
+** a freed block reused for the next of its size (not under
+** AddressSanitizer, where every block is its own malloc), contents kept
+** by realloc, large blocks through malloc. */
+static void test_pool(void **state){
+  char *a, *b, *c;
+  (void)state;
+  assert_int_equal(rv_pool_round(1), R16(16, 8));
+  assert_int_equal(rv_pool_round(16), 16);
+  assert_int_equal(rv_pool_round(17), R16(32, 24));
+  assert_int_equal(rv_pool_round(1024), 1024);
+  assert_int_equal(rv_pool_round(1025), 1032);
+  a = rv_pool_alloc(20);
+  assert_non_null(a);
+  assert_int_equal(rv_pool_size(a), R16(32, 24));
+  memcpy(a, "0123456789abcdefghi", 20);
+  b = rv_pool_realloc(a, 22);                /* fits its block: the same one */
+  assert_ptr_equal(b, a);
+  c = rv_pool_realloc(b, 100);               /* moves, keeping the text */
+  assert_int_equal(rv_pool_size(c), R16(112, 104));
+  assert_string_equal(c, "0123456789abcdefghi");
+  rv_pool_free(c);
+#if RV_POOL_MAX > 0
+  b = rv_pool_alloc(97);                     /* 112 again: the freed block */
+  assert_ptr_equal(b, c);
+  rv_pool_free(b);
+#endif
+  a = rv_pool_alloc(5000);
+  assert_int_equal(rv_pool_size(a), 5000);
+  memset(a, 'x', 5000);
+  rv_pool_free(a);
+  rv_pool_free(NULL);
+  assert_int_equal(rv_pool_size(NULL), 0);
+}
+
+/* cJSON allocates from the pool from the start (json.c installs the
+** hooks before main): its blocks have the pool's sizes, and what it
+** frees goes back to the pool's lists. */
+static void test_cjson_uses_the_pool(void **state){
+  static const char text[] = "{\"key\":\"a value of some length\",\"n\":[1,2,3]}";
+  cJSON *o = rv_json_parse(text);
+  char *t = cJSON_malloc(40), *u;
+  (void)state;
+  assert_non_null(o);
+  assert_int_equal(rv_pool_size(t), R16(48, 40));
+  assert_int_equal(rv_pool_size(o->child->string), R16(16, 8));        /* "key" */
+  assert_int_equal(rv_pool_size(o->child->valuestring), R16(32, 24));  /* 22 bytes */
+  cJSON_free(t);
+#if RV_POOL_MAX > 0
+  u = rv_pool_alloc(33);
+  assert_ptr_equal(u, t);
+  rv_pool_free(u);
+#else
+  (void)u;
+#endif
+  t = cJSON_PrintUnformatted(o);
+  assert_string_equal(t, text);
+  assert_int_equal(rv_pool_size(t), rv_pool_round(sizeof text));   /* printed: copied to its size */
+  cJSON_free(t);
+  cJSON_Delete(o);
+}
+
 int main(void){
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_strings),
     cmocka_unit_test(test_values),
     cmocka_unit_test(test_random_strings),
+    cmocka_unit_test(test_pool),
+    cmocka_unit_test(test_cjson_uses_the_pool),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

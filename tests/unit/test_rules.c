@@ -61,7 +61,7 @@ static void expect_result(rv_rules *r, const char *body, const char *vars, const
   char *s = run(r, body, vars, &e);
   if (s == NULL) fail_msg("'%s' failed: %s", body, e.msg);
   if (strcmp(s, want) != 0) fail_msg("'%s' gave %s, want %s", body, s, want);
-  free(s);
+  cJSON_free(s);
 }
 
 static void expect_error(rv_rules *r, const char *body, const char *substr){
@@ -80,7 +80,7 @@ static void expect_eval(rv_rules *r, const char *expr, const char *vars, const c
   if (rv_rules_eval(r, expr, v, &out, &e) != RV_OK) fail_msg("'%s': %s", expr, e.msg);
   s = cJSON_PrintUnformatted(out);
   if (strcmp(s, want) != 0) fail_msg("'%s' gave %s, want %s", expr, s, want);
-  free(s);
+  cJSON_free(s);
   cJSON_Delete(out);
   cJSON_Delete(v);
 }
@@ -141,10 +141,10 @@ static void run_collects_vars(void **state){
       "return total", vars, &res, &out, &e), RV_OK);
   s = cJSON_PrintUnformatted(res);
   assert_string_equal(s, "20");
-  free(s);
+  cJSON_free(s);
   s = cJSON_PrintUnformatted(out);
   assert_string_equal(s, "{\"b\":{\"c\":3},\"gone\":null,\"total\":20}");
-  free(s);
+  cJSON_free(s);
   cJSON_Delete(res);
   cJSON_Delete(out);
   /* out_vars may be NULL; no return value -> null */
@@ -173,7 +173,7 @@ static void call_is(rv_rules *r, const char *fn, const char *arg, const char *wa
   if (rv_rules_call(r, fn, a, &out, &e) != RV_OK) fail_msg("call %s: %s", fn, e.msg);
   s = cJSON_PrintUnformatted(out);
   if (strcmp(s, want) != 0) fail_msg("%s gave %s, want %s", fn, s, want);
-  free(s);
+  cJSON_free(s);
   cJSON_Delete(out);
   cJSON_Delete(a);
 }
@@ -393,7 +393,7 @@ static void sandbox_probes(void **state){
         fail_msg("probe '%s' returned %s", probes[i].body, s);
       if (strcmp(s, "true") == 0 && strstr(probes[i].body, "==") == NULL)
         fail_msg("probe '%s' returned true", probes[i].body);
-      free(s);
+      cJSON_free(s);
     } else {
       if (s != NULL) fail_msg("probe '%s' succeeded: %s", probes[i].body, s);
       if (strstr(e.msg, probes[i].want) == NULL)
@@ -429,7 +429,7 @@ static void no_leaks_between_calls(void **state){
   for (i = 0; writers[i]; i++) {
     rv_err e;
     char *s = run(f->r, writers[i], NULL, &e);
-    free(s);
+    cJSON_free(s);
   }
   expect_result(f->r,
       "local n = 0 for i = 1, 8 do if _ENV['leak' .. i] ~= nil then n = n + 1 end end"
@@ -897,8 +897,8 @@ static void simple_expressions_match_lua(void **state){
     if (ra == RV_OK) {
       char *x = cJSON_PrintUnformatted(a), *y = cJSON_PrintUnformatted(b);
       if (strcmp(x, y) != 0) fail_msg("%s: %s here, %s in Lua", exprs[i], x, y);
-      free(x);
-      free(y);
+      cJSON_free(x);
+      cJSON_free(y);
     }
     cJSON_Delete(a);
     cJSON_Delete(b);
@@ -909,8 +909,8 @@ static void simple_expressions_match_lua(void **state){
     if (ra == RV_OK) {
       char *x = cJSON_PrintUnformatted(a), *y = cJSON_PrintUnformatted(b);
       if (strcmp(x, y) != 0) fail_msg("%s (no result): %s here, %s in Lua", exprs[i], x, y);
-      free(x);
-      free(y);
+      cJSON_free(x);
+      cJSON_free(y);
     }
     cJSON_Delete(a);
     cJSON_Delete(b);
@@ -956,7 +956,7 @@ static void take_matches_lua(void **state){
     x = cJSON_PrintUnformatted(took);
     y = cJSON_PrintUnformatted(lua);
     if (strcmp(x, y) != 0) fail_msg("%s: took %s, Lua gives %s", exprs[i], x, y);
-    free(x); free(y);
+    cJSON_free(x); cJSON_free(y);
     /* gone from the answer: Lua now sees nil there (or an empty answer) */
     assert_int_equal(rv_rules_eval_extra(f->r, paren, NULL, "result", ans, &after, &e), RV_OK);
     if (i == 0) assert_null(ans->child);
@@ -972,7 +972,7 @@ static void take_matches_lua(void **state){
     assert_null(rv_rules_take_extra(untaken[i], "result", ans));
     x = cJSON_PrintUnformatted(ans);           /* (cJSON_Compare differs on duplicates) */
     if (strcmp(x, answer_dup) != 0) fail_msg("%s: the answer changed: %s", untaken[i], x);
-    free(x);
+    cJSON_free(x);
     cJSON_Delete(ans);
   }
   {                                              /* a non-finite number stays, and Lua decides */

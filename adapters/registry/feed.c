@@ -53,6 +53,21 @@ static const char *nid_check(const char *v){
   return NULL;
 }
 
+/* "yyyy/mm/dd" (sep '/') or "yyyy-mm-dd" into out[11], as
+** snprintf("%04d/%02d/%02d") writes it for the years a check lets
+** through; snprintf itself beyond. */
+static void date_text(char out[11], int y, int m, int d, char sep){
+  if (y < 0 || y > 9999 || m < 0 || m > 99 || d < 0 || d > 99) {
+    snprintf(out, 11, sep == '/' ? "%04d/%02d/%02d" : "%04d-%02d-%02d", y, m, d);
+    return;
+  }
+  out[0] = (char)('0' + y / 1000); out[1] = (char)('0' + y / 100 % 10);
+  out[2] = (char)('0' + y / 10 % 10); out[3] = (char)('0' + y % 10);
+  out[4] = sep; out[5] = (char)('0' + m / 10); out[6] = (char)('0' + m % 10);
+  out[7] = sep; out[8] = (char)('0' + d / 10); out[9] = (char)('0' + d % 10);
+  out[10] = 0;
+}
+
 const char *rv_marriage_check(const char *const f[6], int ty, int tm, int td,
                               rv_marriage *m, char *why, size_t cap){
   const char *r;
@@ -77,22 +92,22 @@ const char *rv_marriage_check(const char *const f[6], int ty, int tm, int td,
   for (size_t i = 0; i < n; i++)
     if ((unsigned char)f[4][i] < 0x20 || f[4][i] == 0x7F) BAD("registry_office: control character");
   if (strcasecmp(f[5], "permanent") == 0 || strcmp(f[5], "دائم") == 0 || strcmp(f[5], "دایم") == 0)
-    snprintf(m->type, sizeof m->type, "permanent");
+    rv_strcpy_to(m->type, sizeof m->type, "permanent");
   else if (strcasecmp(f[5], "temporary") == 0 || strcmp(f[5], "موقت") == 0)
-    snprintf(m->type, sizeof m->type, "temporary");
+    rv_strcpy_to(m->type, sizeof m->type, "temporary");
   else if (f[5][0] == 0) BAD("marriage_type: missing");
   else BAD("marriage_type: '%.40s' is not permanent/temporary (دائم/موقت)", f[5]);
 #undef BAD
   memcpy(m->husband, f[0], 11);
   memcpy(m->wife, f[1], 11);
-  snprintf(m->date, sizeof m->date, "%04d/%02d/%02d", y, mo, d);
+  date_text(m->date, y, mo, d, '/');
   {
     int gy, gm, gd;
     rv_gregorian_from_jalali(y, mo, d, &gy, &gm, &gd);
-    snprintf(m->gdate, sizeof m->gdate, "%04d-%02d-%02d", gy, gm, gd);
+    date_text(m->gdate, gy, gm, gd, '-');
   }
-  snprintf(m->certificate, sizeof m->certificate, "%s", f[3]);
-  snprintf(m->office, sizeof m->office, "%s", f[4]);
+  rv_strcpy_to(m->certificate, sizeof m->certificate, f[3]);
+  rv_strcpy_to(m->office, sizeof m->office, f[4]);
   return NULL;
 }
 
@@ -237,15 +252,22 @@ static rv_status notify(imp *im, const rv_marriage *m, int64_t line, bool husban
                         char *outcome, size_t cap, int64_t *inst, rv_err *err){
   const char *nid = husband ? m->husband : m->wife;
   char key[600], mid[400], h[65];
+  size_t n;
   cJSON *p, *res = NULL;
   rv_status rc;
 
   *inst = 0;
-  if (!insured(im, nid)) { snprintf(outcome, cap, "not_insured"); return RV_OK; }
-  snprintf(key, sizeof key, "%s\x1f%s", m->office, m->certificate);
-  rv_sha256_hex(key, strlen(key), h);
+  if (!insured(im, nid)) { rv_strcpy_to(outcome, cap, "not_insured"); return RV_OK; }
+  n = rv_strcpy_to(key, sizeof key, m->office);            /* office \x1f certificate */
+  n += rv_strcpy_to(key + n, sizeof key - n, "\x1f");
+  n += rv_strcpy_to(key + n, sizeof key - n, m->certificate);
+  rv_sha256_hex(key, n, h);
   h[24] = 0;
-  snprintf(mid, sizeof mid, "%s:%s:%s", im->msg, h, nid);
+  n = rv_strcpy_to(mid, sizeof mid, im->msg);               /* message:hash:national id */
+  n += rv_strcpy_to(mid + n, sizeof mid - n, ":");
+  n += rv_strcpy_to(mid + n, sizeof mid - n, h);
+  n += rv_strcpy_to(mid + n, sizeof mid - n, ":");
+  rv_strcpy_to(mid + n, sizeof mid - n, nid);
   p = cJSON_CreateObject();
   cJSON_AddStringToObject(p, "national_id", nid);
   cJSON_AddStringToObject(p, "spouse_national_id", husband ? m->wife : m->husband);
@@ -260,7 +282,7 @@ static rv_status notify(imp *im, const rv_marriage *m, int64_t line, bool husban
   rc = rv_engine_correlate(im->e, im->msg, nid, p, mid, im->o.ttl_ms, &res, err);
   cJSON_Delete(p);
   if (rc == RV_OK) {
-    snprintf(outcome, cap, "%s", rv_json_str(res, "result") ? rv_json_str(res, "result") : "?");
+    rv_strcpy_to(outcome, cap, rv_json_str(res, "result") ? rv_json_str(res, "result") : "?");
     *inst = rv_json_int(res, "instance", 0);
   }
   cJSON_Delete(res);

@@ -5,6 +5,11 @@
 #include <stdbool.h>
 #include <cjson/cJSON.h>
 
+/* The member named key (the first, as cJSON_GetObjectItemCaseSensitive
+** finds it), or NULL; o may be NULL or not an object. Compares the first
+** byte before the rest: the engine looks names up in a case's variables
+** (30 and more members) many times per command. */
+cJSON      *rv_json_member(const cJSON *o, const char *key);
 const char *rv_json_str(const cJSON *o, const char *key);          /* NULL if absent/not string */
 int64_t     rv_json_int(const cJSON *o, const char *key, int64_t dflt);
 bool        rv_json_bool(const cJSON *o, const char *key, bool dflt);

@@ -77,7 +77,7 @@ void rv_journal_reads(const char *expr, const cJSON *vars, rv_buf *out){
         memcpy(name, s, n);
         name[n] = 0;
         for (int i = 0; i < n_seen; i++) if (strcmp(seen[i], name) == 0) dup = true;
-        v = cJSON_IsObject(vars) ? cJSON_GetObjectItemCaseSensitive(vars, name) : NULL;
+        v = rv_json_member(vars, name);
         if (!dup && n_seen < 32) {
           const char *r = p;
           while (*r == ' ' || *r == '\t') r++;

@@ -50,6 +50,7 @@
 #include <lauxlib.h>
 #include <lualib.h>
 #include "rules/rules.h"
+#include "core/json.h"
 #include "cal/cal.h"
 #include "core/mem.h"
 
@@ -104,6 +105,9 @@ struct rv_rules {
   const cJSON    *larg_vars;      /* the variables of the rv:function call running */
   const void     *larg_ptr;       /* ... its argument table (push_lazy_arg) */
   bool            larg_full;      /* ... every variable already converted */
+  unsigned char  *larg_seen;      /* ... per variable: read, written or converted */
+  int             larg_n, larg_cap;
+  bool            lprox_anchored; /* ... the registry holds a call's nested tables */
   struct lprox   *lprox;          /* ... the objects inside it read so far (lprox_push) */
   int             n_lprox, cap_lprox;
   void           *small[LSMALL_MAX / LSMALL_STEP + 1];   /* freed small blocks (l_alloc) */
@@ -306,7 +310,7 @@ static void push_json(lua_State *L, const cJSON *j, int depth){  /* [-0, +1, m] 
 **     nested table read twice is the same table and writes into it stick;
 **   - writes (v.x = 1, v.x = nil, rawset) win over the variable for the
 **     rest of the call: a variable is never converted once its key has
-**     been read or written (the "seen" set, in the registry);
+**     been read or written (a "seen" byte per variable, r->larg_seen);
 **   - pairs(v), next(v), rawget(v, k), and turning v (or a table holding
 **     it) back into JSON first convert every variable not yet seen;
 **   - other keys read nil: no globals show through.
@@ -315,7 +319,7 @@ static void push_json(lua_State *L, const cJSON *j, int depth){  /* [-0, +1, m] 
 ** sees no more variables: the JSON behind it belongs to that call. The
 ** current table is known by its address (r->larg_ptr), which protected()
 ** keeps anchored on the stack for the whole call. */
-static char larg_seen_key, larg_mt_key;     /* registry keys (their addresses) */
+static char larg_mt_key;                   /* registry key (its address) */
 
 static int l_next(lua_State *L);
 
@@ -362,6 +366,11 @@ static void lprox_push(lua_State *L, const cJSON *v, int depth){   /* [-0, +1, e
   if (depth > JSON_MAX_DEPTH) luaL_error(L, "JSON nesting deeper than %d", JSON_MAX_DEPTH);
   n = cJSON_GetArraySize(v);
   luaL_checkstack(L, 4, "variables");
+  if (r->n_lprox == 0) {                /* the call's first: a new anchor */
+    lua_createtable(L, 4, 0);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &lprox_anchor_key);
+    r->lprox_anchored = true;
+  }
   lua_createtable(L, 0, 4);
   lua_rawgetp(L, LUA_REGISTRYINDEX, &larg_mt_key);
   lua_setmetatable(L, -2);
@@ -390,7 +399,7 @@ static int lprox_mark(lprox *p, const char *k, bool *was){
   int i = 0, last = -1;
   if (was) *was = false;
   for (c = p->obj->child; c; c = c->next, i++)
-    if (c->string && strcmp(c->string, k) == 0) {
+    if (c->string && c->string[0] == k[0] && strcmp(c->string, k) == 0) {
       if (was && p->seen[i]) *was = true;
       last = i;
       p->seen[i] = 1;
@@ -425,21 +434,20 @@ static void lprox_fill(lua_State *L, lprox *p, int idx){   /* [-0, +0, e] */
   }
 }
 
-/* Mark the string key at idx seen; true if it was not seen before. */
-static bool larg_mark(lua_State *L, int key){     /* [-0, +0, m] */
-  bool fresh;
-  key = lua_absindex(L, key);
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &larg_seen_key);
-  lua_pushvalue(L, key);
-  fresh = lua_rawget(L, -2) == LUA_TNIL;
-  lua_pop(L, 1);
-  if (fresh) {
-    lua_pushvalue(L, key);
-    lua_pushboolean(L, 1);
-    lua_rawset(L, -3);
-  }
-  lua_pop(L, 1);
-  return fresh;
+/* Mark every variable named k seen; the first of them (the one a read
+** converts, as cJSON_GetObjectItem finds it), or NULL. *fresh (if not
+** NULL): whether it had not been seen before. */
+static const cJSON *larg_take(rv_rules *r, const char *k, bool *fresh){
+  const cJSON *c, *first = NULL;
+  int i = 0;
+  bool was = false;
+  for (c = r->larg_vars->child; c && i < r->larg_n; c = c->next, i++)
+    if (c->string && c->string[0] == k[0] && strcmp(c->string, k) == 0) {
+      if (first == NULL) { first = c; was = r->larg_seen[i] != 0; }
+      r->larg_seen[i] = 1;
+    }
+  if (fresh) *fresh = first != NULL && !was;
+  return first;
 }
 
 /* Convert every variable not seen yet into the argument table at idx (a
@@ -449,23 +457,17 @@ static void larg_fill(lua_State *L, int idx){    /* [-0, +0, m] */
   const cJSON *c;
   lprox *p = lprox_of(L, idx);
   if (p) { lprox_fill(L, p, idx); return; }
+  int i = 0;
   if (!is_larg(L, idx) || r->larg_full || r->larg_vars == NULL) return;
   idx = lua_absindex(L, idx);
-  luaL_checkstack(L, 6, "variables");
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &larg_seen_key);
-  cJSON_ArrayForEach(c, r->larg_vars) {
-    if (c->string == NULL) continue;
+  luaL_checkstack(L, 4, "variables");
+  for (c = r->larg_vars->child; c && i < r->larg_n; c = c->next, i++) {
+    if (r->larg_seen[i] || c->string == NULL) continue;
+    larg_take(r, c->string, NULL);           /* c and its namesakes: seen */
     lua_pushstring(L, c->string);
-    lua_pushvalue(L, -1);
-    if (lua_rawget(L, -3) != LUA_TNIL) { lua_pop(L, 2); continue; }
-    lua_pop(L, 1);
-    lua_pushvalue(L, -1);
-    lua_pushboolean(L, 1);
-    lua_rawset(L, -4);                       /* seen[k] = true */
     lprox_push(L, c, 1);
     lua_rawset(L, idx);                      /* t[k] = value */
   }
-  lua_pop(L, 1);
   r->larg_full = true;
 }
 
@@ -494,9 +496,10 @@ static int l_larg_index(lua_State *L){         /* (t, key) */
     lua_pushnil(L);
     return 1;
   }
-  if (is_larg(L, 1) && !r->larg_full && r->larg_vars != NULL && larg_mark(L, 2)) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(r->larg_vars, lua_tostring(L, 2));
-    if (v != NULL) return push_kept(L, v, 1);
+  if (is_larg(L, 1) && !r->larg_full && r->larg_vars != NULL) {
+    bool fresh;
+    const cJSON *v = larg_take(r, lua_tostring(L, 2), &fresh);
+    if (fresh) return push_kept(L, v, 1);
   }
   lua_pushnil(L);
   return 1;
@@ -505,10 +508,11 @@ static int l_larg_index(lua_State *L){         /* (t, key) */
 /* A write or rawset of key (string, at index key) into the table at t:
 ** that member is never converted over it. */
 static void larg_written(lua_State *L, int t, int key){
+  rv_rules *r = getr(L);
   lprox *p;
   if (lua_type(L, key) != LUA_TSTRING) return;
   if ((p = lprox_of(L, t)) != NULL) lprox_mark(p, lua_tostring(L, key), NULL);
-  else if (is_larg(L, t)) larg_mark(L, key);
+  else if (is_larg(L, t) && r->larg_vars != NULL) larg_take(r, lua_tostring(L, key), NULL);
 }
 
 static int l_larg_newindex(lua_State *L){      /* (t, key, value) */
@@ -550,11 +554,19 @@ static void larg_setup(lua_State *L){
 /* Push the argument table of an rv:function call over the object vars. */
 static void push_lazy_arg(lua_State *L, const cJSON *vars){  /* [-0, +1, m] */
   rv_rules *r = getr(L);
-  lua_newtable(L);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &larg_seen_key);
-  lua_newtable(L);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &lprox_anchor_key);
+  int n = cJSON_GetArraySize(vars);
+  if (r->lprox_anchored) {                 /* the last call's nested tables go */
+    lua_pushnil(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &lprox_anchor_key);
+    r->lprox_anchored = false;
+  }
   lprox_reset(r);
+  if (n > r->larg_cap) {
+    r->larg_cap = n;
+    r->larg_seen = rv_realloc(r->larg_seen, (size_t)n);
+  }
+  if (n > 0) memset(r->larg_seen, 0, (size_t)n);
+  r->larg_n = n;
   lua_createtable(L, 0, 8);
   lua_rawgetp(L, LUA_REGISTRYINDEX, &larg_mt_key);
   lua_setmetatable(L, -2);
@@ -927,7 +939,12 @@ static void check_pattern(lua_State *L, int subj, int pat, bool plain_ok){
   charge(L, cost / 4.0);                   /* worst case ~0.1 s: ~1 per evaluation */
 }
 
+/* The library function a guard wraps (its upvalue), on the guard's own
+** arguments: a C function is called directly, on this frame (no second
+** call of the VM); anything else through lua_call. */
 static int call_upvalue(lua_State *L){
+  lua_CFunction f = lua_tocfunction(L, lua_upvalueindex(1));
+  if (f != NULL) return f(L);
   lua_pushvalue(L, lua_upvalueindex(1));
   lua_insert(L, 1);
   lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
@@ -1433,7 +1450,7 @@ static int l_lazy_index(lua_State *L){           /* (env, key) */
       lua_type(L, 2) == LUA_TSTRING) {
     const char *k = lua_tostring(L, 2);
     const cJSON *v = r->lazy_xname && strcmp(k, r->lazy_xname) == 0 ? r->lazy_xval
-                   : cJSON_GetObjectItemCaseSensitive(r->lazy_vars, k);
+                   : rv_json_member(r->lazy_vars, k);
     if (v != NULL) return push_kept(L, v, 1);      /* whole: no argument table here */
   }
   lua_getfield(L, LUA_REGISTRYINDEX, "rv.sg");
@@ -2105,6 +2122,7 @@ void rv_rules_free(rv_rules *r){
   lua_close(r->L);                         /* no __gc can exist: see setmetatable */
   lprox_reset(r);
   rv_free(r->lprox);
+  rv_free(r->larg_seen);
   for (size_t k = 0; k < sizeof r->small / sizeof r->small[0]; k++)
     while (r->small[k]) { void *p = r->small[k]; r->small[k] = *(void **)p; free(p); }
   rv_free(r);

@@ -645,16 +645,11 @@ static void journal(rv_ctx *c, int64_t inst, const char *cmd, const cJSON *paylo
 /* A job's answer as the "job" input it is (written directly: the same
 ** text as its cJSON object printed); inst: with the instance (an entry of
 ** an "answers" row, below). */
-static void ckey(rv_buf *b, const char *k){   /* ,"k": (never first) */
-  rv_buf_add(b, ",", 1);
-  rv_json_write_string(b, k);
-  rv_buf_add(b, ":", 1);
-}
+/* ,"k": (never first), for a literal k that needs no escapes: one append */
+#define CKEY(b, k) rv_buf_add((b), ",\"" k "\":", sizeof(",\"" k "\":") - 1)
 
-static void jkey(rv_buf *b, const char *k){   /* ,"k": -- or "k": first in b, after its "{" */
-  if (b->len > 1) ckey(b, k);
-  else { rv_json_write_string(b, k); rv_buf_add(b, ":", 1); }
-}
+/* ,"k": -- or "k": first in b, after its "{" (k a literal, as for CKEY) */
+#define JKEY(b, k) (((b)->len > 1) ? CKEY(b, k) : rv_buf_add((b), "\"" k "\":", sizeof("\"" k "\":") - 1))
 
 static void job_answer_text(rv_buf *b, const rv_job_row *t, bool inst, rv_job_outcome outcome,
                             const cJSON *result, const char *code, const char *message){
@@ -667,16 +662,16 @@ static void job_answer_text(rv_buf *b, const rv_job_row *t, bool inst, rv_job_ou
   rv_buf_add(b, "{", 1);
   if (inst) { rv_buf_adds(b, "\"inst\":"); rv_buf_add_int(b, t->inst); rv_buf_add(b, ",", 1); }
   rv_buf_adds(b, "\"job\":"); rv_buf_add_int(b, t->id);
-  ckey(b, "element"); rv_json_write_string(b, t->elem);
-  ckey(b, "ei"); rv_buf_add_int(b, t->ei);
-  if (suffix) { ckey(b, "suffix"); rv_json_write_string(b, suffix); }
-  ckey(b, "attempt"); rv_buf_add_int(b, t->attempts + 1);
-  ckey(b, "outcome");
+  CKEY(b, "element"); rv_json_write_string(b, t->elem);
+  CKEY(b, "ei"); rv_buf_add_int(b, t->ei);
+  if (suffix) { CKEY(b, "suffix"); rv_json_write_string(b, suffix); }
+  CKEY(b, "attempt"); rv_buf_add_int(b, t->attempts + 1);
+  CKEY(b, "outcome");
   rv_json_write_string(b, outcome == RV_JOB_OK ? "ok" : outcome == RV_JOB_FAILED ? "failed" : "error");
-  if (result) { ckey(b, "result"); rv_json_write(b, result); }
-  if (code) { ckey(b, "code"); rv_json_write_string(b, code); }
-  if (message) { ckey(b, "message"); rv_json_write_string(b, message); }
-  if (strcmp(t->state, "pending") != 0) { ckey(b, "stale"); rv_buf_add(b, "true", 4); }
+  if (result) { CKEY(b, "result"); rv_json_write(b, result); }
+  if (code) { CKEY(b, "code"); rv_json_write_string(b, code); }
+  if (message) { CKEY(b, "message"); rv_json_write_string(b, message); }
+  if (strcmp(t->state, "pending") != 0) { CKEY(b, "stale"); rv_buf_add(b, "true", 4); }
   rv_buf_add(b, "}", 1);
 }
 
@@ -1081,10 +1076,10 @@ static rv_status do_start(rv_ctx *c, const char *process_id, int version,
     rv_buf b;
     rv_buf_init(&b, SIZE_MAX / 4);
     rv_buf_add(&b, "{", 1);
-    jkey(&b, "process"); rv_json_write_string(&b, process_id);
-    jkey(&b, "version"); rv_buf_add_int(&b, d->version);
-    if (bkey) { jkey(&b, "business_key"); rv_json_write_string(&b, bkey); }
-    jkey(&b, "vars");
+    JKEY(&b, "process"); rv_json_write_string(&b, process_id);
+    JKEY(&b, "version"); rv_buf_add_int(&b, d->version);
+    if (bkey) { JKEY(&b, "business_key"); rv_json_write_string(&b, bkey); }
+    JKEY(&b, "vars");
     if (vars) rv_json_write(&b, vars); else rv_buf_add(&b, "{}", 2);
     rv_buf_add(&b, "}", 1);
     journal_text(c, in->id, "start", b.p);
@@ -1196,11 +1191,11 @@ rv_status rv_engine_complete_task(rv_engine *e, int64_t task_id, const cJSON *da
     rv_buf b;
     rv_buf_init(&b, SIZE_MAX / 4);
     rv_buf_add(&b, "{", 1);
-    jkey(&b, "task"); rv_buf_add_int(&b, task_id);
-    jkey(&b, "element"); rv_json_write_string(&b, n->id);
-    jkey(&b, "ei"); rv_buf_add_int(&b, ei->key);
-    if (actor) { jkey(&b, "actor"); rv_json_write_string(&b, actor); }
-    if (data) { jkey(&b, "data"); rv_json_write(&b, data); }   /* absent: none given */
+    JKEY(&b, "task"); rv_buf_add_int(&b, task_id);
+    JKEY(&b, "element"); rv_json_write_string(&b, n->id);
+    JKEY(&b, "ei"); rv_buf_add_int(&b, ei->key);
+    if (actor) { JKEY(&b, "actor"); rv_json_write_string(&b, actor); }
+    if (data) { JKEY(&b, "data"); rv_json_write(&b, data); }   /* absent: none given */
     rv_buf_add(&b, "}", 1);
     journal_text(&c, in->id, "complete", b.p);
     rv_buf_fini(&b);

@@ -57,17 +57,20 @@ void rv__vars_set(rv_inst *in, rv_ei *ei, const char *name, cJSON *value){
   rv_ei *target = NULL, *mi = NULL, *root = NULL;
   cJSON *old = NULL;
   for (rv_ei *x = ei; x != NULL; x = x->parent ? rv__ei_find(in, x->parent) : NULL) {
-    if (x->vars && (old = cJSON_GetObjectItemCaseSensitive(x->vars, name)) != NULL) { target = x; break; }
+    if (x->vars && (old = rv_json_member(x->vars, name)) != NULL) { target = x; break; }
     if (x->mi_inner && mi == NULL) mi = x;
     if (x->node < 0) root = x;
   }
   if (target == NULL) target = mi ? mi : root;
   if (target == NULL && (target = rv__ei_find(in, 1)) != NULL && target->vars)
-    old = cJSON_GetObjectItemCaseSensitive(target->vars, name);     /* not on the way up */
+    old = rv_json_member(target->vars, name);     /* not on the way up */
   if (target == NULL) { cJSON_Delete(value); return; }
   if (target->vars == NULL) target->vars = cJSON_CreateObject();
   if (old) cJSON_Delete(cJSON_DetachItemViaPointer(target->vars, old));   /* found above: no second scan */
-  cJSON_AddItemToObject(target->vars, name, value);
+  if (value->string == name && !(value->type & cJSON_StringIsConst))
+    cJSON_AddItemToArray(target->vars, value);    /* its own key already: linked as it is */
+  else
+    cJSON_AddItemToObject(target->vars, name, value);
   in->dirty = true;
 }
 
@@ -84,7 +87,7 @@ void rv__vars_take(rv_inst *in, rv_ei *ei, cJSON *obj){
   if (!cJSON_IsObject(obj) || ei == NULL) return;
   while (obj->child) {
     cJSON *it = cJSON_DetachItemViaPointer(obj, obj->child);
-    rv__vars_set(in, ei, it->string, it);    /* cJSON copies the key before it frees the old one */
+    rv__vars_set(in, ei, it->string, it);    /* it keeps its key (rv__vars_set) */
   }
 }
 
@@ -185,7 +188,7 @@ char *rv__render(const char *tmpl, const cJSON *vars){
       for (char *seg = name, *dot; v && seg; seg = dot ? dot + 1 : NULL) {
         dot = strchr(seg, '.');
         if (dot) *dot = 0;
-        v = cJSON_IsObject(v) ? cJSON_GetObjectItemCaseSensitive(v, seg) : NULL;
+        v = rv_json_member(v, seg);
       }
       if (v && !cJSON_IsNull(v)) { char *t = rv_json_text(v); rv_buf_adds(&b, t); rv_free(t); }
     }

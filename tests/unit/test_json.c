@@ -169,6 +169,40 @@ static void test_cjson_uses_the_pool(void **state){
   cJSON_Delete(o);
 }
 
+/* rv_json_plain_len stops at the first byte a JSON string must escape,
+** whatever the start offset, length and bytes (UTF-8 included), and
+** strings written in one go by the writer come out as cJSON prints them. */
+static void test_plain_len(void **state){
+  static const unsigned char pick[] = { 'a', 'Z', ' ', '~', 0x7f, 0x80, 0xd8, 0xa7, 0xff,
+                                        '"', '\\', 0x01, 0x1f, 0x20, 0x21, 0x5b, 0x5d };
+  uint32_t seed = 7;
+  char buf[96];
+  (void)state;
+  for (int round = 0; round < 40000; round++) {
+    int off, len, k;
+    size_t want = 0;
+    seed = seed * 1103515245u + 12345u;
+    off = (int)(seed >> 8) % 8;
+    len = (int)(seed >> 12) % 70;
+    for (k = 0; k < len; k++) {
+      seed = seed * 1103515245u + 12345u;
+      /* mostly plain bytes, sometimes one that ends the run */
+      buf[off + k] = (char)((seed >> 16) % 16 ? pick[(seed >> 20) % 9] : pick[9 + (seed >> 20) % 8]);
+    }
+    buf[off + len] = 0;
+    while ((unsigned char)buf[off + want] >= 0x20 && buf[off + want] != '"' && buf[off + want] != '\\') want++;
+    assert_int_equal(rv_json_plain_len(buf + off), want);
+    if (round % 8 == 0) {                    /* and quoted as cJSON quotes it */
+      cJSON *v = cJSON_CreateString(buf + off);
+      char *mine = rv_json_print(v), *theirs = cJSON_PrintUnformatted(v);
+      assert_string_equal(mine, theirs);
+      rv_free(mine);
+      cJSON_free(theirs);
+      cJSON_Delete(v);
+    }
+  }
+}
+
 int main(void){
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_strings),
@@ -176,6 +210,7 @@ int main(void){
     cmocka_unit_test(test_random_strings),
     cmocka_unit_test(test_pool),
     cmocka_unit_test(test_cjson_uses_the_pool),
+    cmocka_unit_test(test_plain_len),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1126,6 +1126,16 @@ static void test_history_migration(void **state){
     "CREATE TABLE jobs(id INTEGER PRIMARY KEY, state TEXT NOT NULL, next_try INTEGER NOT NULL);"
     "CREATE INDEX jobs_due ON jobs(state, next_try);"
     "INSERT INTO jobs VALUES(1, 'done', 5), (2, 'pending', 9), (3, 'pending', 7);"
+    /* the indexes migration 12 changes */
+    "CREATE TABLE messages(id INTEGER PRIMARY KEY, message_id TEXT UNIQUE, name TEXT NOT NULL,"
+    "  corr_key TEXT, payload TEXT, created INTEGER NOT NULL, expires INTEGER NOT NULL,"
+    "  consumed_by INTEGER);"
+    "CREATE INDEX messages_name ON messages(name, corr_key);"
+    "INSERT INTO messages VALUES(1, 'a', 'm', 'k', NULL, 1, 99, 4), (2, 'b', 'm', 'k', NULL, 1, 99, NULL),"
+    "  (3, 'c', 'm', 'j', NULL, 1, 99, NULL);"
+    "CREATE TABLE feed_records(id INTEGER PRIMARY KEY, husband_id TEXT, wife_id TEXT);"
+    "CREATE INDEX feed_records_husband ON feed_records(husband_id);"
+    "CREATE INDEX feed_records_wife ON feed_records(wife_id);"
     "PRAGMA user_version=8;", NULL, NULL, NULL), SQLITE_OK);
   sqlite3_close(h);
   if (rv_store_open(db, NULL, &st, &err) != RV_OK) fail_msg("open: %s", err.msg);
@@ -1155,6 +1165,15 @@ static void test_history_migration(void **state){
     " WHERE state='pending' ORDER BY next_try)", -1, &s, NULL), SQLITE_OK);
   assert_int_equal(sqlite3_step(s), SQLITE_ROW);
   assert_string_equal((const char *)sqlite3_column_text(s, 0), "3,2");
+  sqlite3_finalize(s);
+  /* waiting messages only in the name index; the spouses' indexes gone */
+  assert_int_equal(sqlite3_prepare_v2(rv_store_db(st),
+    "SELECT group_concat(id) FROM (SELECT id FROM messages INDEXED BY messages_name"
+    " WHERE name='m' AND consumed_by IS NULL ORDER BY corr_key, id),"
+    " (SELECT count(*) FROM sqlite_schema WHERE name LIKE 'feed_records_%')", -1, &s, NULL), SQLITE_OK);
+  assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+  assert_string_equal((const char *)sqlite3_column_text(s, 0), "3,2");
+  assert_int_equal(sqlite3_column_int(s, 1), 0);
   sqlite3_finalize(s);
   rv_store_close(st);
   nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);

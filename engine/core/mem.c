@@ -82,13 +82,15 @@ char *rv_asprintf(const char *fmt, ...){
 typedef union pool_blk { union pool_blk *next; size_t size; } pool_blk;
 static pool_blk *pool_lists[1024 / POOL_STEP + 1];
 
-size_t rv_pool_round(size_t n){
+static inline size_t pool_round(size_t n){
   if (n == 0) n = 1;
   return n <= POOL_MAX ? (n + POOL_STEP - 1) / POOL_STEP * POOL_STEP : (n + 7) / 8 * 8;
 }
 
+size_t rv_pool_round(size_t n){ return pool_round(n); }
+
 void *rv_pool_alloc(size_t n){
-  size_t r = rv_pool_round(n);
+  size_t r = pool_round(n);
   pool_blk *b = r <= POOL_MAX ? pool_lists[r / POOL_STEP] : NULL;
   if (b) pool_lists[r / POOL_STEP] = b->next;
   else if (r > SIZE_MAX - sizeof *b || (b = malloc(sizeof *b + r)) == NULL) return NULL;
@@ -116,7 +118,7 @@ size_t rv_pool_size(const void *p){
 void *rv_pool_realloc(void *p, size_t n){
   void *q;
   if (p == NULL) return rv_pool_alloc(n);
-  if (rv_pool_round(n) <= rv_pool_size(p)) return p;
+  if (pool_round(n) <= rv_pool_size(p)) return p;
   if ((q = rv_pool_alloc(n)) == NULL) return NULL;
   memcpy(q, p, rv_pool_size(p));
   rv_pool_free(p);

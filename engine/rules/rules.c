@@ -455,9 +455,9 @@ static const cJSON *larg_take(rv_rules *r, const char *k, bool *fresh){
 static void larg_fill(lua_State *L, int idx){    /* [-0, +0, m] */
   rv_rules *r = getr(L);
   const cJSON *c;
+  int i = 0;
   lprox *p = lprox_of(L, idx);
   if (p) { lprox_fill(L, p, idx); return; }
-  int i = 0;
   if (!is_larg(L, idx) || r->larg_full || r->larg_vars == NULL) return;
   idx = lua_absindex(L, idx);
   luaL_checkstack(L, 4, "variables");
@@ -1030,9 +1030,13 @@ static int l_yield(lua_State *L){
   return lua_yield(L, lua_gettop(L));
 }
 
-/* Replace t[name] (t at top) by a wrapper that runs check then the original. */
+/* Replace t[name] (t at top) by a wrapper that runs check then the
+** original. call_upvalue runs a C original on the wrapper's own frame,
+** where lua_upvalueindex names the wrapper's upvalues: an original with
+** upvalues of its own (none in the standard library) is refused here. */
 static void wrap(lua_State *L, const char *name, lua_CFunction fn){
   lua_getfield(L, -1, name);
+  if (lua_getupvalue(L, -1, 1) != NULL) luaL_error(L, "cannot guard '%s': it has upvalues", name);
   lua_pushcclosure(L, fn, 1);
   lua_setfield(L, -2, name);
 }

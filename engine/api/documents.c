@@ -14,10 +14,11 @@
 **   - staff and operators who may see an instance (policy.c) that the
 **     document was given to: a start or a task completion whose data
 **     referred to it records the link (document_refs).
-** A reference can only be made by the owner: a start or a completion whose
-** data name a document that does not exist or is someone else's is refused
-** with 422, so nobody can make their case point at another person's file
-** (and so make it readable to the staff of their case).
+** A reference can only be made by the owner: a start, a completion, or an
+** operator's message or signal (messages.c) whose data name a document that
+** does not exist or is someone else's is refused with 422, so nobody can
+** make a case point at another person's file (and so make it readable to
+** the staff of that case).
 **
 ** Bounded: one file <= --max-document [2 MiB]; per principal at most
 ** --document-quota files [50] and --document-quota-bytes [20 MiB]; at most

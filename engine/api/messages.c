@@ -4,6 +4,11 @@
 ** A message id makes correlation idempotent (the engine records applied
 ** ids): a client that retries after a timeout sends the same id and gets
 ** "duplicate" instead of a second effect.
+**
+** A payload is checked for document references as start variables and
+** task data are (documents.c): a "doc:sha256-..." must be a document the
+** caller uploaded, else 422 and nothing is sent. Operators upload none, so
+** they cannot make a case point at someone's file by message or signal.
 */
 #include <stdio.h>
 #include <string.h>
@@ -26,6 +31,7 @@ void rv__h_message(rv_req *r){
       !rv__body_str(r, r->body, "message_id", false, 128, &mid) ||
       !rv__body_str(r, r->body, "ttl", false, 64, &ttl)) return;
   snprintf(r->object, sizeof r->object, "message:%.80s", name);
+  if (!rv__doc_refs_check(r, payload)) return;          /* doc:sha256-... must be the caller's */
   if (ttl) {
     rv_duration d;
     if (rv_duration_parse(ttl, &d, &err) != RV_OK) {
@@ -54,6 +60,7 @@ void rv__h_signal(rv_req *r){
       !rv__body_str(r, r->body, "name", true, 128, &name) ||
       !rv__body_obj(r, r->body, "payload", false, &payload)) return;
   snprintf(r->object, sizeof r->object, "signal:%.80s", name);
+  if (!rv__doc_refs_check(r, payload)) return;
   rc = rv_engine_signal(r->api->e, name, payload, &n, &err);
   if (rc != RV_OK) { rv__reply_err(r, rc, &err); return; }
   snprintf(r->detail, sizeof r->detail, "received by %d", n);

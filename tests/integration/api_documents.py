@@ -9,8 +9,9 @@ against the real `ravand serve` on loopback. Prints TAP.
   - GET /v1/documents/{sha256}: the bytes, the stored type, attachment,
     nosniff; the owner, and staff who see an instance the document was given
     to; everyone else the identical 404; audited;
-  - references: a start or a task completion whose data name a document that
-    is missing or someone else's is refused (422) and changes nothing.
+  - references: a start, a task completion, or an operator's message or
+    signal whose data name a document that is missing or someone else's is
+    refused (422) and changes nothing.
 
 usage: api_documents.py PATH/TO/ravand
 """
@@ -211,6 +212,21 @@ def run(t, s):
     t.ok(problem_ok(r, 404), 'appB still gets 404 for appA\'s JPEG', r)
     r = s.req('GET', '/v1/documents/' + sha(PNG), who='appB')
     t.ok(r.status == 200 and r.body == PNG, 'appB reads her own copy of the same bytes', r)
+
+    # --- references in an operator's message or signal ---
+    msgs = db.execute("SELECT count(*) FROM messages").fetchone()[0]
+    r = s.req('POST', '/v1/messages', who='op', body={'name': 'doc-note', 'correlation_key': str(inst),
+                                                      'payload': {'scan': doc_id(JPEG)}})
+    t.ok(problem_ok(r, 422) and 'not one you uploaded' in r.json['detail'],
+         "an operator's message naming an applicant's document: 422", r)
+    r = s.req('POST', '/v1/signals', who='op', body={'name': 'doc-note', 'payload': {'x': [doc_id(PNG)]}})
+    t.ok(problem_ok(r, 422), "a signal naming a document: 422", r)
+    r = s.req('POST', '/v1/messages', who='op', body={'name': 'doc-note', 'payload': {'scan': 'doc:sha256-12'}})
+    t.ok(problem_ok(r, 422) and 'not a document id' in r.json['detail'], 'a malformed id in a message: 422', r)
+    t.eq(db.execute("SELECT count(*) FROM messages").fetchone()[0], msgs, 'the refused messages left nothing')
+    r = s.req('POST', '/v1/messages', who='op', body={'name': 'doc-note', 'payload': {'note': 'no document'},
+                                                      'ttl': 'PT0S'})
+    t.ok(r.status == 200, 'a message without a document reference: 200', r)
 
     # --- audit ---
     rows = db.execute("SELECT principal, outcome, object FROM audit WHERE action='document.get' ORDER BY id").fetchall()

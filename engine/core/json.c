@@ -52,30 +52,35 @@ static void put_int(rv_buf *b, int64_t v){
   rv_buf_add(b, tmp + i, sizeof tmp - (size_t)i);
 }
 
-static void put_string(rv_buf *b, const char *s){
+/* The escapes cJSON writes: two bytes for the usual ones, \u00XX for the
+** other control bytes. */
+size_t rv_json_escape(unsigned char c, char out[6]){
   static const char hex[] = "0123456789abcdef";
-  const char *run = s;
-  rv_buf_add(b, "\"", 1);
-  for (; *s; s++) {
-    unsigned char c = (unsigned char)*s;
-    if (c >= 0x20 && c != '"' && c != '\\') continue;
-    rv_buf_add(b, run, (size_t)(s - run));
-    run = s + 1;
-    switch (c) {
-    case '"':  rv_buf_add(b, "\\\"", 2); break;
-    case '\\': rv_buf_add(b, "\\\\", 2); break;
-    case '\n': rv_buf_add(b, "\\n", 2); break;
-    case '\r': rv_buf_add(b, "\\r", 2); break;
-    case '\t': rv_buf_add(b, "\\t", 2); break;
-    case '\b': rv_buf_add(b, "\\b", 2); break;
-    case '\f': rv_buf_add(b, "\\f", 2); break;
-    default: {
-      char u[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15] };
-      rv_buf_add(b, u, 6);
-    }
-    }
+  out[0] = '\\';
+  switch (c) {
+  case '"':  out[1] = '"'; return 2;
+  case '\\': out[1] = '\\'; return 2;
+  case '\n': out[1] = 'n'; return 2;
+  case '\r': out[1] = 'r'; return 2;
+  case '\t': out[1] = 't'; return 2;
+  case '\b': out[1] = 'b'; return 2;
+  case '\f': out[1] = 'f'; return 2;
+  default:
+    out[1] = 'u'; out[2] = '0'; out[3] = '0'; out[4] = hex[c >> 4]; out[5] = hex[c & 15];
+    return 6;
   }
-  rv_buf_add(b, run, (size_t)(s - run));
+}
+
+static void put_string(rv_buf *b, const char *s){
+  rv_buf_add(b, "\"", 1);
+  for (;;) {
+    size_t n = rv_json_plain_len(s);      /* the run that needs no escape */
+    char e[6];
+    rv_buf_add(b, s, n);
+    s += n;
+    if (*s == 0) break;
+    rv_buf_add(b, e, rv_json_escape((unsigned char)*s++, e));
+  }
   rv_buf_add(b, "\"", 1);
 }
 
@@ -98,8 +103,8 @@ size_t rv_json_plain_len(const char *s){
 /* pre (unless 0), s quoted, post (unless 0). A state is mostly short strings
 ** without escapes: those are written into the buffer in one go. */
 static void put_quoted(rv_buf *b, const char *s, char pre, char post){
-  size_t n = rv_json_plain_len(s), need;
-  if (s[n] == 0 && !b->toobig && (need = n + 4) < b->cap - b->len) {
+  size_t n = rv_json_plain_len(s);
+  if (s[n] == 0 && !b->toobig && n + 4 < b->cap - b->len) {   /* room for n + 5 */
     char *w = b->p + b->len;
     if (pre) *w++ = pre;
     *w++ = '"';

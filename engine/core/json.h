@@ -32,6 +32,9 @@ void        rv_json_write_string(struct rv_buf *b, const char *s);
 /* How many bytes at the start of s a JSON string holds as they are (up to
 ** the first NUL, quote, backslash or control byte). */
 size_t      rv_json_plain_len(const char *s);
+/* The escape of a byte rv_json_plain_len stopped at (not NUL) into out:
+** its length, 2 or 6 (\u00XX). */
+size_t      rv_json_escape(unsigned char c, char out[6]);
 /* Value as text for templates: strings bare, others as JSON. Caller frees. */
 char       *rv_json_text(const cJSON *v);
 /* Parse with a depth/size sanity limit; NULL when invalid. */

@@ -449,30 +449,19 @@ void rv__history(rv_ctx *c, rv_inst *in, const char *event, int node, int64_t ei
 /* OR FAIL: see save_inst */
 #define HINS "INSERT OR FAIL INTO history_log(instance_id, at, event, element_id, ei, detail) VALUES"
 
-/* s as a JSON string at p (which has room for 2 + 6 * strlen(s) bytes);
-** the same escapes as core/json.c. Returns the bytes written. */
+/* s as a JSON string at p (which has room for 2 + 6 * strlen(s) bytes),
+** escaped as core/json.c escapes (rv_json_escape). Returns the bytes
+** written. */
 static size_t q_put(char *p, const char *s){
-  static const char hex[] = "0123456789abcdef";
   char *o = p;
   *o++ = '"';
-  for (;; s++) {
+  for (;;) {
     size_t n = rv_json_plain_len(s);      /* the run that needs no escape */
-    unsigned char ch;
     memcpy(o, s, n);
     o += n;
     s += n;
-    if ((ch = (unsigned char)*s) == 0) break;
-    *o++ = '\\';
-    switch (ch) {
-    case '"':  *o++ = '"'; break;
-    case '\\': *o++ = '\\'; break;
-    case '\n': *o++ = 'n'; break;
-    case '\r': *o++ = 'r'; break;
-    case '\t': *o++ = 't'; break;
-    case '\b': *o++ = 'b'; break;
-    case '\f': *o++ = 'f'; break;
-    default: *o++ = 'u'; *o++ = '0'; *o++ = '0'; *o++ = hex[ch >> 4]; *o++ = hex[ch & 15];
-    }
+    if (*s == 0) break;
+    o += rv_json_escape((unsigned char)*s++, o);
   }
   *o++ = '"';
   return (size_t)(o - p);

@@ -184,7 +184,33 @@ static void task_line(sqlite3 *db, cJSON *o, const char *detail){
   sqlite3_finalize(s);
 }
 
-/* The job a JOB_CREATED row announced: its input as queued. */
+/* The input of a job answered inside its command (no row: engine.c
+** answers_now), from its entry in the instance's "answers" journal rows:
+** the latest answer for that element instance. */
+static cJSON *answered_input(sqlite3 *db, int64_t inst, int64_t ei, const char *elem){
+  sqlite3_stmt *s = NULL;
+  cJSON *in = NULL;
+  sqlite3_prepare_v2(db, "SELECT payload FROM journal WHERE instance_id=? AND command='answers'"
+                         " ORDER BY seq DESC", -1, &s, NULL);
+  sqlite3_bind_int64(s, 1, inst);
+  while (in == NULL && sqlite3_step(s) == SQLITE_ROW) {
+    cJSON *arr = rv_json_parse((const char *)sqlite3_column_text(s, 0));
+    const cJSON *a, *found = NULL;
+    cJSON_ArrayForEach(a, arr)
+      if (rv_json_int(a, "inst", 0) == inst && rv_json_int(a, "ei", -1) == ei &&
+          rv_json_str(a, "element") && strcmp(rv_json_str(a, "element"), elem) == 0 &&
+          cJSON_GetObjectItemCaseSensitive(a, "input"))
+        found = cJSON_GetObjectItemCaseSensitive(a, "input");
+    if (found) in = cJSON_Duplicate(found, 1);
+    cJSON_Delete(arr);
+  }
+  sqlite3_finalize(s);
+  return in;
+}
+
+/* The job a JOB_CREATED row announced: its input as queued -- from its
+** row, or where a job answered inside its command left none, from the
+** journal. */
 static cJSON *job_input(sqlite3 *db, int64_t inst, int64_t ei, const char *elem, const char *adapter){
   sqlite3_stmt *s = NULL;
   cJSON *in = NULL;
@@ -196,7 +222,7 @@ static cJSON *job_input(sqlite3 *db, int64_t inst, int64_t ei, const char *elem,
   sqlite3_bind_text(s, 4, adapter ? adapter : "", -1, SQLITE_TRANSIENT);
   if (sqlite3_step(s) == SQLITE_ROW) in = rv_json_parse((const char *)sqlite3_column_text(s, 0));
   sqlite3_finalize(s);
-  return in;
+  return in ? in : answered_input(db, inst, ei, elem ? elem : "");
 }
 
 /* History events whose detail is stable text worth comparing; any other

@@ -105,7 +105,9 @@ static bool is_volatile(const char *k){
 ** the command journaled just before it, with the same mark) goes onto that
 ** command's input line as "answers": a replay applies them in the same
 ** step, so the outputs group as they did live. Each answer is a "job"
-** input line ("inst" the tree's number). A row whose command is not among
+** input line ("inst" the tree's number; without the "input" each entry
+** carries for the live database's readers -- the recording has it as the
+** job's output line). A row whose command is not among
 ** the tree's inputs (not seen so far) becomes "job" input lines of its own. */
 static void fold_answers(jrow **pv, int *n, const rv__jr_tree *t){
   for (int i = 0; i < *n; i++) {
@@ -127,7 +129,8 @@ static void fold_answers(jrow **pv, int *n, const rv__jr_tree *t){
         cJSON_AddStringToObject(o, "in", "job");
         if (k > 0) cJSON_AddNumberToObject(o, "inst", k);
         cJSON_ArrayForEach(it, a)
-          if (strcmp(it->string, "inst") != 0 && !is_volatile(it->string))
+          if (strcmp(it->string, "inst") != 0 && strcmp(it->string, "input") != 0 &&
+              !is_volatile(it->string))
             cJSON_AddItemToObject(o, it->string, rv__jr_sorted(it));
         cJSON_AddItemToArray(v[host].answers, o);
       }
@@ -150,6 +153,7 @@ static void fold_answers(jrow **pv, int *n, const rv__jr_tree *t){
         *r = base;
         r->inst = rv_json_int(a, "inst", 0);
         cJSON_DeleteItemFromObjectCaseSensitive(p, "inst");
+        cJSON_DeleteItemFromObjectCaseSensitive(p, "input");
         r->cmd = rv_strdup("job");
         r->payload = rv_json_print(p);
         r->answers = NULL;

@@ -640,8 +640,9 @@ static void journal(rv_ctx *c, int64_t inst, const char *cmd, const cJSON *paylo
 /* ,"k": -- or "k": first in b, after its "{" (k a literal, as for CKEY) */
 #define JKEY(b, k) (((b)->len > 1) ? CKEY(b, k) : rv_buf_add((b), "\"" k "\":", sizeof("\"" k "\":") - 1))
 
-static void job_answer_text(rv_buf *b, const rv_job_row *t, bool inst, rv_job_outcome outcome,
-                            const cJSON *result, const char *code, const char *message){
+static void job_answer_text(rv_buf *b, const rv_job_row *t, bool inst, const char *input,
+                            rv_job_outcome outcome, const cJSON *result, const char *code,
+                            const char *message){
   const char *suffix = NULL;
   size_t el = strlen(t->elem);
   /* key "<inst>:<ei>:<element>[:<suffix>]": the suffix tells an SMS
@@ -650,8 +651,8 @@ static void job_answer_text(rv_buf *b, const rv_job_row *t, bool inst, rv_job_ou
     if (strncmp(k + 1, t->elem, el) == 0 && k[1 + el] == ':') suffix = k + 2 + el;
   rv_buf_add(b, "{", 1);
   if (inst) { rv_buf_adds(b, "\"inst\":"); rv_buf_add_int(b, t->inst); rv_buf_add(b, ",", 1); }
-  rv_buf_adds(b, "\"job\":"); rv_buf_add_int(b, t->id);
-  CKEY(b, "element"); rv_json_write_string(b, t->elem);
+  if (t->id) { rv_buf_adds(b, "\"job\":"); rv_buf_add_int(b, t->id); rv_buf_add(b, ",", 1); }
+  rv_buf_adds(b, "\"element\":"); rv_json_write_string(b, t->elem);
   CKEY(b, "ei"); rv_buf_add_int(b, t->ei);
   if (suffix) { CKEY(b, "suffix"); rv_json_write_string(b, suffix); }
   CKEY(b, "attempt"); rv_buf_add_int(b, t->attempts + 1);
@@ -660,6 +661,7 @@ static void job_answer_text(rv_buf *b, const rv_job_row *t, bool inst, rv_job_ou
   if (result) { CKEY(b, "result"); rv_json_write(b, result); }
   if (code) { CKEY(b, "code"); rv_json_write_string(b, code); }
   if (message) { CKEY(b, "message"); rv_json_write_string(b, message); }
+  if (input) { CKEY(b, "input"); rv_buf_adds(b, input); }
   if (strcmp(t->state, "pending") != 0) { CKEY(b, "stale"); rv_buf_add(b, "true", 4); }
   rv_buf_add(b, "}", 1);
 }
@@ -668,7 +670,7 @@ static void journal_job(rv_ctx *c, const rv_job_row *t, rv_job_outcome outcome,
                         const cJSON *result, const char *code, const char *message){
   rv_buf b;
   rv_buf_init(&b, SIZE_MAX / 4);
-  job_answer_text(&b, t, false, outcome, result, code, message);
+  job_answer_text(&b, t, false, NULL, outcome, result, code, message);
   journal_text(c, t->inst, "job", b.p);
   rv_buf_fini(&b);
 }
@@ -684,14 +686,21 @@ static void journal_job(rv_ctx *c, const rv_job_row *t, rv_job_outcome outcome,
 ** command's batch, and the answers are journaled together in "answers"
 ** rows right after the command's own row (the same mark; answers_row); a
 ** recording carries them on the command's input line and a replay applies
-** them, through the loop's path, inside the same step -- the same outputs,
-** the same rows. The job's row is written once, with its answer (done, one
-** attempt); a job the adapter declines (a technical failure), or beyond
-** ANSWER_NOW_MAX answers per command (a loop in a model cannot hold the
-** command), is written pending and goes through the loop; a job whose
+** them, through the loop's path, inside the same step -- the same outputs.
+** A job answered so leaves no row in `jobs`, as a synchronous service task
+** leaves no job in Camunda: it was never waiting, and its row cost more
+** than the rest of its answer (marriage feed import: 12% of the
+** instructions). What it was is kept where the other readers look: the
+** history (JOB_CREATED, JOB_COMPLETED) and its entry in the "answers" row,
+** which carries its input as well (outputs.c job_input reads it from there;
+** a replay, without answer_now, writes the rows as the loop does). A job
+** answered with a BPMN error is written done, one attempt (an incident may
+** name it); a job the adapter declines or fails (a technical failure), or
+** beyond ANSWER_NOW_MAX answers per command (a loop in a model cannot hold
+** the command), is written pending and goes through the loop; a job whose
 ** element was left meanwhile is written canceled, as rv__side_clear would
 ** have left it. What is saved per answer: the loop's round trip, loading
-** and writing the instance, and the job row's update, history batch and
+** and writing the instance, the job's row, and the history batch and
 ** journal row of a command of its own. An answer that fails the engine
 ** (not a user failure: those are incidents as always) fails the whole
 ** command. */
@@ -780,7 +789,8 @@ static rv_status answers_now(rv_ctx *c){
       continue;
     }
     ok = a.outcome != RV_JOB_FAILED;      /* a failed attempt: pending, retried as usual */
-    rc = now_job_write(c, nj, ok ? "done" : "pending", ok ? 1 : 0, &id);
+    id = 0;                               /* an answer: no row (above) */
+    if (a.outcome != RV_JOB_OK) rc = now_job_write(c, nj, ok ? "done" : "pending", ok ? 1 : 0, &id);
     if (rc == RV_OK) {
       memset(&t, 0, sizeof t);
       t.found = t.pending = true;
@@ -800,7 +810,7 @@ static rv_status answers_now(rv_ctx *c){
       if (ans.len && ans_inst != t.inst) answers_row(c, &ans, ans_inst);
       mark = ans.len;
       rv_buf_add(&ans, ans.len ? "," : "[", 1);
-      job_answer_text(&ans, &t, true, a.outcome, a.result, a.code[0] ? a.code : NULL,
+      job_answer_text(&ans, &t, true, nj->input, a.outcome, a.result, a.code[0] ? a.code : NULL,
                       a.message[0] ? a.message : NULL);
       ans_inst = t.inst;
       rc = rv__job_result(c, &t, a.outcome, a.result, a.result, a.code[0] ? a.code : NULL,

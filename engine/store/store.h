@@ -7,7 +7,8 @@
 ** a command nested in a batch (group commit) runs inside a savepoint.
 ** Pragmas enforced at open: journal_mode=WAL, synchronous=FULL (or NORMAL
 ** when asked, for benchmarks only), foreign_keys=ON, trusted_schema=OFF,
-** busy_timeout=5000, temp_store=MEMORY (savepoint journals); a larger
+** busy_timeout=5000, temp_store=MEMORY (savepoint journals), pages of
+** RV_STORE_PAGE_SIZE bytes in a new database; a larger
 ** lookaside and, process-wide, no SQLite memory statistics (a global mutex
 ** per allocation). Loop thread only; never carried across fork().
 **
@@ -22,6 +23,8 @@
 #include "core/err.h"
 
 typedef struct rv_store rv_store;
+
+#define RV_STORE_PAGE_SIZE 8192   /* of a new database; an existing one keeps its own */
 
 typedef struct rv_store_opts {
   bool relaxed_sync;      /* synchronous=NORMAL: benchmarks only */

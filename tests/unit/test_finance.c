@@ -302,15 +302,14 @@ static void test_answered_inside_the_command(void **state){
   assert_int_equal(tenv_int(&t, "SELECT count(*) FROM instances"), 0);
   rv_engine_batch_end(t.e, &err);
 
-  /* committed with it: both rows, both jobs done, the case at its task -- no drain */
+  /* committed with it: both rows, the case at its task -- no drain; the jobs, answered inside
+  ** the command, left no rows (engine.c answers_now); the ledger rows carry their keys */
   a0 = rv_engine_stats_get(t.e)->answered_now;
   assert_int_equal(rv_engine_start(t.e, "ledger_case", 0, v, NULL, &id, &err), RV_OK);
   assert_int_equal(tenv_int(&t, "SELECT count(*) FROM fin_ledger WHERE instance_id=(SELECT max(id) FROM instances)"), 2);
-  assert_int_equal(tenv_int(&t, "SELECT count(*) FROM jobs WHERE state='done'"), 2);
-  assert_int_equal(tenv_int(&t, "SELECT count(*) FROM jobs WHERE state='pending'"), 0);
+  assert_int_equal(tenv_int(&t, "SELECT count(*) FROM jobs"), 0);
   assert_int_equal(tenv_int(&t, "SELECT count(*) FROM tasks WHERE element_id='wait' AND state='open'"), 1);
-  assert_int_equal(tenv_int(&t, "SELECT count(*) FROM fin_ledger l JOIN jobs j ON j.key=l.job_key"
-                                " AND j.instance_id=l.instance_id"), 2);
+  assert_int_equal(tenv_int(&t, "SELECT count(*) FROM fin_ledger WHERE job_key LIKE instance_id||':%:'||element_id"), 2);
   assert_int_equal(tenv_int(&t, "SELECT count(*) FROM instances WHERE instr(state, '\"payment_id\":')>0"), 1);
   assert_int_equal(rv_engine_stats_get(t.e)->answered_now - a0, 2);
   cJSON_Delete(v);

@@ -44,7 +44,7 @@ static void senv_open(senv *t){
 
 static void senv_close(senv *t){
   char p[160];
-  rv_engine_close(t->e);
+  rv_engine_close(t->e);          /* NULL: a test that opened the store itself */
   snprintf(p, sizeof p, "%s-wal", t->db); unlink(p);
   snprintf(p, sizeof p, "%s-shm", t->db); unlink(p);
   unlink(t->db);
@@ -261,6 +261,46 @@ static void feed_and_message_indexes(void **state){
   senv_close(&t);
 }
 
+static int db_page_size(sqlite3 *db){
+  sqlite3_stmt *s;
+  int n = -1;
+  if (sqlite3_prepare_v2(db, "PRAGMA page_size", -1, &s, NULL) != SQLITE_OK) fail_msg("%s", sqlite3_errmsg(db));
+  if (sqlite3_step(s) == SQLITE_ROW) n = sqlite3_column_int(s, 0);
+  sqlite3_finalize(s);
+  return n;
+}
+
+/* A new database has RV_STORE_PAGE_SIZE pages; one made with SQLite's
+** 4 KiB pages keeps them, opens, migrates and takes writes. */
+static void page_size_of_new_and_old_databases(void **state){
+  senv t;
+  sqlite3 *h;
+  rv_store *st;
+  rv_err err;
+  (void)state;
+  senv_open(&t);
+  assert_int_equal(db_page_size(t.db_h), RV_STORE_PAGE_SIZE);
+  assert_int_equal(RV_STORE_PAGE_SIZE, 8192);
+  senv_close(&t);
+
+  snprintf(t.dir, sizeof t.dir, "/tmp/rvstore-XXXXXX");
+  if (mkdtemp(t.dir) == NULL) fail_msg("mkdtemp");
+  snprintf(t.db, sizeof t.db, "%s/t.db", t.dir);
+  assert_int_equal(sqlite3_open(t.db, &h), SQLITE_OK);
+  assert_int_equal(sqlite3_exec(h, "PRAGMA page_size=4096; CREATE TABLE before_ravand(x);"
+                                   " INSERT INTO before_ravand VALUES(1)", NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(h);
+  if (rv_store_open(t.db, NULL, &st, &err) != RV_OK) fail_msg("%s", err.msg);
+  assert_int_equal(db_page_size(rv_store_db(st)), 4096);
+  assert_int_equal(rv_store_exec(st, &err, "INSERT INTO before_ravand VALUES(2)", NULL), RV_OK);
+  rv_store_close(st);
+  if (rv_store_open(t.db, NULL, &st, &err) != RV_OK) fail_msg("%s", err.msg);   /* again: migrated, same pages */
+  assert_int_equal(db_page_size(rv_store_db(st)), 4096);
+  rv_store_close(st);
+  t.e = NULL;                     /* no engine: senv_close removes the files */
+  senv_close(&t);
+}
+
 int main(void){
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(schema_has_no_full_index_on_state),
@@ -268,6 +308,7 @@ int main(void){
     cmocka_unit_test(other_task_queries_keep_their_indexes),
     cmocka_unit_test(due_jobs_use_the_pending_index),
     cmocka_unit_test(feed_and_message_indexes),
+    cmocka_unit_test(page_size_of_new_and_old_databases),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

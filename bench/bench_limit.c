@@ -15,7 +15,8 @@
 ** and its jobs/tasks/timers rows -- so the limit follows the engine when
 ** the engine writes more or fewer rows. Per command it then writes:
 **
-**   straight  start:    INSERT instance, history, journal, job
+**   straight  start:    INSERT instance, history, journal, job (none when the
+**                       engine answered it inside the command: it leaves no row)
 **             answer:   UPDATE job, INSERT history, journal, UPDATE instance
 **   human     start:    INSERT instance, history, journal, task
 **             complete: UPDATE task, INSERT history, journal, UPDATE instance
@@ -79,6 +80,7 @@ static struct tmpl {
   char *process_id, *status0, *state0, *text0, *status1, *state1, *text1;
   int ncmd;
   bool inline_answer;    /* the job was answered inside the start command (cfg.answer_now) */
+  bool has_job;          /* the engine left a job row (not for a job answered inside its command) */
   hrow h[MAXCMD][MAXH]; int nh[MAXCMD];
   jrow j[MAXCMD];
   /* side rows after the first command */
@@ -112,6 +114,7 @@ static void snap_side(sqlite3 *db, int64_t id){
                          " created FROM jobs WHERE instance_id=?", -1, &s, NULL);
   sqlite3_bind_int64(s, 1, id);
   if (sqlite3_step(s) == SQLITE_ROW) {
+    T.has_job = true;
     T.job_ei = sqlite3_column_int64(s, 0); T.job_elem = col_dup(s, 1);
     T.job_adapter = col_dup(s, 2); T.job_input = col_dup(s, 3);
     T.job_retries = sqlite3_column_int64(s, 4); T.job_backoff = sqlite3_column_int64(s, 5);
@@ -306,7 +309,10 @@ static int64_t cmd_start(const char *wl, int64_t *side_id){
   run(st_inst);
   id = sqlite3_last_insert_rowid(W);
   history_and_journal(id, 0);
-  if (strcmp(wl, "straight") == 0) {
+  *side_id = 0;
+  if (strcmp(wl, "straight") == 0 && !T.has_job) {
+    if (T.inline_answer) history_and_journal(id, 1);   /* the batch, and the "answers" row */
+  } else if (strcmp(wl, "straight") == 0) {
     char key[96];
     snprintf(key, sizeof key, "%lld:%lld:%s", (long long)id, (long long)T.job_ei, T.job_elem);
     sqlite3_bind_int64(st_job, 1, id);

@@ -85,7 +85,9 @@ void rv_journal_reads(const char *expr, const cJSON *vars, rv_buf *out){
           if (v != NULL || (*r != '(' && *r != '.' && *r != ':' && *r != '"' && *r != '{')) {
             char *text = v ? rv_json_print(v) : NULL;
             size_t len = text ? strlen(text) : 3;
-            rv_buf_printf(out, "%s%s=", n_seen ? ", " : " (", name);
+            rv_buf_adds(out, n_seen ? ", " : " (");
+            rv_buf_add(out, name, n);
+            rv_buf_add(out, "=", 1);
             if (text == NULL) rv_buf_adds(out, "nil");
             else if (len <= 60) rv_buf_adds(out, text);
             else {

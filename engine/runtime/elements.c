@@ -377,7 +377,10 @@ rv_status rv__gateway_split(rv_ctx *c, rv_inst *in, rv_ei *ei, const rv_node *n)
       rc = rv__eval_bool(c, in, rv__ei_find(in, key), f->condition, &hit);
       if (rc != RV_OK) break;
       if (say) {
-        rv_buf_printf(&why, "%s`%s` is %s", why.len ? "; " : "", f->condition, hit ? "true" : "false");
+        if (why.len) rv_buf_add(&why, "; ", 2);         /* appends: no printf for every case */
+        rv_buf_add(&why, "`", 1);
+        rv_buf_adds(&why, f->condition);
+        rv_buf_adds(&why, hit ? "` is true" : "` is false");
         {  /* the values it read, for replay reports (journal/reads.h) */
           cJSON *owned;
           rv_journal_reads(f->condition, rv__vars_view(in, rv__ei_find(in, key), &owned), &why);
@@ -389,13 +392,16 @@ rv_status rv__gateway_split(rv_ctx *c, rv_inst *in, rv_ei *ei, const rv_node *n)
   }
   if (rc == RV_OK && nt == 0 && n->default_flow >= 0) {
     take[nt++] = n->default_flow;
-    rv_buf_printf(&why, "%sdefault flow", why.len ? "; " : "");
+    rv_buf_adds(&why, why.len ? "; default flow" : "default flow");
   }
   if (rc == RV_OK && nt == 0 && n->n_out > 0)
     rc = rv_fail(c->err, RV_CONFLICT, "no outgoing flow of gateway '%s' matched and it has no default", n->id);
   if (rc == RV_OK && say) {
-    rv_buf_printf(&why, " -> ");
-    for (int i = 0; i < nt; i++) rv_buf_printf(&why, "%s%s", i ? "," : "", m->flows[take[i]].id);
+    rv_buf_add(&why, " -> ", 4);
+    for (int i = 0; i < nt; i++) {
+      if (i) rv_buf_add(&why, ",", 1);
+      rv_buf_adds(&why, m->flows[take[i]].id);
+    }
     rv__history(c, in, "GATEWAY_DECISION", ei->node, key, why.p);
   }
   rv_buf_fini(&why);

@@ -498,9 +498,9 @@ rv_status rv_store_open(const char *path, const rv_store_opts *opts,
   ** history batch ~2 KB), so with 4 KiB pages every other insert split a
   ** page, and every commit wrote more, smaller pages to the WAL and from it
   ** (marriage feed import, 100,000 records: system time 4.1 -> 2.7 s,
-  ** wall -12%; docs/performance.md). Only a new file takes it: an existing
-  ** database keeps its page size (SQLite changes it in a VACUUM outside
-  ** WAL mode only; docs/operations.md). */
+  ** wall about -10%; docs/performance.md). Only a new file takes it: an
+  ** existing database keeps its page size (SQLite changes it in a VACUUM
+  ** outside WAL mode only; docs/architecture.md, "Durability"). */
   rc = exec_plain(st, "PRAGMA page_size=" RV_STR(RV_STORE_PAGE_SIZE), err);
   if (rc == RV_OK) rc = exec_plain(st, "PRAGMA journal_mode=WAL", err);
   if (rc == RV_OK)

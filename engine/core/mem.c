@@ -80,10 +80,13 @@ char *rv_asprintf(const char *fmt, ...){
 #define POOL_MAX   RV_POOL_MAX
 #define POOL_STEP  16
 typedef union pool_blk { union pool_blk *next; size_t size; } pool_blk;
-static pool_blk *pool_lists[1024 / POOL_STEP + 1];
+static pool_blk *pool_lists[POOL_MAX / POOL_STEP + 1];
 
+/* SIZE_MAX for a size no block can have (rounding it up would wrap to a
+** small one): rv_pool_alloc then fails as malloc would. */
 static inline size_t pool_round(size_t n){
   if (n == 0) n = 1;
+  if (n > SIZE_MAX / 2) return SIZE_MAX;
   return n <= POOL_MAX ? (n + POOL_STEP - 1) / POOL_STEP * POOL_STEP : (n + 7) / 8 * 8;
 }
 

@@ -140,6 +140,8 @@ static void test_pool(void **state){
   rv_pool_free(a);
   rv_pool_free(NULL);
   assert_int_equal(rv_pool_size(NULL), 0);
+  assert_null(rv_pool_alloc(SIZE_MAX - 3));    /* no small block for a size that wraps */
+  assert_null(rv_pool_realloc(NULL, SIZE_MAX));
 }
 
 /* cJSON allocates from the pool from the start (json.c installs the

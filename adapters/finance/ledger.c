@@ -107,20 +107,30 @@ rv_status rv_ledger_parse(const char *ledger, const cJSON *in, int64_t now,
   "SELECT id, ledger, national_id, period, amount_rials, kind, reference, sheba, created," \
   " fingerprint FROM fin_ledger WHERE job_key=?"
 
-static cJSON *row_json(sqlite3_stmt *s){
+/* A ledger row as the adapter answers it; reference and sheba NULL when
+** the row has none. */
+static cJSON *ledger_json(int64_t id, const char *ledger, const char *nid, const char *period,
+                          int64_t amount, const char *kind, const char *reference,
+                          const char *sheba, int64_t created){
   cJSON *o = cJSON_CreateObject();
-  cJSON_AddNumberToObject(o, "ledger_id", (double)sqlite3_column_int64(s, 0));
-  cJSON_AddStringToObject(o, "ledger", (const char *)sqlite3_column_text(s, 1));
-  cJSON_AddStringToObject(o, "national_id", (const char *)sqlite3_column_text(s, 2));
-  cJSON_AddStringToObject(o, "period", (const char *)sqlite3_column_text(s, 3));
-  cJSON_AddNumberToObject(o, "amount_rials", (double)sqlite3_column_int64(s, 4));
-  cJSON_AddStringToObject(o, "kind", (const char *)sqlite3_column_text(s, 5));
-  if (sqlite3_column_type(s, 6) != SQLITE_NULL)
-    cJSON_AddStringToObject(o, "reference", (const char *)sqlite3_column_text(s, 6));
-  if (sqlite3_column_type(s, 7) != SQLITE_NULL)
-    cJSON_AddStringToObject(o, "sheba", (const char *)sqlite3_column_text(s, 7));
-  cJSON_AddNumberToObject(o, "created", (double)sqlite3_column_int64(s, 8));
+  cJSON_AddNumberToObject(o, "ledger_id", (double)id);
+  cJSON_AddStringToObject(o, "ledger", ledger);
+  cJSON_AddStringToObject(o, "national_id", nid);
+  cJSON_AddStringToObject(o, "period", period);
+  cJSON_AddNumberToObject(o, "amount_rials", (double)amount);
+  cJSON_AddStringToObject(o, "kind", kind);
+  if (reference) cJSON_AddStringToObject(o, "reference", reference);
+  if (sheba) cJSON_AddStringToObject(o, "sheba", sheba);
+  cJSON_AddNumberToObject(o, "created", (double)created);
   return o;
+}
+
+static cJSON *row_json(sqlite3_stmt *s){
+  return ledger_json(sqlite3_column_int64(s, 0), (const char *)sqlite3_column_text(s, 1),
+                     (const char *)sqlite3_column_text(s, 2), (const char *)sqlite3_column_text(s, 3),
+                     sqlite3_column_int64(s, 4), (const char *)sqlite3_column_text(s, 5),
+                     (const char *)sqlite3_column_text(s, 6), (const char *)sqlite3_column_text(s, 7),
+                     sqlite3_column_int64(s, 8));
 }
 
 /* Look the key up; *out_row set when found. */
@@ -154,7 +164,13 @@ static rv_status put_in_tx(rv_store *st, const rv_ledger_entry *en, const char *
     en->ledger, key, en->fingerprint, instance_id, element_id, en->national_id, en->period,
     en->sheba[0] ? en->sheba : NULL, en->amount_rials, en->kind,
     en->reference[0] ? en->reference : NULL, now);
-  if (rc == RV_OK) rc = find_row(st, key, en->fingerprint, out_row, err);
+  /* inserted: the row is what was bound (the callers looked the key up
+  ** first, so it is new); ignored: the row that is there answers */
+  if (rc == RV_OK && sqlite3_changes(rv_store_db(st)) == 1)
+    *out_row = ledger_json(sqlite3_last_insert_rowid(rv_store_db(st)), en->ledger, en->national_id,
+                           en->period, en->amount_rials, en->kind,
+                           en->reference[0] ? en->reference : NULL, en->sheba[0] ? en->sheba : NULL, now);
+  else if (rc == RV_OK) rc = find_row(st, key, en->fingerprint, out_row, err);
   if (rc == RV_OK && *out_row == NULL) rc = rv_fail(err, RV_CORRUPT, "ledger row vanished");
   return rc;
 }

@@ -131,6 +131,7 @@ typedef struct imp {
   double          t0, max_chunk_ms;
   int             chunks;
   bool            already;         /* the same bytes were imported before */
+  cJSON          *rep;             /* the final report, once finish() made it */
   sqlite3_stmt   *s_find, *s_ins, *s_issue, *s_insured, *s_pos, *s_getpos;
 } imp;
 
@@ -143,6 +144,7 @@ static void imp_free(imp *im){
   sqlite3_finalize(im->s_pos);
   sqlite3_finalize(im->s_getpos);
   rv_csv_fini(&im->csv);
+  cJSON_Delete(im->rep);
   rv_free(im->path);
   rv_free(im->buf);
   rv_free(im);
@@ -373,25 +375,37 @@ static rv_status apply_record(imp *im, const rv_csv_rec *r, bool opt, rv_err *er
   }
 }
 
+/* The import done: its state, and its report stored without the issues
+** (they are rows of their own). The report is kept for end_import: each
+** one counts every record of the import again. */
 static rv_status finish(imp *im, rv_err *err){
-  cJSON *rep = NULL;
+  cJSON *rep = NULL, *issues;
   char *text;
   rv_status rc;
   rc = rv_store_exec(im->st, err, "UPDATE feed_imports SET state='done', finished=? WHERE id=?",
                      "ii", rv_clock_now(rv_engine_clock(im->e)), im->id);
-  if (rc == RV_OK) rc = rv_feed_report(im->st, im->id, false, &rep, err);
+  if (rc == RV_OK) rc = rv_feed_report(im->st, im->id, true, &rep, err);
   if (rc != RV_OK) return rc;
+  issues = cJSON_DetachItemFromObjectCaseSensitive(rep, "issues");
   text = rv_json_print(rep);
+  cJSON_AddItemToObject(rep, "issues", issues);     /* last, where rv_feed_report puts it */
   rc = rv_store_exec(im->st, err, "UPDATE feed_imports SET report=? WHERE id=?", "ti", text, im->id);
   rv_free(text);
-  cJSON_Delete(rep);
+  if (rc == RV_OK) im->rep = rep;
+  else cJSON_Delete(rep);
   return rc;
 }
 
 static void end_import(imp *im, rv_status rc, rv_err *err){
   cJSON *rep = NULL;
   rv_err e2;
-  if (im->id > 0 && rv_feed_report(im->st, im->id, true, &rep, &e2) == RV_OK) {
+  if (im->rep != NULL) {
+    rep = im->rep;                                  /* finish() made it */
+    im->rep = NULL;
+  } else if (im->id <= 0 || rv_feed_report(im->st, im->id, true, &rep, &e2) != RV_OK) {
+    rep = NULL;
+  }
+  if (rep != NULL) {
     cJSON_AddNumberToObject(rep, "time_ms", mono_ms() - im->t0);
     cJSON_AddNumberToObject(rep, "chunks", im->chunks);
     cJSON_AddNumberToObject(rep, "max_chunk_ms", im->max_chunk_ms);

@@ -1783,7 +1783,8 @@ static bool trimmed(const char *expr, const char **b, const char **e){
 static const cJSON *unique_member(const cJSON *o, const char *k, size_t n, bool *dup){
   const cJSON *c, *hit = NULL;
   cJSON_ArrayForEach(c, o) {
-    if (c->string == NULL || strncmp(c->string, k, n) != 0 || c->string[n] != 0) continue;
+    if (c->string == NULL || c->string[0] != k[0] || strncmp(c->string, k, n) != 0 ||
+        c->string[n] != 0) continue;
     if (hit != NULL) { *dup = true; return NULL; }
     hit = c;
   }

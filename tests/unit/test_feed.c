@@ -189,6 +189,26 @@ static void test_import_counts_and_reasons(void **state){
     i++;
   }
   assert_int_equal(i, 10);
+  {
+    /* the report kept with the import: the same counts, the issues left
+    ** to their rows, written after the import was marked done */
+    sqlite3_stmt *s;
+    cJSON *kept;
+    assert_int_equal(sqlite3_prepare_v2(rv_store_db(rv_engine_store(t.e)),
+                                        "SELECT report FROM feed_imports WHERE id=?", -1, &s, NULL), SQLITE_OK);
+    sqlite3_bind_int64(s, 1, num(rep, "import", NULL));
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    kept = cJSON_Parse((const char *)sqlite3_column_text(s, 0));
+    sqlite3_finalize(s);
+    assert_non_null(kept);
+    assert_null(cJSON_GetObjectItemCaseSensitive(kept, "issues"));
+    assert_string_equal(rv_json_str(kept, "state"), "done");
+    assert_int_equal(num(kept, "applied", NULL), 5);
+    assert_int_equal(num(kept, "rejected", NULL), 9);
+    assert_int_equal(num(kept, "duplicate", NULL), 1);
+    assert_int_equal(num(kept, "spouses", "started"), 10);
+    cJSON_Delete(kept);
+  }
   assert_int_equal(tenv_int(&t, "SELECT count(*) FROM instances WHERE process_id='marriage_case'"), 10);
   /* Persian digits and the quoted comma arrive normalised in the case */
   assert_int_equal(tenv_int(&t, "SELECT count(*) FROM instances WHERE business_key='4032152314'"

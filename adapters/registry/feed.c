@@ -249,22 +249,30 @@ static bool insured(imp *im, const char *nid){
   return yes;
 }
 
-/* Send the message for one spouse; *outcome gets the engine's word. */
-static rv_status notify(imp *im, const rv_marriage *m, int64_t line, bool husband,
+/* The record's part of its messages' ids: the hash of office \x1f
+** certificate, 24 hex digits. */
+static void record_hash(const rv_marriage *m, char h[65]){
+  char key[600];
+  size_t n = rv_strcpy_to(key, sizeof key, m->office);
+  n += rv_strcpy_to(key + n, sizeof key - n, "\x1f");
+  n += rv_strcpy_to(key + n, sizeof key - n, m->certificate);
+  rv_sha256_hex(key, n, h);
+  h[24] = 0;
+}
+
+/* Send the message for one spouse; *outcome gets the engine's word. h:
+** the record's record_hash, made here for its first insured spouse ("" before). */
+static rv_status notify(imp *im, const rv_marriage *m, char h[65], int64_t line, bool husband,
                         char *outcome, size_t cap, int64_t *inst, rv_err *err){
   const char *nid = husband ? m->husband : m->wife;
-  char key[600], mid[400], h[65];
+  char mid[400];
   size_t n;
   cJSON *p, *res = NULL;
   rv_status rc;
 
   *inst = 0;
   if (!insured(im, nid)) { rv_strcpy_to(outcome, cap, "not_insured"); return RV_OK; }
-  n = rv_strcpy_to(key, sizeof key, m->office);            /* office \x1f certificate */
-  n += rv_strcpy_to(key + n, sizeof key - n, "\x1f");
-  n += rv_strcpy_to(key + n, sizeof key - n, m->certificate);
-  rv_sha256_hex(key, n, h);
-  h[24] = 0;
+  if (h[0] == 0) record_hash(m, h);
   n = rv_strcpy_to(mid, sizeof mid, im->msg);               /* message:hash:national id */
   n += rv_strcpy_to(mid + n, sizeof mid - n, ":");
   n += rv_strcpy_to(mid + n, sizeof mid - n, h);
@@ -340,12 +348,12 @@ static rv_status apply_record(imp *im, const rv_csv_rec *r, bool opt, rv_err *er
 
   /* apply: the record row and its messages, atomically */
   {
-    char oh[16], ow[16];
+    char oh[16], ow[16], h[65] = "";
     int64_t ih = 0, iw = 0;
     rv_status rc = opt ? RV_OK : rv_store_begin(im->st, err);
     if (rc != RV_OK) return rc;
-    rc = notify(im, &m, line, true, oh, sizeof oh, &ih, err);
-    if (rc == RV_OK) rc = notify(im, &m, line, false, ow, sizeof ow, &iw, err);
+    rc = notify(im, &m, h, line, true, oh, sizeof oh, &ih, err);
+    if (rc == RV_OK) rc = notify(im, &m, h, line, false, ow, sizeof ow, &iw, err);
     if (rc == RV_OK) {
       sqlite3_stmt *s = im->s_ins;
       sqlite3_bind_int64(s, 1, im->id);

@@ -1317,7 +1317,9 @@ rv_status rv_engine_correlate(rv_engine *e, const char *name, const char *key,
     cJSON_AddStringToObject(p, "name", name);
     if (key) cJSON_AddStringToObject(p, "key", key);
     if (message_id) cJSON_AddStringToObject(p, "message_id", message_id);
-    cJSON_AddItemToObject(p, "payload", payload ? cJSON_Duplicate(payload, 1) : cJSON_CreateObject());
+    /* the payload by reference: journal() writes it out before p goes */
+    if (payload) cJSON_AddItemReferenceToObject(p, "payload", (cJSON *)payload);
+    else cJSON_AddItemToObject(p, "payload", cJSON_CreateObject());
     cJSON_AddStringToObject(p, "result", result);
     cJSON_AddNumberToObject(p, "ttl", (double)(ttl_ms < 0 ? e->message_ttl_ms : ttl_ms));
     journal(&c, result_inst, "message", p);
@@ -1348,7 +1350,8 @@ rv_status rv_engine_signal(rv_engine *e, const char *name, const cJSON *payload,
     cJSON *p = cJSON_CreateObject();
     cJSON *ids = cJSON_CreateArray();
     cJSON_AddStringToObject(p, "name", name);
-    cJSON_AddItemToObject(p, "payload", payload ? cJSON_Duplicate(payload, 1) : cJSON_CreateObject());
+    if (payload) cJSON_AddItemReferenceToObject(p, "payload", (cJSON *)payload);   /* as above */
+    else cJSON_AddItemToObject(p, "payload", cJSON_CreateObject());
     for (int i = 0; i < c.n_insts; i++) cJSON_AddItemToArray(ids, cJSON_CreateNumber((double)c.insts[i]->id));
     cJSON_AddItemToObject(p, "instances", ids);
     /* one row per instance it reached (adjacent, same payload), so each

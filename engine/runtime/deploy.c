@@ -286,7 +286,8 @@ static void hex(const unsigned char *h, size_t n, char *out){
 }
 
 /* Start events that live without an instance: message, signal and timer
-** starts of the latest version. Older versions lose theirs. */
+** starts of the latest version. Older versions lose theirs. Their
+** subscriptions have no correlation key (engine.c sub_find relies on it). */
 static rv_status arm_starts(rv_engine *e, int64_t def_id, const rv_model *m, int proc,
                             const char *process_id, int64_t now, rv_err *err){
   const rv_process *p = &m->processes[proc];

@@ -1226,12 +1226,14 @@ static void sub_try(rv_store *st, const char *sql, const char *name, const char 
 
 #define SUB_COLS "SELECT id, instance_id, ei, element_id, definition_id FROM subscriptions" \
                  " WHERE kind='message' AND name=?1 AND "
+/* The oldest waiting instance's subscription (keyed or not), else a start
+** event's. A start event's subscription has no key (deploy.c arm_starts
+** writes the only ones, corr_key NULL), so there is one lookup for it. */
 static bool sub_find(rv_store *st, const char *name, const char *key, sub_hit *hit){
   memset(hit, 0, sizeof *hit);
   if (key) sub_try(st, SUB_COLS "corr_key=?2 AND instance_id<>0 ORDER BY id LIMIT 1", name, key, hit);
   sub_try(st, SUB_COLS "corr_key IS NULL AND instance_id<>0 ORDER BY id LIMIT 1", name, NULL, hit);
   if (hit->id) return true;
-  if (key) sub_try(st, SUB_COLS "corr_key=?2 AND instance_id=0 ORDER BY id LIMIT 1", name, key, hit);
   sub_try(st, SUB_COLS "corr_key IS NULL AND instance_id=0 ORDER BY id LIMIT 1", name, NULL, hit);
   return hit->id != 0;
 }

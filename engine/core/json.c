@@ -182,7 +182,10 @@ char *rv_json_text(const cJSON *v){
 ** of up to 15 digits are read directly (instance states and payloads are
 ** mostly integers). Same leniency: whitespace is any byte <= 32, a UTF-8
 ** BOM is skipped, a number is what strtod reads from the longest run of
-** [0-9+-.eE], strings copy bytes as they are; same nesting limit (1000). */
+** [0-9+-.eE], strings copy bytes as they are; same nesting limit (1000).
+** One difference, kept: a \u escape without four hex digits is refused
+** (cJSON reads it as U+0000 and cuts the string there). test_json and
+** tests/fuzz/fuzz_json.c check the rest against cJSON. */
 
 typedef struct jp { const unsigned char *p; int depth; } jp;
 
@@ -292,14 +295,17 @@ static cJSON *jp_number(jp *j){
     }
   }
   {
-    char buf[64], *end;
+    char small[64], *buf = small, *end;
     size_t len = (size_t)(e - p);
-    if (len == 0 || len >= sizeof buf) return NULL;
+    if (len == 0) return NULL;
+    if (len >= sizeof small && (buf = rv_malloc(len + 1)) == NULL) return NULL;   /* as cJSON: any length */
     memcpy(buf, p, len);
     buf[len] = 0;
     d = strtod(buf, &end);
-    if (end == buf) return NULL;
-    j->p = p + (end - buf);
+    len = (size_t)(end - buf);                     /* what strtod read */
+    if (buf != small) rv_free(buf);
+    if (len == 0) return NULL;
+    j->p = p + len;
   }
   item = cJSON_CreateNumber(d);
   return item;

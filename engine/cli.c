@@ -32,7 +32,7 @@ static char *cell(const cJSON *row, const char *col){
       strcmp(col, "at") == 0 || strcmp(col, "completed") == 0 || strcmp(col, "resolved") == 0 ||
       strcmp(col, "next_try") == 0)) {
     if (v->valuedouble == 0) return rv_strdup("-");
-    return rv_strdup(cli_time((int64_t)v->valuedouble, buf, sizeof buf));
+    return rv_strdup(cli_time(rv_num_i64(v->valuedouble), buf, sizeof buf));
   }
   {
     char *t = rv_json_text(v);

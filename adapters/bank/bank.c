@@ -440,8 +440,9 @@ rv_status rv_bank_import_file(rv_engine *e, const char *path, const rv_bank_opts
 ** neither a string nor a whole number. buf >= 32. */
 static const char *json_field(const cJSON *v, char *buf, size_t n){
   if (cJSON_IsString(v)) return v->valuestring;
-  if (cJSON_IsNumber(v) && v->valuedouble == (double)(int64_t)v->valuedouble) {
-    snprintf(buf, n, "%lld", (long long)v->valuedouble);
+  int64_t x;
+  if (cJSON_IsNumber(v) && rv_num_whole(v->valuedouble, &x)) {
+    snprintf(buf, n, "%lld", (long long)x);
     return buf;
   }
   return NULL;

@@ -20,6 +20,7 @@
 ** tells a guesser that a random 40-bit selector is unused, which costs
 ** him one of his 20 refusals per 10 minutes and gains him nothing.
 */
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <event2/event.h>
@@ -296,8 +297,11 @@ static void parse_input(ijob *j, const cJSON *in, int64_t now){
       return;
     }
     snprintf(j->nid, sizeof j->nid, "%s", nid);
-    if (cJSON_IsNumber(bits)) j->bits = (int)bits->valuedouble;
-    j->max_fetches = cJSON_IsNumber(maxf) ? (int64_t)maxf->valuedouble : 0;
+    if (cJSON_IsNumber(bits)) {
+      int64_t b = rv_num_i64(bits->valuedouble);
+      j->bits = b < INT_MIN ? INT_MIN : b > INT_MAX ? INT_MAX : (int)b;
+    }
+    j->max_fetches = cJSON_IsNumber(maxf) ? rv_num_i64(maxf->valuedouble) : 0;
     if (rv_json_bool(in, "single_use", false)) j->max_fetches = 1;
     j->document = rv_json_print(doc);
     j->sms_tmpl = rv_strdup(tmpl ? tmpl : DEFAULT_SMS);

@@ -35,9 +35,20 @@ const char *rv_json_str(const cJSON *o, const char *key){
   const cJSON *v = rv_json_member(o, key);
   return cJSON_IsString(v) ? v->valuestring : NULL;
 }
+int64_t rv_num_i64(double d){
+  if (d >= 9223372036854775807.0) return INT64_MAX;    /* 2^63: the first double past the range */
+  if (d <= -9223372036854775808.0) return INT64_MIN;
+  if (d != d) return 0;                                /* NaN */
+  return (int64_t)d;
+}
+bool rv_num_whole(double d, int64_t *out){
+  if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0) || d != floor(d)) return false;
+  *out = (int64_t)d;
+  return true;
+}
 int64_t rv_json_int(const cJSON *o, const char *key, int64_t dflt){
   const cJSON *v = rv_json_member(o, key);
-  return cJSON_IsNumber(v) ? (int64_t)v->valuedouble : dflt;
+  return cJSON_IsNumber(v) ? rv_num_i64(v->valuedouble) : dflt;
 }
 bool rv_json_bool(const cJSON *o, const char *key, bool dflt){
   const cJSON *v = rv_json_member(o, key);
@@ -172,8 +183,10 @@ char *rv_json_print(const cJSON *o){
 char *rv_json_text(const cJSON *v){
   if (v == NULL) return rv_strdup("");
   if (cJSON_IsString(v)) return rv_strdup(v->valuestring);
-  if (cJSON_IsNumber(v) && v->valuedouble == (double)(int64_t)v->valuedouble)
-    return rv_asprintf("%lld", (long long)v->valuedouble);
+  {
+    int64_t x;
+    if (cJSON_IsNumber(v) && rv_num_whole(v->valuedouble, &x)) return rv_asprintf("%lld", (long long)x);
+  }
   return rv_json_print(v);
 }
 /*--- Parsing -----------------------------------------------------------------

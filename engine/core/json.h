@@ -35,6 +35,13 @@ size_t      rv_json_plain_len(const char *s);
 /* The escape of a byte rv_json_plain_len stopped at (not NUL) into out:
 ** its length, 2 or 6 (\u00XX). */
 size_t      rv_json_escape(unsigned char c, char out[6]);
+/* A JSON number as an int64_t, truncated toward zero and saturated at the
+** ends of the range (NaN gives 0): a plain cast of a double outside the
+** range is undefined behaviour, and numbers come from outside (requests,
+** recordings, rules). */
+int64_t     rv_num_i64(double d);
+/* Whether d is a whole number an int64_t holds; *out gets it. */
+bool        rv_num_whole(double d, int64_t *out);
 /* Value as text for templates: strings bare, others as JSON. Caller frees. */
 char       *rv_json_text(const cJSON *v);
 /* Parse with a depth/size sanity limit; NULL when invalid. */

@@ -172,7 +172,7 @@ static const char *S(const char *s){ return s ? s : ""; }
 
 static int64_t time_of(const cJSON *v, int64_t dflt){
   int64_t ms;
-  if (cJSON_IsNumber(v)) return (int64_t)v->valuedouble;
+  if (cJSON_IsNumber(v)) return rv_num_i64(v->valuedouble);
   if (cJSON_IsString(v) && rv_datetime_parse(v->valuestring, &ms, NULL) == RV_OK) return ms;
   return dflt;
 }
@@ -367,7 +367,7 @@ static rv_status apply_input(rv__jr_run *r, const cJSON *j, rv_err *err){
     obj = cJSON_GetObjectItemCaseSensitive(j, "payload");
     rc = rv_engine_correlate(r->e, rv_json_str(j, "name"), rv_json_str(j, "key"),
                              cJSON_IsObject(obj) ? obj : NULL, rv_json_str(j, "message_id"),
-                             cJSON_IsNumber(ttl) ? (int64_t)ttl->valuedouble : -1, &out, err);
+                             cJSON_IsNumber(ttl) ? rv_num_i64(ttl->valuedouble) : -1, &out, err);
     cJSON_Delete(out);
     return rc;
   }

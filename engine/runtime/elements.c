@@ -293,7 +293,7 @@ rv_status rv__validate_form(const rv_node *n, const cJSON *data, rv_err *err){
     if (strcmp(t, "string") == 0 && !cJSON_IsString(v))
       return rv_fail(err, RV_INVALID, "field '%s' must be a string", f->id);
     if (strcmp(t, "long") == 0 &&
-        !(cJSON_IsNumber(v) && v->valuedouble == (double)(int64_t)v->valuedouble))
+        !(cJSON_IsNumber(v) && rv_num_whole(v->valuedouble, &(int64_t){0})))
       return rv_fail(err, RV_INVALID, "field '%s' must be an integer", f->id);
     if (strcmp(t, "boolean") == 0 && !cJSON_IsBool(v))
       return rv_fail(err, RV_INVALID, "field '%s' must be true or false", f->id);

@@ -88,7 +88,7 @@ static void qb_int(qb *q, const cJSON *f, const char *key, const char *cond){
   if (!cJSON_IsNumber(v) || q->nf >= 30) return;
   rv_buf_printf(&q->sql, " AND %s", cond);
   q->fmt[q->nf++] = 'i'; q->fmt[q->nf] = 0;
-  q->i[q->ni++] = (int64_t)v->valuedouble;
+  q->i[q->ni++] = rv_num_i64(v->valuedouble);
 }
 static void qb_page(qb *q, const cJSON *f){
   int64_t limit = rv_json_int(f, "limit", 50), offset = rv_json_int(f, "offset", 0);

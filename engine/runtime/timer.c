@@ -29,7 +29,7 @@ rv_status rv__due_expr(rv_ctx *c, rv_inst *in, rv_ei *ei, const char *expr, int6
     cJSON *v = NULL;
     rv_status rc = rv__eval(c, in, ei, expr + 1, &v);
     if (rc != RV_OK) return rc;
-    if (cJSON_IsNumber(v)) *out = (int64_t)v->valuedouble;
+    if (cJSON_IsNumber(v)) *out = rv_num_i64(v->valuedouble);
     else if (cJSON_IsString(v)) rc = from_text(c, v->valuestring, out);
     else rc = rv_fail(c->err, RV_INVALID, "time expression `%s` gave neither a number nor a text", expr + 1);
     cJSON_Delete(v);

@@ -51,6 +51,35 @@ static void test_strings(void **state){
   for (size_t i = 0; i < sizeof texts / sizeof *texts; i++) same_as_cjson(texts[i]);
 }
 
+/* Numbers as int64_t: a double outside the range is saturated, never cast
+** (undefined behaviour; the sanitizer build checks float-cast-overflow). */
+static void test_numbers_as_int64(void **state){
+  int64_t x;
+  char *t;
+  cJSON *o = rv_json_parse("{\"big\":1e300,\"small\":-1e300,\"edge\":9223372036854775807,"
+                           "\"n\":-42.9,\"w\":12345678901234}");
+  (void)state;
+  assert_non_null(o);
+  assert_true(rv_json_int(o, "big", 7) == INT64_MAX);
+  assert_true(rv_json_int(o, "small", 7) == INT64_MIN);
+  assert_true(rv_json_int(o, "edge", 7) == INT64_MAX);      /* reads as 2^63 */
+  assert_int_equal(rv_json_int(o, "n", 7), -42);
+  assert_int_equal(rv_json_int(o, "none", 7), 7);
+  assert_true(rv_num_whole(12345678901234.0, &x) && x == 12345678901234);
+  assert_true(rv_num_whole(-9223372036854775808.0, &x) && x == INT64_MIN);
+  assert_false(rv_num_whole(9223372036854775808.0, &x));
+  assert_false(rv_num_whole(1e300, &x));
+  assert_false(rv_num_whole(-2.5, &x));
+  assert_int_equal(rv_num_i64(0.0 / 0.0), 0);
+  t = rv_json_text(cJSON_GetObjectItemCaseSensitive(o, "big"));     /* not as an integer */
+  assert_string_equal(t, "1e+300");
+  rv_free(t);
+  t = rv_json_text(cJSON_GetObjectItemCaseSensitive(o, "w"));
+  assert_string_equal(t, "12345678901234");
+  rv_free(t);
+  cJSON_Delete(o);
+}
+
 static void test_values(void **state){
   static const char *const texts[] = {
     "0", "-0", "12345678901234", "-9007199254740992", "1.5", "-2.5e-3", "1e308", "123456789012345678",
@@ -193,6 +222,7 @@ int main(void){
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_strings),
     cmocka_unit_test(test_values),
+    cmocka_unit_test(test_numbers_as_int64),
     cmocka_unit_test(test_random_strings),
     cmocka_unit_test(test_pool),
     cmocka_unit_test(test_cjson_uses_the_pool),

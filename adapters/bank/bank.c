@@ -439,8 +439,8 @@ rv_status rv_bank_import_file(rv_engine *e, const char *path, const rv_bank_opts
 /* A JSON value as the text a CSV field would have had; NULL if it is
 ** neither a string nor a whole number. buf >= 32. */
 static const char *json_field(const cJSON *v, char *buf, size_t n){
-  if (cJSON_IsString(v)) return v->valuestring;
   int64_t x;
+  if (cJSON_IsString(v)) return v->valuestring;
   if (cJSON_IsNumber(v) && rv_num_whole(v->valuedouble, &x)) {
     snprintf(buf, n, "%lld", (long long)x);
     return buf;

@@ -12,6 +12,7 @@
 #include <sodium.h>
 #include <cjson/cJSON.h>
 #include "common/util.h"
+#include "core/json.h"
 #include "common/csv.h"
 #include "adapter.h"
 #include "cal/cal.h"
@@ -218,9 +219,7 @@ bool rv_json_rials(const cJSON *v, int64_t *out){
   *out = 0;
   if (cJSON_IsNumber(v)) {
     double d = v->valuedouble;
-    if (!(d >= 1 && d <= 1e15) || d != (double)(int64_t)d) return false;
-    *out = (int64_t)d;
-    return true;
+    return d >= 1 && d <= 1e15 && rv_num_whole(d, out);
   }
   if (cJSON_IsString(v)) {
     const char *s = v->valuestring;

@@ -244,11 +244,8 @@ static bool norm_mobile(const char *in, char out[16]){
 }
 
 static bool time_of(const cJSON *v, int64_t *out){
-  if (cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble < 9e15 &&
-      v->valuedouble == (double)(int64_t)v->valuedouble) {
-    *out = (int64_t)v->valuedouble;
+  if (cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble < 9e15 && rv_num_whole(v->valuedouble, out))
     return true;
-  }
   return cJSON_IsString(v) && rv_datetime_parse(v->valuestring, out, NULL) == RV_OK;
 }
 

@@ -9,7 +9,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <sodium.h>
 #include <cjson/cJSON.h>
 #include "common/util.h"
 #include "core/json.h"
@@ -18,12 +17,6 @@
 #include "cal/cal.h"
 #include "core/mem.h"
 #include "runtime/engine.h"
-
-void rv_sha256_hex(const void *buf, size_t n, char out[65]){
-  unsigned char h[crypto_hash_sha256_BYTES];
-  crypto_hash_sha256(h, buf, n);
-  sodium_bin2hex(out, 65, h, sizeof h);
-}
 
 rv_status rv_file_read(const char *path, size_t max, char **out, size_t *len, rv_err *err){
   int fd;

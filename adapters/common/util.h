@@ -12,11 +12,9 @@
 #include <stdio.h>
 #include "core/err.h"
 #include "core/clock.h"
+#include "core/sha256.h"          /* rv_sha256_hex, for the adapters */
 
 struct rv_engine;
-
-/* Hex SHA-256 (65 bytes with the NUL) of buf[0..n). */
-void rv_sha256_hex(const void *buf, size_t n, char out[65]);
 
 /* Read a whole regular file (at most max bytes). Returns: new buffer in
 ** *out (NUL-terminated, *len excludes the NUL), caller frees with rv_free(). */

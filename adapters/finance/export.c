@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sodium.h>
+#include "core/sha256.h"
 #include "finance/finance.h"
 #include "common/util.h"
 #include "core/buf.h"
@@ -100,9 +101,9 @@ cJSON *rv_export_report_json(const rv_export_report *r){
   return o;
 }
 
-static void emit(rv_publish *p, crypto_hash_sha256_state *h, rv_buf *b){
+static void emit(rv_publish *p, rv_sha256_ctx *h, rv_buf *b){
   fwrite(b->p, 1, b->len, p->f);
-  crypto_hash_sha256_update(h, (const unsigned char *)b->p, b->len);
+  rv_sha256_add(h, b->p, b->len);
   b->len = 0;
   if (b->p) b->p[0] = 0;
 }
@@ -112,8 +113,8 @@ rv_status rv_export_publish(rv_store *st, int64_t batch, const char *dir, int64_
   char name[sizeof r->file], sha[65];
   bool fin;
   rv_publish pub;
-  crypto_hash_sha256_state h;
-  unsigned char digest[crypto_hash_sha256_BYTES];
+  rv_sha256_ctx *h;
+  unsigned char digest[RV_SHA256_BYTES];
   sqlite3_stmt *s;
   rv_buf b;
   int64_t n = 0, sum = 0;
@@ -127,10 +128,10 @@ rv_status rv_export_publish(rv_store *st, int64_t batch, const char *dir, int64_
   rv_publish_clean(dir, name);
   rc = rv_publish_begin(&pub, dir, name, "export", err);
   if (rc != RV_OK) return rc;
-  crypto_hash_sha256_init(&h);
+  h = rv_sha256_begin();
   rv_buf_init(&b, 1 << 20);
   rv_buf_adds(&b, fin ? HEADER_FINANCE : HEADER_PAYROLL);
-  emit(&pub, &h, &b);
+  emit(&pub, h, &b);
   s = rv_store_stmt(st, SQL_BATCH_ROWS);
   rv_store_bind(s, "i", batch);
   while (sqlite3_step(s) == SQLITE_ROW) {
@@ -156,12 +157,12 @@ rv_status rv_export_publish(rv_store *st, int64_t batch, const char *dir, int64_
     }
     rv_csv_cell(&b, col(s, 7));
     rv_buf_adds(&b, "\r\n");
-    emit(&pub, &h, &b);
+    emit(&pub, h, &b);
     if (n == 1) { fflush(pub.f); rv_crash_point("export-partial"); }   /* half a file on disk */
   }
   sqlite3_reset(s);
   rv_buf_fini(&b);
-  crypto_hash_sha256_final(&h, digest);
+  rv_sha256_end(h, digest);
   sodium_bin2hex(sha, sizeof sha, digest, sizeof digest);
   if (n != r->rows || sum != r->sum_rials) {
     rv_publish_abort(&pub);

@@ -15,7 +15,6 @@
 */
 #include <string.h>
 #include <event2/event.h>
-#include <sodium.h>
 #include "finance/finance.h"
 #include "common/util.h"
 #include "common/csv.h"

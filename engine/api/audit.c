@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sodium.h>
+#include "core/sha256.h"
 #include "api/api_int.h"
 #include "cal/cal.h"
 
@@ -41,7 +42,7 @@ static const char *clean(const char *s, size_t max, char **at){
 ** `ravand audit verify` does), with one pass instead of a dozen. */
 static void chain(const char *prev, const rv_audit_rec *a, const char *const *f, int nf,
                   char hex[65]){
-  unsigned char h[crypto_hash_sha256_BYTES];
+  unsigned char h[RV_SHA256_BYTES];
   char buf[64 + 48 + 2048 + 32], *o = buf;
   size_t n = strlen(prev), flen = 0;
   for (int i = 0; i < nf; i++) flen += f[i] ? strlen(f[i]) : 0;
@@ -53,25 +54,24 @@ static void chain(const char *prev, const rv_audit_rec *a, const char *const *f,
   }
   if (o == NULL || (size_t)(o - buf) + flen + (size_t)nf > sizeof buf) {
     /* longer than clean() lets a row be: only a tampered row in verify */
-    crypto_hash_sha256_state st;
+    rv_sha256_ctx *st = rv_sha256_begin();
     char num[48];
-    crypto_hash_sha256_init(&st);
-    crypto_hash_sha256_update(&st, (const unsigned char *)prev, strlen(prev));
+    rv_sha256_add(st, prev, strlen(prev));
     snprintf(num, sizeof num, "\x1e%lld\x1f%d", (long long)a->at, a->outcome);
-    crypto_hash_sha256_update(&st, (const unsigned char *)num, strlen(num));
+    rv_sha256_add(st, num, strlen(num));
     for (int i = 0; i < nf; i++) {
-      crypto_hash_sha256_update(&st, (const unsigned char *)"\x1f", 1);
-      if (f[i]) crypto_hash_sha256_update(&st, (const unsigned char *)f[i], strlen(f[i]));
-      else crypto_hash_sha256_update(&st, (const unsigned char *)"\x00", 1);
+      rv_sha256_add(st, "\x1f", 1);
+      if (f[i]) rv_sha256_add(st, f[i], strlen(f[i]));
+      else rv_sha256_add(st, "\x00", 1);
     }
-    crypto_hash_sha256_final(&st, h);
+    rv_sha256_end(st, h);
   } else {
     for (int i = 0; i < nf; i++) {
       *o++ = '\x1f';
       if (f[i]) { n = strlen(f[i]); memcpy(o, f[i], n); o += n; }
       else *o++ = 0;
     }
-    crypto_hash_sha256(h, (const unsigned char *)buf, (size_t)(o - buf));
+    rv_sha256(buf, (size_t)(o - buf), h);
   }
   sodium_bin2hex(hex, 65, h, sizeof h);
 }

@@ -28,7 +28,7 @@
 #include <string.h>
 #include <strings.h>
 #include <event2/buffer.h>
-#include <sodium.h>
+#include "core/sha256.h"
 #include "api/api_int.h"
 #include "core/mem.h"
 
@@ -100,7 +100,6 @@ void rv__h_document_upload(rv_req *r){
   struct evbuffer *in = evhttp_request_get_input_buffer(r->ev);
   size_t len = evbuffer_get_length(in);
   const unsigned char *data;
-  unsigned char sum[crypto_hash_sha256_BYTES];
   char hex[SHA_HEX + 1];
   sqlite3_stmt *s;
   int ti;
@@ -119,8 +118,7 @@ void rv__h_document_upload(rv_req *r){
     rv__problem(r, 422, "the file is not a %s (its first bytes do not match its Content-Type)", types[ti].type);
     return;
   }
-  crypto_hash_sha256(sum, data, len);
-  sodium_bin2hex(hex, sizeof hex, sum, sizeof sum);
+  rv_sha256_hex(data, len, hex);
   snprintf(r->object, sizeof r->object, DOC_PREFIX "%s", hex);
   snprintf(r->detail, sizeof r->detail, "%s, %zu bytes", types[ti].type, len);
 

@@ -14,7 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sodium.h>
+#include "core/sha256.h"
 #include "runtime/runtime_int.h"
 #include "core/mem.h"
 #include "core/buf.h"
@@ -390,22 +390,22 @@ rv_status rv_engine_deploy(rv_engine *e, const char *const *files, int n_files,
       const rv_model *m = models[i];
       for (int p = 0; rc == RV_OK && p < m->n_processes; p++) {
         const rv_process *pr = &m->processes[p];
-        crypto_hash_sha256_state hs;
-        unsigned char h[crypto_hash_sha256_BYTES];
-        char hx[2 * crypto_hash_sha256_BYTES + 1];
+        rv_sha256_ctx *hs;
+        unsigned char h[RV_SHA256_BYTES];
+        char hx[2 * RV_SHA256_BYTES + 1];
         sqlite3_stmt *s;
         int latest = 0;
         bool same = false;
         cJSON *o;
 
         if (!pr->executable) continue;
-        crypto_hash_sha256_init(&hs);
-        crypto_hash_sha256_update(&hs, (const unsigned char *)bpmn[i].data, bpmn[i].len);
+        hs = rv_sha256_begin();
+        rv_sha256_add(hs, bpmn[i].data, bpmn[i].len);
         for (int k = 0; k < n_lua; k++) {
-          crypto_hash_sha256_update(&hs, (const unsigned char *)lua[k].path, strlen(lua[k].path) + 1);
-          crypto_hash_sha256_update(&hs, (const unsigned char *)lua[k].data, lua[k].len);
+          rv_sha256_add(hs, lua[k].path, strlen(lua[k].path) + 1);
+          rv_sha256_add(hs, lua[k].data, lua[k].len);
         }
-        crypto_hash_sha256_final(&hs, h);
+        rv_sha256_end(hs, h);
         hex(h, sizeof h, hx);
         s = rv_store_stmt(e->st,
           "SELECT version, hash FROM definitions WHERE process_id=? ORDER BY version DESC LIMIT 1");

@@ -544,9 +544,13 @@ static int cmd_test(args *a){
 /*--- serve ---*/
 
 static struct event_base *serve_base;
+/* Stop: no new requests; replies that wait for the WAL sync are synced and
+** sent; then a moment for them to be written out before the loop ends. */
 static void on_signal(evutil_socket_t fd, short what, void *arg){
-  (void)fd; (void)what; (void)arg;
-  event_base_loopexit(serve_base, NULL);
+  struct timeval grace = { 0, 200 * 1000 };
+  (void)fd; (void)what;
+  rv_api_quiesce(arg);
+  event_base_loopexit(serve_base, &grace);
 }
 static void on_tick(evutil_socket_t fd, short what, void *arg){
   rv_engine *e = arg;
@@ -624,8 +628,8 @@ static int cmd_serve(args *a){
   }
   tick = event_new(serve_base, -1, EV_PERSIST, on_tick, e);
   event_add(tick, &tv);
-  sig_int = evsignal_new(serve_base, SIGINT, on_signal, NULL);
-  sig_term = evsignal_new(serve_base, SIGTERM, on_signal, NULL);
+  sig_int = evsignal_new(serve_base, SIGINT, on_signal, api);
+  sig_term = evsignal_new(serve_base, SIGTERM, on_signal, api);
   event_add(sig_int, NULL);
   event_add(sig_term, NULL);
   fprintf(stderr, "ravand: serving on http://%s:%d (database %s)\n", host, port, a->db);

@@ -48,6 +48,10 @@ typedef struct rv_api_cfg {
   /* The web console's built files (console/dist), served at "/".
   ** NULL: the build's console/dist if it was built; "none": off. */
   const char *console_dir;
+  /* "--commit-sync inline": every COMMIT waits for its fdatasync on the
+  ** loop's thread (synchronous=FULL), as before session 9; default
+  ** "pipelined": a thread syncs, replies wait for it (server.c) */
+  bool inline_sync;
 } rv_api_cfg;
 
 /* Names of the `serve` options rv_api_cfg_set() understands
@@ -66,6 +70,11 @@ rv_status rv_api_start(struct evhttp *http, rv_engine *e, const rv_api_cfg *cfg,
 /* Reply 503 to anything still queued and detach from every connection.
 ** Call before evhttp_free(). NULL is a no-op. */
 void      rv_api_free(rv_api *api);
+/* Stop taking requests (new ones get 503, the listeners pause); replies
+** waiting for the WAL sync are synced and sent now, and later batches
+** sync before they reply. The loop should run a little longer so the
+** replies are written out. NULL is a no-op. */
+void      rv_api_quiesce(rv_api *api);
 
 /* `ravand principal add|list|token|revoke|disable ...` and
 ** `ravand audit [list|verify] ...`: argv[0] is the first word after the

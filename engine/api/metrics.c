@@ -146,6 +146,13 @@ void rv__h_metrics(rv_req *r){
   head(&b, "ravand_http_batch_reruns_total", "counter",
        "Group commits rolled back by a request that failed after writing and run again with a savepoint per request.");
   rv_buf_printf(&b, "ravand_http_batch_reruns_total %lld\n", (long long)a->batch_reruns);
+  head(&b, "ravand_wal_syncs_total", "counter",
+       "fdatasync calls of the WAL made by the sync thread (pipelined commit; 0 with --commit-sync inline).");
+  rv_buf_printf(&b, "ravand_wal_syncs_total %llu\n", (unsigned long long)rv_store_sync_count(a->st));
+  head(&b, "ravand_http_replies_awaiting_sync", "gauge",
+       "Replies of committed requests waiting for the WAL sync of their commit; the most at once.");
+  rv_buf_printf(&b, "ravand_http_replies_awaiting_sync %lld\nravand_http_replies_awaiting_sync_max %lld\n",
+                (long long)a->parked_now, (long long)a->parked_max);
   head(&b, "ravand_http_responses_total", "counter", "API responses by status class.");
   for (int i = 1; i <= 5; i++)
     rv_buf_printf(&b, "ravand_http_responses_total{class=\"%s\"} %lld\n", cls[i], (long long)a->responses[i]);

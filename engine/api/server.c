@@ -66,7 +66,7 @@ const char *const rv_api_opt_names[] = {
   "--max-conns", "--max-conns-per-addr", "--rate", "--rate-addr", "--burst",
   "--max-auth-failures", "--pepper", "--applicant-starts", "--organisation-starts", "--console",
   "--inquiry-max-failures", "--inquiry-max-failures-org",
-  "--max-document", "--document-quota", "--document-quota-bytes", NULL,
+  "--max-document", "--document-quota", "--document-quota-bytes", "--commit-sync", NULL,
 };
 
 const char rv_api_opt_usage[] =
@@ -91,7 +91,9 @@ const char rv_api_opt_usage[] =
   "    --max-document SIZE      one uploaded document (POST /v1/documents) [2M]\n"
   "    --document-quota N       documents per principal [50]\n"
   "    --document-quota-bytes SIZE  their total size per principal [20M]\n"
-  "    --console DIR            the web console's files at / [console/dist if built; none: off]\n";
+  "    --console DIR            the web console's files at / [console/dist if built; none: off]\n"
+  "    --commit-sync MODE       pipelined: a thread syncs the WAL, replies wait for it;\n"
+  "                             inline: each COMMIT syncs on the loop's thread [pipelined]\n";
 
 static bool parse_size(const char *v, size_t *out){
   char *end;
@@ -179,6 +181,12 @@ rv_status rv_api_cfg_set(rv_api_cfg *c, const char *name, const char *v, rv_err 
   if (strcmp(name, "--applicant-starts") == 0) { c->applicant_starts = v; return RV_OK; }
   if (strcmp(name, "--organisation-starts") == 0) { c->organisation_starts = v; return RV_OK; }
   if (strcmp(name, "--console") == 0) { c->console_dir = v; return RV_OK; }
+  if (strcmp(name, "--commit-sync") == 0) {
+    if (strcmp(v, "inline") == 0) c->inline_sync = true;
+    else if (strcmp(v, "pipelined") == 0) c->inline_sync = false;
+    else return rv_fail(err, RV_INVALID, "--commit-sync is 'pipelined' or 'inline'");
+    return RV_OK;
+  }
   return rv_fail(err, RV_INVALID, "unknown option %s", name);
 }
 
@@ -227,11 +235,21 @@ static void arm_deadline(rv_conn *c){
   event_add(c->timer, &tv);
 }
 
+/* A batch run and committed whose replies wait for the sync of commit seq. */
+struct rv_parked {
+  rv_req           *list;
+  uint64_t          seq;
+  struct rv_parked *next;
+};
+
 static void on_close(struct evhttp_connection *evcon, void *arg){
   rv_conn *c = arg;
   (void)evcon;
-  if (c->pending > 0)
+  if (c->pending > 0) {
     for (rv_req *r = c->api->head; r; r = r->next) if (r->conn == c) r->conn = NULL;
+    for (struct rv_parked *p = c->api->parked; p; p = p->next)
+      for (rv_req *r = p->list; r; r = r->next) if (r->conn == c) r->conn = NULL;
+  }
   c->evcon = NULL;
   conn_free(c);
 }
@@ -426,6 +444,12 @@ static void on_request(struct evhttp_request *ev, void *arg){
     reply_now(a, r);
     return;
   }
+  if (a->stopping) {
+    rv__problem(r, 503, "the server is stopping");
+    r->retry_after = 1;
+    reply_now(a, r);
+    return;
+  }
   if (rv__console_handle(r)) {       /* the web console's files: no store, no batch */
     reply_now(a, r);
     return;
@@ -501,24 +525,72 @@ static bool run_batch(rv_api *a, rv_req *list){
   return false;     /* not reached: pass 1 is a normal batch, never spoiled */
 }
 
-static void on_flush(evutil_socket_t fd, short what, void *arg){
-  rv_api *a = arg;
-  rv_req *list = a->head, *r, *next;
-  bool ok;
-  int n = a->queued;
-  (void)fd; (void)what;
-
-  a->head = a->tail = NULL;
-  a->queued = 0;
-  ok = run_batch(a, list);
-  batch_observe(a, n);
+static void reply_all(rv_api *a, rv_req *list){
+  rv_req *r, *next;
   for (r = list; r; r = next) {
     next = r->next;
     if (r->conn) r->conn->pending--;
     send_reply(a, r);
     req_free(r);
   }
-  /* jobs created by these commands go out now, not at the next tick */
+}
+
+/*--- Pipelined WAL sync ----------------------------------------------------------
+** A batch's COMMIT no longer waits for fdatasync (store.h, rv_store_defer_
+** sync): its replies wait instead, parked with the number of the last
+** commit they may depend on -- this batch's, or an earlier one's that a
+** read in it saw -- until the store's sync thread has made that commit
+** durable. Meanwhile the loop reads and runs the next batch, whose commit
+** the next sync covers too: the fdatasync of one batch overlaps the work
+** of the next, and no reply tells a client about a change a power loss
+** could still take back. Jobs wait likewise (rv_engine_dispatch_jobs). */
+static void on_durable(void *arg){
+  rv_api *a = arg;
+  uint64_t done = rv_store_synced(a->st);
+  while (a->parked && a->parked->seq <= done) {
+    struct rv_parked *p = a->parked;
+    int n = 0;
+    a->parked = p->next;
+    if (a->parked == NULL) a->parked_tail = NULL;
+    for (rv_req *r = p->list; r; r = r->next) n++;
+    a->parked_now -= n;
+    reply_all(a, p->list);
+    rv_free(p);
+  }
+}
+
+static void park(rv_api *a, rv_req *list, int n, uint64_t seq){
+  struct rv_parked *p = rv_malloc(sizeof *p);
+  p->list = list;
+  p->seq = seq;
+  p->next = NULL;
+  if (a->parked_tail) a->parked_tail->next = p; else a->parked = p;
+  a->parked_tail = p;
+  a->parked_now += n;
+  if (a->parked_now > a->parked_max) a->parked_max = a->parked_now;
+  rv_store_sync_async(a->st);
+}
+
+static void on_flush(evutil_socket_t fd, short what, void *arg){
+  rv_api *a = arg;
+  rv_req *list = a->head;
+  bool ok;
+  int n = a->queued;
+  uint64_t seq;
+  (void)fd; (void)what;
+
+  a->head = a->tail = NULL;
+  a->queued = 0;
+  ok = run_batch(a, list);
+  batch_observe(a, n);
+  seq = rv_store_commit_seq(a->st);
+  if (a->stopping) {                 /* no later sync to wait for */
+    rv_store_sync_now(a->st);
+    on_durable(a);
+  }
+  if (a->parked == NULL && rv_store_synced(a->st) >= seq) reply_all(a, list);
+  else park(a, list, n, seq);        /* in order: behind any batch parked before */
+  /* jobs created by these commands go out once durable, not at the next tick */
   if (ok) rv_engine_dispatch_jobs(a->e);
 }
 
@@ -552,6 +624,10 @@ rv_status rv_api_start(struct evhttp *http, rv_engine *e, const rv_api_cfg *cfg,
   unsigned char boot[3];
 
   *out = NULL;
+  if (!cfg->inline_sync) {            /* first: nothing to undo if it fails */
+    rc = rv_engine_defer_sync(e, err);
+    if (rc != RV_OK) return rc;
+  }
   a = rv_calloc(1, sizeof *a);
   a->cfg = *cfg;
   cfg_defaults(&a->cfg);
@@ -582,6 +658,8 @@ rv_status rv_api_start(struct evhttp *http, rv_engine *e, const rv_api_cfg *cfg,
   a->rl_principal = rv__rl_new(a->cfg.rate, a->cfg.burst, 8192);
   a->rl_authfail = rv__rl_new(a->cfg.max_auth_failures / 600.0, 600, 8192);
   a->flush_ev = event_new(a->base, -1, 0, on_flush, a);
+  a->inline_sync = cfg->inline_sync;
+  if (!a->inline_sync) rv_engine_on_durable(e, on_durable, a);
 
   evhttp_set_max_body_size(http, (ev_ssize_t)(a->cfg.max_document > a->cfg.max_deploy_body
                                               ? a->cfg.max_document : a->cfg.max_deploy_body));
@@ -598,9 +676,24 @@ rv_status rv_api_start(struct evhttp *http, rv_engine *e, const rv_api_cfg *cfg,
   return RV_OK;
 }
 
+void rv_api_quiesce(rv_api *a){
+  if (a == NULL || a->stopping) return;
+  a->stopping = true;
+  listeners_pause(a, true);
+  if (a->parked) {
+    rv_store_sync_now(a->st);
+    on_durable(a);
+  }
+}
+
 void rv_api_free(rv_api *a){
   rv_req *r, *next;
   if (a == NULL) return;
+  rv_engine_on_durable(a->e, NULL, NULL);
+  if (a->parked) {                   /* committed: make it durable, then answer */
+    rv_store_sync_now(a->st);
+    on_durable(a);
+  }
   for (r = a->head; r; r = next) {
     next = r->next;
     if (r->conn) r->conn->pending--;

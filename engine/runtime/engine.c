@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <unistd.h>
 #include <sodium.h>
 #include "runtime/runtime_int.h"
 #include "core/mem.h"
@@ -996,6 +997,7 @@ void rv_engine_close(rv_engine *e){
   rv_free(e->spare_q); rv_free(e->spare_hist); rv_free(e->spare_text); rv_free(e->spare_insts);
   if (e->scratch) { rv_buf_fini(e->scratch); rv_free(e->scratch); }
   if (e->flush_ev) event_free(e->flush_ev);
+  if (e->sync_ev) event_free(e->sync_ev);
   rv__defs_free(e);
   rv_store_close(e->st);
   if (e->own_base && e->base) event_base_free(e->base);
@@ -1561,11 +1563,21 @@ static void job_done(void *arg, rv_job_outcome o, cJSON *result, const char *cod
   " WHERE state='pending' AND next_try<=? ORDER BY next_try, id LIMIT 256"
 
 int rv_engine_dispatch_jobs(rv_engine *e){
-  sqlite3_stmt *s = rv_store_stmt(e->st, SQL_DUE_JOBS);
+  sqlite3_stmt *s;
   int n = 0;
   struct job { int64_t id, inst; char *elem, *adapter, *input, *key; int attempts; } *jobs = NULL;
   int nj = 0, cap = 0;
 
+  /* A job leaves the process (an SMS, a call to another system) only once
+  ** the commit that created it is durable: with the pipelined sync, wait
+  ** for it (sync_cb dispatches then). */
+  if (rv_store_synced(e->st) < rv_store_commit_seq(e->st)) {
+    e->dispatch_held = true;
+    rv_store_sync_async(e->st);
+    return 0;
+  }
+  e->dispatch_held = false;
+  s = rv_store_stmt(e->st, SQL_DUE_JOBS);
   rv_store_bind(s, "i", rv_clock_now(e->clock));
   while (sqlite3_step(s) == SQLITE_ROW) {
     int64_t id = sqlite3_column_int64(s, 0);
@@ -1614,6 +1626,33 @@ int rv_engine_dispatch_jobs(rv_engine *e){
 }
 
 int rv_engine_inflight(const rv_engine *e){ return e->inflight; }
+
+/* The store's sync thread made commits durable: jobs held back go out,
+** and whoever else waits is told. */
+static void sync_cb(evutil_socket_t fd, short what, void *arg){
+  rv_engine *e = arg;
+  uint64_t n;
+  (void)what;
+  if (read(fd, &n, sizeof n) < 0) { /* EAGAIN: nothing new */ }
+  if (e->dispatch_held) rv_engine_dispatch_jobs(e);
+  if (e->on_durable) e->on_durable(e->on_durable_arg);
+}
+
+rv_status rv_engine_defer_sync(rv_engine *e, rv_err *err){
+  rv_status rc;
+  if (e->sync_ev) return RV_OK;                 /* deferred already */
+  rc = rv_store_defer_sync(e->st, err);
+  if (rc != RV_OK) return rc;
+  e->sync_ev = event_new(e->base, rv_store_sync_fd(e->st), EV_READ | EV_PERSIST, sync_cb, e);
+  if (e->sync_ev == NULL || event_add(e->sync_ev, NULL) != 0)
+    return rv_fail(err, RV_IO, "cannot watch the WAL sync");
+  return RV_OK;
+}
+
+void rv_engine_on_durable(rv_engine *e, void (*fn)(void *arg), void *arg){
+  e->on_durable = fn;
+  e->on_durable_arg = arg;
+}
 
 int rv_engine_fire_due(rv_engine *e){
   int64_t now = rv_clock_now(e->clock);

@@ -135,6 +135,14 @@ void      rv_engine_batch_spoil(rv_engine *e);
 ** in flight (tests, `ravand tick`). */
 int       rv_engine_fire_due(rv_engine *e);
 int       rv_engine_dispatch_jobs(rv_engine *e);
+/* Pipelined commit (store.h, rv_store_defer_sync; docs/architecture.md,
+** "Pipelined WAL sync"): commits no longer wait for fdatasync; a thread
+** syncs the WAL when asked. Jobs are dispatched only once the commits
+** that created them are durable. on_durable: fn(arg) runs on the loop
+** after every sync, for others that must wait (the server's replies);
+** fn NULL: nobody. */
+rv_status rv_engine_defer_sync(rv_engine *e, rv_err *err);
+void      rv_engine_on_durable(rv_engine *e, void (*fn)(void *arg), void *arg);
 int       rv_engine_inflight(const rv_engine *e);
 void      rv_engine_drain(rv_engine *e);
 /* Earliest due time of a timer or job retry, or -1. */

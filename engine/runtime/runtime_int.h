@@ -183,6 +183,13 @@ struct rv_engine {
   int                win_loads, win_hits, win_idle;
   int64_t            data_version;   /* PRAGMA data_version when the cache was last checked */
   struct event      *flush_ev;
+  /* pipelined WAL sync (rv_engine_defer_sync): the store's note that a sync
+  ** finished; jobs held back until their commits are durable; who else
+  ** waits for durability (the HTTP server's parked replies) */
+  struct event      *sync_ev;
+  bool               dispatch_held;
+  void             (*on_durable)(void *arg);
+  void              *on_durable_arg;
   int                history;        /* RV_HISTORY_* */
   bool               answer_now;     /* cfg.answer_now */
   int                batch;          /* open batch depth */

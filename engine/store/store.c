@@ -7,10 +7,19 @@
 **   - every statement in the cache is reset before it is handed out.
 **   - migrations run in one transaction; user_version is the schema level.
 */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
 #include "store/store.h"
 #include "core/mem.h"
 #include "core/fatext.h"
@@ -18,6 +27,7 @@
 #define STMT_CACHE 256
 #define STMT_SLOTS 1024          /* open addressing over the cache, by SQL pointer */
 #define MAX_SP     32            /* savepoint levels with prepared statements */
+static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames);
 #define STR_(x) #x
 #define RV_STR(x) STR_(x)
 
@@ -29,6 +39,8 @@ struct rv_store {
   short    slot[STMT_SLOTS];     /* index + 1 into cache; 0 = empty */
   unsigned gen;                  /* new per outermost BEGIN and per rollback (gen_serial) */
   unsigned commits, rollbacks;   /* outermost COMMITs; rollbacks (of savepoints too) */
+  uint64_t wrote;                /* commits that wrote WAL frames (the WAL hook counts them) */
+  struct rv_sync *sync;          /* pipelined WAL sync (rv_store_defer_sync), or NULL */
 };
 
 /* Transaction statements, prepared once (rv_store_stmt keys on these
@@ -520,6 +532,9 @@ rv_status rv_store_open(const char *path, const rv_store_opts *opts,
   ** (marriage month end, 20,000 registry records: 16.3 -> 14.0 s, system
   ** time 1.7 -> 0.95 s). Memory grows with use, up to this per connection. */
   if (rc == RV_OK) rc = exec_plain(st, "PRAGMA cache_size=-32768", err);
+  /* counts the commits that wrote (rv_store_commit_seq) and checkpoints at
+  ** 1,000 frames, as SQLite's own hook, which this one replaces, did */
+  if (rc == RV_OK) sqlite3_wal_hook(st->db, wal_hook, st);
   if (rc == RV_OK) rc = migrate(st, err);
   if (rc == RV_OK) rc = exec_plain(st, "CREATE TEMP VIEW history" HISTORY_VIEW, err);
   /* Self-check (RELIABILITY A6): refuse to run on a store that would not
@@ -542,8 +557,11 @@ rv_status rv_store_open(const char *path, const rv_store_opts *opts,
   return RV_OK;
 }
 
+static void sync_stop(rv_store *st);
+
 void rv_store_close(rv_store *st){
   if (st == NULL) return;
+  sync_stop(st);
   for (int i = 0; i < st->n_cache; i++) sqlite3_finalize(st->cache[i].stmt);
   sqlite3_close(st->db);
   rv_free(st);
@@ -707,4 +725,184 @@ rv_status rv_store_integrity(rv_store *st, rv_err *err){
   } else rc = sqlfail(st, err, "integrity_check");
   sqlite3_finalize(s);
   return rc;
+}
+
+/*--- Pipelined WAL sync ------------------------------------------------------
+** With synchronous=FULL every COMMIT waits for fdatasync of the WAL on the
+** loop's thread: the HTTP server spent a third of its time there (docs/
+** performance.md, "Session 9"). rv_store_defer_sync() switches the
+** connection to synchronous=NORMAL -- COMMIT writes the WAL frames but does
+** not sync them -- and starts a thread whose only work is fdatasync() of
+** the WAL file when asked. The caller must not let anything that depends on
+** a commit leave the process (a reply, a job handed to an adapter) before
+** rv_store_synced() reached that commit's number: the server parks replies
+** until then (api/server.c), the engine holds jobs back (rv_engine_dispatch_
+** jobs). WAL frames are appended in order and chained by checksums, so a
+** sync makes every earlier commit durable too, and after a power loss the
+** database is a prefix of the commits -- never a later one without an
+** earlier one. In NORMAL mode SQLite still syncs the WAL before every
+** checkpoint and before it reuses the WAL from its start, and the database
+** file after a checkpoint. A failed fdatasync ends the process (the kernel
+** may have dropped the dirty pages; nothing can be promised after it).
+*/
+struct rv_sync {
+  pthread_t        thread;
+  pthread_mutex_t  mu;
+  pthread_cond_t   cv;
+  int              wal_fd, note_fd;      /* the WAL file; an eventfd the loop reads */
+  uint64_t         want;                 /* under mu: sync through this commit number */
+  bool             stop;                 /* under mu */
+  _Atomic uint64_t done;                 /* commits known durable */
+  _Atomic uint64_t syncs;                /* fdatasync calls made */
+  int              delay_ms;             /* RV_TEST_SYNC_DELAY_MS: tests only */
+};
+
+static void *sync_main(void *arg){
+  struct rv_sync *s = arg;
+  pthread_mutex_lock(&s->mu);
+  for (;;) {
+    uint64_t target;
+    while (!s->stop && s->want <= atomic_load(&s->done)) pthread_cond_wait(&s->cv, &s->mu);
+    if (s->want <= atomic_load(&s->done)) break;           /* stopping, nothing owed */
+    target = s->want;
+    pthread_mutex_unlock(&s->mu);
+    if (s->delay_ms > 0) {
+      struct timespec ts = { s->delay_ms / 1000, (long)(s->delay_ms % 1000) * 1000000L };
+      nanosleep(&ts, NULL);
+    }
+    if (fdatasync(s->wal_fd) != 0) {
+      fprintf(stderr, "ravand: fdatasync of the WAL failed: %s; stopping (acknowledged "
+              "commits are safe, the unacknowledged ones may be lost)\n", strerror(errno));
+      abort();
+    }
+    atomic_fetch_add(&s->syncs, 1);
+    pthread_mutex_lock(&s->mu);              /* sync_now may have gone further */
+    if (atomic_load(&s->done) < target) atomic_store(&s->done, target);
+    pthread_mutex_unlock(&s->mu);
+    {
+      uint64_t one = 1;
+      ssize_t w = write(s->note_fd, &one, sizeof one);    /* EAGAIN: already readable */
+      (void)w;
+    }
+    pthread_mutex_lock(&s->mu);
+  }
+  pthread_mutex_unlock(&s->mu);
+  return NULL;
+}
+
+/* After every commit that wrote frames: count it, and checkpoint as the
+** default hook would (a WAL hook replaces SQLite's autocheckpoint). */
+static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames){
+  rv_store *st = arg;
+  st->wrote++;
+  if (frames >= 1000) sqlite3_wal_checkpoint(db, name);
+  return SQLITE_OK;
+}
+
+/* fsync a directory so a file created in it stays after a power loss. */
+static void sync_dir_of(const char *path){
+  char *copy = rv_strdup(path);
+  int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd >= 0) { (void)fsync(fd); close(fd); }
+  rv_free(copy);
+}
+
+rv_status rv_store_defer_sync(rv_store *st, rv_err *err){
+  struct rv_sync *s;
+  const char *db = sqlite3_db_filename(st->db, "main"), *wal;
+  const char *delay = getenv("RV_TEST_SYNC_DELAY_MS");
+  rv_status rc;
+
+  if (st->sync) return RV_OK;
+  if (db == NULL || *db == 0) return rv_fail(err, RV_INVALID, "a database in memory has no WAL to sync");
+  if (st->depth != 0) return rv_fail(err, RV_CONFLICT, "deferred sync inside a transaction");
+  /* the WAL exists once the connection has read (rv_store_open did) */
+  wal = sqlite3_filename_wal(db);
+  s = rv_calloc(1, sizeof *s);
+  s->wal_fd = open(wal, O_RDONLY | O_CLOEXEC);
+  if (s->wal_fd < 0) {
+    rc = rv_fail(err, RV_IO, "cannot open the WAL '%s': %s", wal, strerror(errno));
+    rv_free(s);
+    return rc;
+  }
+  s->note_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (s->note_fd < 0) {
+    rc = rv_fail(err, RV_IO, "eventfd: %s", strerror(errno));
+    close(s->wal_fd);
+    rv_free(s);
+    return rc;
+  }
+  rc = exec_plain(st, "PRAGMA synchronous=NORMAL", err);
+  if (rc != RV_OK) { close(s->note_fd); close(s->wal_fd); rv_free(s); return rc; }
+  /* what was committed so far (synchronous=FULL) is durable; so is the
+  ** WAL's name in its directory from here on */
+  (void)fdatasync(s->wal_fd);
+  sync_dir_of(wal);
+  atomic_store(&s->done, st->wrote);
+  s->want = st->wrote;
+  s->delay_ms = delay ? atoi(delay) : 0;
+  pthread_mutex_init(&s->mu, NULL);
+  pthread_cond_init(&s->cv, NULL);
+  if (pthread_create(&s->thread, NULL, sync_main, s) != 0) {
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+    close(s->note_fd);
+    close(s->wal_fd);
+    rv_free(s);
+    exec_plain(st, "PRAGMA synchronous=FULL", NULL);
+    return rv_fail(err, RV_IO, "cannot start the WAL sync thread");
+  }
+  st->sync = s;
+  return RV_OK;
+}
+
+bool rv_store_sync_deferred(const rv_store *st){ return st->sync != NULL; }
+uint64_t rv_store_commit_seq(const rv_store *st){ return st->wrote; }
+uint64_t rv_store_synced(const rv_store *st){
+  return st->sync ? atomic_load(&st->sync->done) : st->wrote;
+}
+int rv_store_sync_fd(const rv_store *st){ return st->sync ? st->sync->note_fd : -1; }
+uint64_t rv_store_sync_count(const rv_store *st){
+  return st->sync ? atomic_load(&st->sync->syncs) : 0;
+}
+
+void rv_store_sync_async(rv_store *st){
+  struct rv_sync *s = st->sync;
+  if (s == NULL || atomic_load(&s->done) >= st->wrote) return;
+  pthread_mutex_lock(&s->mu);
+  if (s->want < st->wrote) {
+    s->want = st->wrote;
+    pthread_cond_signal(&s->cv);
+  }
+  pthread_mutex_unlock(&s->mu);
+}
+
+void rv_store_sync_now(rv_store *st){
+  struct rv_sync *s = st->sync;
+  if (s == NULL || atomic_load(&s->done) >= st->wrote) return;
+  /* the thread may be in fdatasync too: two syncs are harmless */
+  if (fdatasync(s->wal_fd) != 0) {
+    fprintf(stderr, "ravand: fdatasync of the WAL failed: %s; stopping\n", strerror(errno));
+    abort();
+  }
+  pthread_mutex_lock(&s->mu);
+  if (atomic_load(&s->done) < st->wrote) atomic_store(&s->done, st->wrote);
+  pthread_mutex_unlock(&s->mu);
+}
+
+static void sync_stop(rv_store *st){
+  struct rv_sync *s = st->sync;
+  if (s == NULL) return;
+  rv_store_sync_now(st);
+  pthread_mutex_lock(&s->mu);
+  s->stop = true;
+  pthread_cond_signal(&s->cv);
+  pthread_mutex_unlock(&s->mu);
+  pthread_join(s->thread, NULL);
+  pthread_mutex_destroy(&s->mu);
+  pthread_cond_destroy(&s->cv);
+  close(s->note_fd);
+  close(s->wal_fd);
+  rv_free(s);
+  st->sync = NULL;
 }

@@ -10,7 +10,8 @@
 ** busy_timeout=5000, temp_store=MEMORY (savepoint journals), pages of
 ** RV_STORE_PAGE_SIZE bytes in a new database; a larger
 ** lookaside and, process-wide, no SQLite memory statistics (a global mutex
-** per allocation). Loop thread only; never carried across fork().
+** per allocation). Loop thread only (the pipelined sync's thread touches
+** only the WAL's file descriptor); never carried across fork().
 **
 ** The store is deliberately thin: SQL lives next to the code that needs
 ** it, but always through rv_store_stmt() so statements are prepared once.
@@ -69,6 +70,27 @@ int64_t   rv_store_last_id(rv_store *st);
 int       rv_store_changes(rv_store *st);
 /* Bind values to a statement with the same fmt convention. */
 void      rv_store_bind(sqlite3_stmt *s, const char *fmt, ...);
+
+/* Pipelined WAL sync (store.c explains the promise). rv_store_defer_sync
+** switches to synchronous=NORMAL and starts a thread that fdatasyncs the WAL
+** when asked; from then on a commit is durable only once rv_store_synced()
+** reached its number, and nothing that depends on it may leave the process
+** before. Commit numbers count the outermost commits that wrote something.
+**   commit_seq   the number of the last commit that wrote
+**   synced       commits known durable (= commit_seq when not deferred)
+**   sync_async   ask the thread to sync through commit_seq (returns at once)
+**   sync_now     sync through commit_seq on this thread
+**   sync_fd      readable (an eventfd; read it to clear) after each sync
+**                the thread made; -1 when not deferred
+**   sync_count   fdatasync calls the thread made */
+rv_status rv_store_defer_sync(rv_store *st, rv_err *err);
+bool      rv_store_sync_deferred(const rv_store *st);
+uint64_t  rv_store_commit_seq(const rv_store *st);
+uint64_t  rv_store_synced(const rv_store *st);
+void      rv_store_sync_async(rv_store *st);
+void      rv_store_sync_now(rv_store *st);
+int       rv_store_sync_fd(const rv_store *st);
+uint64_t  rv_store_sync_count(const rv_store *st);
 
 /* "ok" check; RV_CORRUPT otherwise with SQLite's first message. */
 rv_status rv_store_integrity(rv_store *st, rv_err *err);

@@ -10,6 +10,11 @@
 ** see the SQL it really runs; the HTTP list's (engine/api/tasks.c with
 ** policy.c's scope) is written out here in the shape those files build.
 ** The due-jobs index is partial on pending jobs the same way (migration 11).
+**
+** And the pipelined WAL sync (store.c, rv_store_defer_sync): which commits
+** it counts, that nothing counts as durable before the sync thread synced
+** it, and that the engine hands no job to an adapter before the commit
+** that created it is durable.
 */
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,8 +23,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <event2/event.h>
 #include <sqlite3.h>
 #include "runtime/engine.h"
 #include "store/store.h"
@@ -301,6 +308,150 @@ static void page_size_of_new_and_old_databases(void **state){
   senv_close(&t);
 }
 
+/* Wait (at most 10 s) until the sync thread's eventfd is readable. */
+static void wait_sync_note(rv_store *st){
+  struct pollfd p = { rv_store_sync_fd(st), POLLIN, 0 };
+  uint64_t n;
+  assert_true(p.fd >= 0);
+  assert_int_equal(poll(&p, 1, 10000), 1);
+  assert_int_equal(read(p.fd, &n, sizeof n), (ssize_t)sizeof n);
+}
+
+static int sync_pragma(rv_store *st){
+  sqlite3_stmt *s;
+  int v = -1;
+  assert_int_equal(sqlite3_prepare_v2(rv_store_db(st), "PRAGMA synchronous", -1, &s, NULL), SQLITE_OK);
+  if (sqlite3_step(s) == SQLITE_ROW) v = sqlite3_column_int(s, 0);
+  sqlite3_finalize(s);
+  return v;
+}
+
+static void pipelined_sync_counts_and_syncs(void **state){
+  senv t;
+  rv_store *st;
+  rv_err err;
+  uint64_t s0, s1;
+  (void)state;
+  snprintf(t.dir, sizeof t.dir, "/tmp/rvstore-XXXXXX");
+  if (mkdtemp(t.dir) == NULL) fail_msg("mkdtemp");
+  snprintf(t.db, sizeof t.db, "%s/t.db", t.dir);
+  if (rv_store_open(t.db, NULL, &st, &err) != RV_OK) fail_msg("%s", err.msg);
+  assert_int_equal(sync_pragma(st), 2);                       /* FULL until deferred */
+  assert_false(rv_store_sync_deferred(st));
+  assert_int_equal(rv_store_sync_fd(st), -1);
+  assert_int_equal(rv_store_exec(st, &err, "CREATE TABLE t(x)", NULL), RV_OK);
+
+  /* commits are counted when they wrote, not otherwise */
+  s0 = rv_store_commit_seq(st);
+  assert_int_equal(rv_store_begin(st, &err), RV_OK);
+  assert_int_equal(rv_store_commit(st, &err), RV_OK);
+  assert_true(rv_store_commit_seq(st) == s0);
+  assert_int_equal(rv_store_begin(st, &err), RV_OK);
+  assert_int_equal(rv_store_exec(st, &err, "INSERT INTO t VALUES(1)", NULL), RV_OK);
+  assert_int_equal(rv_store_commit(st, &err), RV_OK);
+  assert_true(rv_store_commit_seq(st) == s0 + 1);
+  assert_true(rv_store_synced(st) == rv_store_commit_seq(st));   /* FULL: durable at COMMIT */
+
+  assert_int_equal(rv_store_defer_sync(st, &err), RV_OK);
+  assert_true(rv_store_sync_deferred(st));
+  assert_int_equal(sync_pragma(st), 1);                       /* NORMAL: COMMIT does not sync */
+  assert_true(rv_store_synced(st) == s0 + 1);                 /* what came before is durable */
+
+  /* a commit is not durable until the thread synced it, and only when asked */
+  assert_int_equal(rv_store_exec(st, &err, "INSERT INTO t VALUES(2)", NULL), RV_OK);
+  assert_int_equal(rv_store_exec(st, &err, "INSERT INTO t VALUES(3)", NULL), RV_OK);
+  s1 = rv_store_commit_seq(st);
+  assert_true(s1 == s0 + 3);
+  assert_true(rv_store_synced(st) < s1);
+  assert_true(rv_store_sync_count(st) == 0);
+  rv_store_sync_async(st);
+  wait_sync_note(st);
+  assert_true(rv_store_synced(st) == s1);                     /* one sync: both commits */
+  assert_true(rv_store_sync_count(st) == 1);
+  rv_store_sync_async(st);                                    /* nothing owed: no sync */
+  assert_true(rv_store_sync_count(st) == 1);
+
+  /* sync_now, on the caller's thread */
+  assert_int_equal(rv_store_exec(st, &err, "INSERT INTO t VALUES(4)", NULL), RV_OK);
+  assert_true(rv_store_synced(st) < rv_store_commit_seq(st));
+  rv_store_sync_now(st);
+  assert_true(rv_store_synced(st) == rv_store_commit_seq(st));
+  rv_store_close(st);                                         /* joins the thread */
+
+  if (rv_store_open(t.db, NULL, &st, &err) != RV_OK) fail_msg("%s", err.msg);
+  {
+    sqlite3_stmt *q;
+    assert_int_equal(sqlite3_prepare_v2(rv_store_db(st), "SELECT group_concat(x) FROM t", -1, &q, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(q, 0), "1,2,3,4");
+    sqlite3_finalize(q);
+  }
+  rv_store_close(st);
+  t.e = NULL;
+  senv_close(&t);
+}
+
+/* start -> service task (the test adapter echo, answering through the
+** loop) -> end: its job must not reach the adapter before the start's
+** commit is durable. */
+static void jobs_wait_for_the_sync(void **state){
+  senv t;
+  rv_engine_cfg cfg = {0};
+  rv_err err;
+  rv_store *st;
+  char bpmn[160];
+  FILE *f;
+  int64_t inst = 0;
+  uint64_t seq;
+  bool done = false;
+  (void)state;
+  snprintf(t.dir, sizeof t.dir, "/tmp/rvstore-XXXXXX");
+  if (mkdtemp(t.dir) == NULL) fail_msg("mkdtemp");
+  snprintf(t.db, sizeof t.db, "%s/t.db", t.dir);
+  snprintf(bpmn, sizeof bpmn, "%s/echo.bpmn", t.dir);
+  f = fopen(bpmn, "w");
+  assert_non_null(f);
+  fputs("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+        "<definitions xmlns=\"http://www.omg.org/spec/BPMN/20100524/MODEL\" xmlns:rv=\"urn:ravand:bpmn:1\""
+        " id=\"d\" targetNamespace=\"urn:t\">\n"
+        " <process id=\"echo-once\" isExecutable=\"true\">\n"
+        "  <startEvent id=\"s\"/><sequenceFlow id=\"f1\" sourceRef=\"s\" targetRef=\"call\"/>\n"
+        "  <serviceTask id=\"call\" rv:adapter=\"echo\"/><sequenceFlow id=\"f2\" sourceRef=\"call\" targetRef=\"e\"/>\n"
+        "  <endEvent id=\"e\"/>\n"
+        " </process>\n</definitions>\n", f);
+  fclose(f);
+  cfg.db_path = t.db;
+  cfg.answer_now = false;                  /* the job goes out through dispatch */
+  if (rv_engine_open(&cfg, &t.e, &err) != RV_OK) fail_msg("%s", err.msg);
+  {
+    const char *files[] = { bpmn };
+    if (rv_engine_deploy(t.e, files, 1, NULL, NULL, &err) != RV_OK) fail_msg("%s", err.msg);
+  }
+  st = rv_engine_store(t.e);
+  assert_int_equal(rv_engine_defer_sync(t.e, &err), RV_OK);
+  if (rv_engine_start(t.e, "echo-once", 0, NULL, NULL, &inst, &err) != RV_OK) fail_msg("%s", err.msg);
+  seq = rv_store_commit_seq(st);
+  assert_true(rv_store_synced(st) < seq);
+  assert_int_equal(rv_engine_dispatch_jobs(t.e), 0);          /* held back */
+  assert_true(rv_engine_stats_get(t.e)->jobs_dispatched == 0);
+  /* the loop: the sync note, then the held job, then its answer */
+  for (int i = 0; i < 1000 && !done; i++) {
+    sqlite3_stmt *q;
+    event_base_loop(rv_engine_base(t.e), EVLOOP_ONCE);
+    q = rv_store_stmt(st, "SELECT status FROM instances WHERE id=?");
+    rv_store_bind(q, "i", inst);
+    done = sqlite3_step(q) == SQLITE_ROW && strcmp((const char *)sqlite3_column_text(q, 0), "completed") == 0;
+    sqlite3_reset(q);
+  }
+  assert_true(done);
+  assert_true(rv_engine_stats_get(t.e)->jobs_dispatched == 1);
+  assert_true(rv_store_synced(st) >= seq);
+  assert_true(rv_store_sync_count(st) >= 1);
+  t.db_h = NULL;
+  unlink(bpmn);
+  senv_close(&t);
+}
+
 int main(void){
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(schema_has_no_full_index_on_state),
@@ -309,6 +460,8 @@ int main(void){
     cmocka_unit_test(due_jobs_use_the_pending_index),
     cmocka_unit_test(feed_and_message_indexes),
     cmocka_unit_test(page_size_of_new_and_old_databases),
+    cmocka_unit_test(pipelined_sync_counts_and_syncs),
+    cmocka_unit_test(jobs_wait_for_the_sync),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,6 +11,7 @@
 # limits are switched off for the run (they would measure themselves).
 #
 #   bench/api_bench.sh                 THREADS=2 CONNS=16 DUR=10 BUILD=build
+#   SERVE_ARGS="--commit-sync inline"  extra `ravand serve` options (a comparison)
 # Prints a Markdown table for docs/performance.md ("HTTP API").
 set -e
 cd "$(dirname "$0")/.."
@@ -49,7 +50,7 @@ CLERK=$($R --db "$DB" principal token clerk)
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 URL="http://127.0.0.1:$PORT"
 $R --db "$DB" serve --listen "127.0.0.1:$PORT" --rate -1 --rate-addr -1 \
-   --max-conns-per-addr 1024 2>"$DIR/serve.log" &
+   --max-conns-per-addr 1024 ${SERVE_ARGS:-} 2>"$DIR/serve.log" &
 PID=$!
 i=0
 until curl -fsS "$URL/healthz" >/dev/null 2>&1; do

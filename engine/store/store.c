@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include "store/store.h"
@@ -755,6 +756,7 @@ struct rv_sync {
   _Atomic uint64_t done;                 /* commits known durable */
   _Atomic uint64_t syncs;                /* fdatasync calls made */
   int              delay_ms;             /* RV_TEST_SYNC_DELAY_MS: tests only */
+  int              log_fd;               /* RV_TEST_SYNC_LOG: tests only, or -1 */
 };
 
 static void *sync_main(void *arg){
@@ -770,10 +772,17 @@ static void *sync_main(void *arg){
       struct timespec ts = { s->delay_ms / 1000, (long)(s->delay_ms % 1000) * 1000000L };
       nanosleep(&ts, NULL);
     }
+    struct stat sb;
+    if (s->log_fd >= 0 && fstat(s->wal_fd, &sb) != 0) sb.st_size = -1;
     if (fdatasync(s->wal_fd) != 0) {
       fprintf(stderr, "ravand: fdatasync of the WAL failed: %s; stopping (acknowledged "
               "commits are safe, the unacknowledged ones may be lost)\n", strerror(errno));
       abort();
+    }
+    if (s->log_fd >= 0) {         /* the WAL's length this sync made durable (at least) */
+      char line[32];
+      int n = snprintf(line, sizeof line, "%lld\n", (long long)sb.st_size);
+      if (write(s->log_fd, line, (size_t)n) < 0) { /* a test's log: nothing to do */ }
     }
     atomic_fetch_add(&s->syncs, 1);
     pthread_mutex_lock(&s->mu);              /* sync_now may have gone further */
@@ -841,6 +850,17 @@ rv_status rv_store_defer_sync(rv_store *st, rv_err *err){
   atomic_store(&s->done, st->wrote);
   s->want = st->wrote;
   s->delay_ms = delay ? atoi(delay) : 0;
+  /* tests: the WAL's length as synced here and after every sync of the
+  ** thread, so a test can cut the WAL there, as a power loss could
+  ** (api_sync.py) */
+  s->log_fd = getenv("RV_TEST_SYNC_LOG")
+    ? open(getenv("RV_TEST_SYNC_LOG"), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600) : -1;
+  if (s->log_fd >= 0) {
+    struct stat sb;
+    char line[32];
+    int n = snprintf(line, sizeof line, "%lld\n", fstat(s->wal_fd, &sb) == 0 ? (long long)sb.st_size : -1LL);
+    if (write(s->log_fd, line, (size_t)n) < 0) { /* a test's log: nothing to do */ }
+  }
   pthread_mutex_init(&s->mu, NULL);
   pthread_cond_init(&s->cv, NULL);
   if (pthread_create(&s->thread, NULL, sync_main, s) != 0) {
@@ -848,6 +868,7 @@ rv_status rv_store_defer_sync(rv_store *st, rv_err *err){
     pthread_cond_destroy(&s->cv);
     close(s->note_fd);
     close(s->wal_fd);
+    if (s->log_fd >= 0) close(s->log_fd);
     rv_free(s);
     exec_plain(st, "PRAGMA synchronous=FULL", NULL);
     return rv_fail(err, RV_IO, "cannot start the WAL sync thread");
@@ -903,6 +924,7 @@ static void sync_stop(rv_store *st){
   pthread_cond_destroy(&s->cv);
   close(s->note_fd);
   close(s->wal_fd);
+  if (s->log_fd >= 0) close(s->log_fd);
   rv_free(s);
   st->sync = NULL;
 }

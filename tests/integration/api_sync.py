@@ -14,12 +14,19 @@ the waiting shows from outside, and checks:
     is answered after it (in order: it may have seen that write);
   - `--commit-sync inline`: the reply does not wait for the thread (no
     sync by it at all), every COMMIT syncs on the loop's thread;
-  - SIGTERM while replies wait: the server syncs, and exits 0.
+  - SIGTERM while replies wait: the server syncs, and exits 0;
+  - a power loss, simulated (RELIABILITY A2 without LazyFS): starts from four
+    clients, SIGKILL, then the WAL cut at the length the sync thread last made
+    durable (RV_TEST_SYNC_LOG), as a disk that kept only synced data would
+    leave it -- every start answered 201 is still there, the database is
+    intact, and the cut did take commits away (the harness can see a loss).
 
 usage: api_sync.py PATH/TO/ravand
 """
 import os
+import shutil
 import sqlite3
+import struct
 import sys
 import threading
 import time
@@ -165,10 +172,84 @@ def inline(t, ravand):
         s.cleanup()
 
 
+def power_loss(t, ravand):
+    s = Server(ravand)
+    log = os.path.join(s.dir, 'sync.log')
+    try:
+        os.environ['RV_TEST_SYNC_LOG'] = log
+        try:
+            t.eq(start_slow_sync(s), 201, 'power loss: deployed')
+        finally:
+            del os.environ['RV_TEST_SYNC_LOG']
+        acked, lock = [], threading.Lock()
+
+        def client():
+            # at most 100 starts in all, paced: the WAL stays below a checkpoint
+            for _ in range(25):
+                try:
+                    r = s.req('POST', '/v1/instances', who='op', body=START, timeout=10)
+                except OSError:
+                    return
+                if r.status == 201:
+                    with lock:
+                        acked.append(r.json['id'])
+                time.sleep(0.05)
+        th = [threading.Thread(target=client) for _ in range(4)]
+        for x in th:
+            x.start()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:    # a few answers, then the kill: more are on the way
+            with lock:
+                if len(acked) >= 5:
+                    break
+            time.sleep(0.01)
+        time.sleep(0.25)               # the next round commits and waits for its sync
+        s.proc.kill()                  # SIGKILL: nothing more is synced
+        s.proc.wait()
+        s.proc = None
+        s.logf.close()
+        for x in th:
+            x.join(timeout=30)
+        wal = s.db + '-wal'
+        with open(wal, 'rb') as f:
+            hdr = f.read(32)
+        ckpt_seq = struct.unpack('>I', hdr[12:16])[0]
+        t.eq(ckpt_seq, 0, 'power loss: the WAL was never restarted (so cutting it is what a disk could do)')
+        with open(log) as f:
+            sizes = [int(x) for x in f.read().split()]
+        synced = sizes[-1]
+        whole = os.path.getsize(wal)
+        t.ok(sizes == sorted(sizes) and synced <= whole, 'power loss: synced lengths grow', sizes[-5:])
+        # the database as written (nothing lost), for comparison
+        keep = os.path.join(s.dir, 'whole')
+        os.mkdir(keep)
+        for suffix in ('', '-wal'):
+            shutil.copy(s.db + suffix, os.path.join(keep, 'api.db' + suffix))
+        os.truncate(wal, synced)
+        if os.path.exists(s.db + '-shm'):
+            os.remove(s.db + '-shm')    # memory, not disk: rebuilt from the WAL
+        con = sqlite3.connect(s.db, timeout=30)
+        ids = {x[0] for x in con.execute("SELECT id FROM instances WHERE process_id='api-bench'")}
+        ok = con.execute('PRAGMA integrity_check').fetchone()[0]
+        con.close()
+        con = sqlite3.connect(os.path.join(keep, 'api.db'), timeout=30)
+        all_ids = {x[0] for x in con.execute("SELECT id FROM instances WHERE process_id='api-bench'")}
+        con.close()
+        t.diag('power loss: %d starts answered, %d in the database as written, %d after the cut '
+               '(WAL %d bytes, synced %d)' % (len(acked), len(all_ids), len(ids), whole, synced))
+        t.ok(len(acked) > 0, 'power loss: starts were answered before the kill')
+        t.eq(sorted(set(acked) - ids), [], 'power loss: every start answered 201 survives the cut')
+        t.eq(ok, 'ok', 'power loss: integrity_check after the cut')
+        t.ok(len(all_ids) > len(ids), 'power loss: the cut took unsynced commits away (the harness sees a loss)',
+             '%d against %d' % (len(all_ids), len(ids)))
+    finally:
+        s.cleanup()
+
+
 def main():
     ravand = sys.argv[1]
     t = Tap()
-    for part in (pipelined, inline):
+    for part in (pipelined, inline, power_loss):
         try:
             part(t, ravand)
         except Exception as e:

@@ -90,6 +90,9 @@ typedef struct rv__jr_rec {
 } rv__jr_rec;
 
 rv_status rv__jr_rec_load(const char *path, rv__jr_rec *r /* OUT */, rv_err *err);
+/* The same from an open stream; path names it in messages and gives the
+** directory tests resolve their paths against. */
+rv_status rv__jr_rec_read(FILE *f, const char *path, rv__jr_rec *r /* OUT */, rv_err *err);
 void      rv__jr_rec_fini(rv__jr_rec *r);
 /* Write r in the recording format (header, instances, deployments, files,
 ** then each step followed by its outputs). */

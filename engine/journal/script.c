@@ -55,6 +55,11 @@ static char *read_line(FILE *f){
   return rv_buf_take(&b);
 }
 
+static int dep_index(const rv__jr_rec *r, int id){
+  for (int i = 0; i < r->n_deps; i++) if (r->deps[i].id == id) return i;
+  return -1;
+}
+
 static rv_status add_line(rv__jr_rec *r, cJSON *j, int lineno, rv_err *err){
   const cJSON *first = j->child;
   const char *key = first ? first->string : "";
@@ -66,8 +71,11 @@ static rv_status add_line(rv__jr_rec *r, cJSON *j, int lineno, rv_err *err){
     return RV_OK;
   }
   if (strcmp(key, "deployment") == 0) {
+    int id = (int)rv_json_int(j, "deployment", 0);
+    if (dep_index(r, id) >= 0)      /* its files would be written once per line */
+      return rv_fail(err, RV_INVALID, "line %d: deployment %d appears twice", lineno, id);
     GROW(r->deps, r->n_deps);
-    r->deps[r->n_deps].id = (int)rv_json_int(j, "deployment", 0);
+    r->deps[r->n_deps].id = id;
     r->deps[r->n_deps].created = rv_json_int(j, "created", 0);
     r->deps[r->n_deps].hash = rv_strdup(rv_json_str(j, "hash"));
     r->n_deps++;
@@ -76,13 +84,17 @@ static rv_status add_line(rv__jr_rec *r, cJSON *j, int lineno, rv_err *err){
   }
   if (strcmp(key, "file") == 0) {
     const char *name = rv_json_str(j, "file"), *kind = rv_json_str(j, "kind");
+    int dep = (int)rv_json_int(j, "deployment", 1);
     if (name == NULL || kind == NULL || (strcmp(kind, "bpmn") != 0 && strcmp(kind, "lua") != 0))
       return rv_fail(err, RV_INVALID, "line %d: a file needs a name and kind bpmn or lua", lineno);
+    if (dep_index(r, dep) < 0)      /* a file belongs to a deployment stated before it */
+      return rv_fail(err, RV_INVALID, "line %d: file '%s' of deployment %d, which no line before"
+                     " it declares", lineno, name, dep);
     GROW(r->files, r->n_files);
     memset(&r->files[r->n_files], 0, sizeof r->files[0]);
     r->files[r->n_files].name = rv_strdup(name);
     r->files[r->n_files].kind = rv_strdup(kind);
-    r->files[r->n_files].dep = (int)rv_json_int(j, "deployment", 1);
+    r->files[r->n_files].dep = dep;
     rv_buf_init(&r->files[r->n_files].text, 0);
     r->n_files++;
     cJSON_Delete(j);
@@ -121,12 +133,22 @@ static rv_status add_line(rv__jr_rec *r, cJSON *j, int lineno, rv_err *err){
 
 rv_status rv__jr_rec_load(const char *path, rv__jr_rec *r, rv_err *err){
   FILE *f = fopen(path, "r");
+  rv_status rc;
+  if (f == NULL) {
+    memset(r, 0, sizeof *r);
+    return rv_fail(err, RV_NOTFOUND, "%s: %s", path, strerror(errno));
+  }
+  rc = rv__jr_rec_read(f, path, r, err);
+  fclose(f);
+  return rc;
+}
+
+rv_status rv__jr_rec_read(FILE *f, const char *path, rv__jr_rec *r, rv_err *err){
   char *line, *copy;
   int lineno = 0;
   rv_status rc = RV_OK;
 
   memset(r, 0, sizeof *r);
-  if (f == NULL) return rv_fail(err, RV_NOTFOUND, "%s: %s", path, strerror(errno));
   r->path = rv_strdup(path);
   copy = rv_strdup(path);
   r->dir = rv_strdup(dirname(copy));
@@ -153,10 +175,11 @@ rv_status rv__jr_rec_load(const char *path, rv__jr_rec *r, rv_err *err){
                      " {\"ravand\":\"recording\"|\"test\",...}", path, lineno);
         break;
       }
-      if (rv_json_int(j, "format", RV_JR_FORMAT) < 1 || rv_json_int(j, "format", RV_JR_FORMAT) > RV_JR_FORMAT) {
+      int64_t format = rv_json_int(j, "format", RV_JR_FORMAT);
+      if (format < 1 || format > RV_JR_FORMAT) {
         cJSON_Delete(j);
         rc = rv_fail(err, RV_INVALID, "%s: format %lld is not supported (this ravand reads 1 to %d)",
-                     path, (long long)rv_json_int(j, "format", 0), RV_JR_FORMAT);
+                     path, (long long)format, RV_JR_FORMAT);
         break;
       }
       r->is_test = strcmp(kind, "test") == 0;
@@ -173,7 +196,6 @@ rv_status rv__jr_rec_load(const char *path, rv__jr_rec *r, rv_err *err){
       }
     }
   }
-  fclose(f);
   if (rc == RV_OK && r->header == NULL) rc = rv_fail(err, RV_INVALID, "%s: empty file", path);
   if (rc != RV_OK) rv__jr_rec_fini(r);
   return rc;

@@ -454,7 +454,7 @@ static rv_status migrate(rv_store *st, rv_err *err){
 ** 130 per case of the marriage feed import) comes from the small-block
 ** pool (core/mem.c) instead of malloc. Not under AddressSanitizer, which
 ** should see SQLite's own blocks too. */
-#if !defined(__SANITIZE_ADDRESS__)
+#if !defined(RV_ASAN)
 static void *pool_malloc(int n){ return rv_pool_alloc(n > 0 ? (size_t)n : 1); }
 static void *pool_realloc(void *p, int n){ return rv_pool_realloc(p, n > 0 ? (size_t)n : 1); }
 static int pool_size(void *p){ return (int)rv_pool_size(p); }

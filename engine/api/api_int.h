@@ -194,10 +194,9 @@ struct rv_api {
   int            queued;
   struct event  *flush_ev;
   /* Batches whose replies wait for the WAL sync of their commit (oldest
-  ** first; server.c, "Pipelined WAL sync"); inline: synchronous=FULL */
+  ** first; server.c, "Pipelined WAL sync") */
   struct rv_parked *parked, *parked_tail;
   int64_t        parked_now, parked_max;   /* requests waiting; most at once */
-  bool           inline_sync;
   bool           stopping;        /* rv_api_quiesce */
   uint64_t       seq;
   char           boot[8];

@@ -559,6 +559,13 @@ static void on_durable(void *arg){
   }
 }
 
+/* Sync now, on this thread, and send every parked reply. */
+static void flush_parked(rv_api *a){
+  if (a->parked == NULL) return;
+  rv_store_sync_now(a->st);
+  on_durable(a);
+}
+
 static void park(rv_api *a, rv_req *list, int n, uint64_t seq){
   struct rv_parked *p = rv_malloc(sizeof *p);
   p->list = list;
@@ -586,7 +593,7 @@ static void on_flush(evutil_socket_t fd, short what, void *arg){
   seq = rv_store_commit_seq(a->st);
   if (a->stopping) {                 /* no later sync to wait for */
     rv_store_sync_now(a->st);
-    on_durable(a);
+    flush_parked(a);
   }
   if (a->parked == NULL && rv_store_synced(a->st) >= seq) reply_all(a, list);
   else park(a, list, n, seq);        /* in order: behind any batch parked before */
@@ -658,8 +665,7 @@ rv_status rv_api_start(struct evhttp *http, rv_engine *e, const rv_api_cfg *cfg,
   a->rl_principal = rv__rl_new(a->cfg.rate, a->cfg.burst, 8192);
   a->rl_authfail = rv__rl_new(a->cfg.max_auth_failures / 600.0, 600, 8192);
   a->flush_ev = event_new(a->base, -1, 0, on_flush, a);
-  a->inline_sync = cfg->inline_sync;
-  if (!a->inline_sync) rv_engine_on_durable(e, on_durable, a);
+  if (!cfg->inline_sync) rv_engine_on_durable(e, on_durable, a);
 
   evhttp_set_max_body_size(http, (ev_ssize_t)(a->cfg.max_document > a->cfg.max_deploy_body
                                               ? a->cfg.max_document : a->cfg.max_deploy_body));
@@ -680,20 +686,14 @@ void rv_api_quiesce(rv_api *a){
   if (a == NULL || a->stopping) return;
   a->stopping = true;
   listeners_pause(a, true);
-  if (a->parked) {
-    rv_store_sync_now(a->st);
-    on_durable(a);
-  }
+  flush_parked(a);
 }
 
 void rv_api_free(rv_api *a){
   rv_req *r, *next;
   if (a == NULL) return;
   rv_engine_on_durable(a->e, NULL, NULL);
-  if (a->parked) {                   /* committed: make it durable, then answer */
-    rv_store_sync_now(a->st);
-    on_durable(a);
-  }
+  flush_parked(a);                   /* committed: make it durable, then answer */
   for (r = a->head; r; r = next) {
     next = r->next;
     if (r->conn) r->conn->pending--;

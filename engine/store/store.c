@@ -759,6 +759,23 @@ struct rv_sync {
   int              log_fd;               /* RV_TEST_SYNC_LOG: tests only, or -1 */
 };
 
+/* fdatasync of the WAL, or the end of the process: after a failed sync the
+** kernel may have dropped the pages, and nothing can be promised. */
+static void wal_sync(int fd){
+  if (fdatasync(fd) != 0) {
+    fprintf(stderr, "ravand: fdatasync of the WAL failed: %s; stopping (acknowledged "
+            "commits are safe, the unacknowledged ones may be lost)\n", strerror(errno));
+    abort();
+  }
+}
+
+/* Tests (RV_TEST_SYNC_LOG): append a length of the WAL known durable. */
+static void log_length(const struct rv_sync *s, long long len){
+  char line[32];
+  int n = snprintf(line, sizeof line, "%lld\n", len);
+  if (write(s->log_fd, line, (size_t)n) < 0) { /* a test's log: nothing to do */ }
+}
+
 static void *sync_main(void *arg){
   struct rv_sync *s = arg;
   pthread_mutex_lock(&s->mu);
@@ -774,16 +791,8 @@ static void *sync_main(void *arg){
     }
     struct stat sb;
     if (s->log_fd >= 0 && fstat(s->wal_fd, &sb) != 0) sb.st_size = -1;
-    if (fdatasync(s->wal_fd) != 0) {
-      fprintf(stderr, "ravand: fdatasync of the WAL failed: %s; stopping (acknowledged "
-              "commits are safe, the unacknowledged ones may be lost)\n", strerror(errno));
-      abort();
-    }
-    if (s->log_fd >= 0) {         /* the WAL's length this sync made durable (at least) */
-      char line[32];
-      int n = snprintf(line, sizeof line, "%lld\n", (long long)sb.st_size);
-      if (write(s->log_fd, line, (size_t)n) < 0) { /* a test's log: nothing to do */ }
-    }
+    wal_sync(s->wal_fd);
+    if (s->log_fd >= 0) log_length(s, (long long)sb.st_size);   /* durable now, at least */
     atomic_fetch_add(&s->syncs, 1);
     pthread_mutex_lock(&s->mu);              /* sync_now may have gone further */
     if (atomic_load(&s->done) < target) atomic_store(&s->done, target);
@@ -845,7 +854,6 @@ rv_status rv_store_defer_sync(rv_store *st, rv_err *err){
   if (rc != RV_OK) { close(s->note_fd); close(s->wal_fd); rv_free(s); return rc; }
   /* what was committed so far (synchronous=FULL) is durable; so is the
   ** WAL's name in its directory from here on */
-  (void)fdatasync(s->wal_fd);
   sync_dir_of(wal);
   atomic_store(&s->done, st->wrote);
   s->want = st->wrote;
@@ -857,9 +865,7 @@ rv_status rv_store_defer_sync(rv_store *st, rv_err *err){
     ? open(getenv("RV_TEST_SYNC_LOG"), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600) : -1;
   if (s->log_fd >= 0) {
     struct stat sb;
-    char line[32];
-    int n = snprintf(line, sizeof line, "%lld\n", fstat(s->wal_fd, &sb) == 0 ? (long long)sb.st_size : -1LL);
-    if (write(s->log_fd, line, (size_t)n) < 0) { /* a test's log: nothing to do */ }
+    log_length(s, fstat(s->wal_fd, &sb) == 0 ? (long long)sb.st_size : -1LL);
   }
   pthread_mutex_init(&s->mu, NULL);
   pthread_cond_init(&s->cv, NULL);
@@ -901,11 +907,7 @@ void rv_store_sync_async(rv_store *st){
 void rv_store_sync_now(rv_store *st){
   struct rv_sync *s = st->sync;
   if (s == NULL || atomic_load(&s->done) >= st->wrote) return;
-  /* the thread may be in fdatasync too: two syncs are harmless */
-  if (fdatasync(s->wal_fd) != 0) {
-    fprintf(stderr, "ravand: fdatasync of the WAL failed: %s; stopping\n", strerror(errno));
-    abort();
-  }
+  wal_sync(s->wal_fd);          /* the thread may be syncing too: harmless */
   pthread_mutex_lock(&s->mu);
   if (atomic_load(&s->done) < st->wrote) atomic_store(&s->done, st->wrote);
   pthread_mutex_unlock(&s->mu);

@@ -817,6 +817,16 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames){
   return SQLITE_OK;
 }
 
+/* What rv_store_defer_sync made, once no thread runs. */
+static void sync_free(struct rv_sync *s){
+  pthread_mutex_destroy(&s->mu);
+  pthread_cond_destroy(&s->cv);
+  close(s->note_fd);
+  close(s->wal_fd);
+  if (s->log_fd >= 0) close(s->log_fd);
+  rv_free(s);
+}
+
 /* fsync a directory so a file created in it stays after a power loss. */
 static void sync_dir_of(const char *path){
   char *copy = rv_strdup(path);
@@ -870,12 +880,7 @@ rv_status rv_store_defer_sync(rv_store *st, rv_err *err){
   pthread_mutex_init(&s->mu, NULL);
   pthread_cond_init(&s->cv, NULL);
   if (pthread_create(&s->thread, NULL, sync_main, s) != 0) {
-    pthread_mutex_destroy(&s->mu);
-    pthread_cond_destroy(&s->cv);
-    close(s->note_fd);
-    close(s->wal_fd);
-    if (s->log_fd >= 0) close(s->log_fd);
-    rv_free(s);
+    sync_free(s);
     exec_plain(st, "PRAGMA synchronous=FULL", NULL);
     return rv_fail(err, RV_IO, "cannot start the WAL sync thread");
   }
@@ -922,11 +927,6 @@ static void sync_stop(rv_store *st){
   pthread_cond_signal(&s->cv);
   pthread_mutex_unlock(&s->mu);
   pthread_join(s->thread, NULL);
-  pthread_mutex_destroy(&s->mu);
-  pthread_cond_destroy(&s->cv);
-  close(s->note_fd);
-  close(s->wal_fd);
-  if (s->log_fd >= 0) close(s->log_fd);
-  rv_free(s);
+  sync_free(s);
   st->sync = NULL;
 }

@@ -38,12 +38,18 @@ typedef struct senv {
   sqlite3 *db_h;
 } senv;
 
-static void senv_open(senv *t){
-  rv_engine_cfg cfg = {0};
-  rv_err err;
+/* A fresh directory with the database's path in it (no engine yet). */
+static void senv_dir(senv *t){
   snprintf(t->dir, sizeof t->dir, "/tmp/rvstore-XXXXXX");
   if (mkdtemp(t->dir) == NULL) fail_msg("mkdtemp");
   snprintf(t->db, sizeof t->db, "%s/t.db", t->dir);
+  t->e = NULL;
+}
+
+static void senv_open(senv *t){
+  rv_engine_cfg cfg = {0};
+  rv_err err;
+  senv_dir(t);
   cfg.db_path = t->db;
   if (rv_engine_open(&cfg, &t->e, &err) != RV_OK) fail_msg("%s", err.msg);
   t->db_h = rv_store_db(rv_engine_store(t->e));
@@ -268,14 +274,17 @@ static void feed_and_message_indexes(void **state){
   senv_close(&t);
 }
 
-static int db_page_size(sqlite3 *db){
+/* The value of a PRAGMA that answers one integer. */
+static int pragma_int(sqlite3 *db, const char *sql){
   sqlite3_stmt *s;
   int n = -1;
-  if (sqlite3_prepare_v2(db, "PRAGMA page_size", -1, &s, NULL) != SQLITE_OK) fail_msg("%s", sqlite3_errmsg(db));
+  if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK) fail_msg("%s", sqlite3_errmsg(db));
   if (sqlite3_step(s) == SQLITE_ROW) n = sqlite3_column_int(s, 0);
   sqlite3_finalize(s);
   return n;
 }
+
+static int db_page_size(sqlite3 *db){ return pragma_int(db, "PRAGMA page_size"); }
 
 /* A new database has RV_STORE_PAGE_SIZE pages; one made with SQLite's
 ** 4 KiB pages keeps them, opens, migrates and takes writes. */
@@ -290,9 +299,7 @@ static void page_size_of_new_and_old_databases(void **state){
   assert_int_equal(RV_STORE_PAGE_SIZE, 8192);
   senv_close(&t);
 
-  snprintf(t.dir, sizeof t.dir, "/tmp/rvstore-XXXXXX");
-  if (mkdtemp(t.dir) == NULL) fail_msg("mkdtemp");
-  snprintf(t.db, sizeof t.db, "%s/t.db", t.dir);
+  senv_dir(&t);
   assert_int_equal(sqlite3_open(t.db, &h), SQLITE_OK);
   assert_int_equal(sqlite3_exec(h, "PRAGMA page_size=4096; CREATE TABLE before_ravand(x);"
                                    " INSERT INTO before_ravand VALUES(1)", NULL, NULL, NULL), SQLITE_OK);
@@ -304,8 +311,7 @@ static void page_size_of_new_and_old_databases(void **state){
   if (rv_store_open(t.db, NULL, &st, &err) != RV_OK) fail_msg("%s", err.msg);   /* again: migrated, same pages */
   assert_int_equal(db_page_size(rv_store_db(st)), 4096);
   rv_store_close(st);
-  t.e = NULL;                     /* no engine: senv_close removes the files */
-  senv_close(&t);
+  senv_close(&t);                 /* no engine (senv_dir): removes the files */
 }
 
 /* Wait (at most 10 s) until the sync thread's eventfd is readable. */
@@ -317,14 +323,7 @@ static void wait_sync_note(rv_store *st){
   assert_int_equal(read(p.fd, &n, sizeof n), (ssize_t)sizeof n);
 }
 
-static int sync_pragma(rv_store *st){
-  sqlite3_stmt *s;
-  int v = -1;
-  assert_int_equal(sqlite3_prepare_v2(rv_store_db(st), "PRAGMA synchronous", -1, &s, NULL), SQLITE_OK);
-  if (sqlite3_step(s) == SQLITE_ROW) v = sqlite3_column_int(s, 0);
-  sqlite3_finalize(s);
-  return v;
-}
+static int sync_pragma(rv_store *st){ return pragma_int(rv_store_db(st), "PRAGMA synchronous"); }
 
 static void pipelined_sync_counts_and_syncs(void **state){
   senv t;
@@ -332,9 +331,7 @@ static void pipelined_sync_counts_and_syncs(void **state){
   rv_err err;
   uint64_t s0, s1;
   (void)state;
-  snprintf(t.dir, sizeof t.dir, "/tmp/rvstore-XXXXXX");
-  if (mkdtemp(t.dir) == NULL) fail_msg("mkdtemp");
-  snprintf(t.db, sizeof t.db, "%s/t.db", t.dir);
+  senv_dir(&t);
   if (rv_store_open(t.db, NULL, &st, &err) != RV_OK) fail_msg("%s", err.msg);
   assert_int_equal(sync_pragma(st), 2);                       /* FULL until deferred */
   assert_false(rv_store_sync_deferred(st));
@@ -387,7 +384,6 @@ static void pipelined_sync_counts_and_syncs(void **state){
     sqlite3_finalize(q);
   }
   rv_store_close(st);
-  t.e = NULL;
   senv_close(&t);
 }
 
@@ -405,9 +401,7 @@ static void jobs_wait_for_the_sync(void **state){
   uint64_t seq;
   bool done = false;
   (void)state;
-  snprintf(t.dir, sizeof t.dir, "/tmp/rvstore-XXXXXX");
-  if (mkdtemp(t.dir) == NULL) fail_msg("mkdtemp");
-  snprintf(t.db, sizeof t.db, "%s/t.db", t.dir);
+  senv_dir(&t);
   snprintf(bpmn, sizeof bpmn, "%s/echo.bpmn", t.dir);
   f = fopen(bpmn, "w");
   assert_non_null(f);

@@ -184,10 +184,10 @@ struct rv_engine {
   int64_t            data_version;   /* PRAGMA data_version when the cache was last checked */
   struct event      *flush_ev;
   /* pipelined WAL sync (rv_engine_defer_sync): the store's note that a sync
-  ** finished; jobs held back until their commits are durable; who else
-  ** waits for durability (the HTTP server's parked replies) */
+  ** finished; jobs held back until the commit they were read at is durable;
+  ** who else waits for durability (the HTTP server's parked replies) */
   struct event      *sync_ev;
-  bool               dispatch_held;
+  struct rv_held_jobs *held;         /* due jobs read at a commit not yet durable */
   void             (*on_durable)(void *arg);
   void              *on_durable_arg;
   int                history;        /* RV_HISTORY_* */

@@ -90,6 +90,7 @@ static rv_status dep_load(rv_engine *e, int64_t id, rv_deployment_entry **out, r
   sqlite3_stmt *s;
   rv_deployment_entry *d;
   rv_status rc = RV_OK;
+  int step = SQLITE_DONE;
 
   for (int i = 0; i < e->n_deps; i++) {
     if (e->deps[i]->id != id) continue;
@@ -104,7 +105,7 @@ static rv_status dep_load(rv_engine *e, int64_t id, rv_deployment_entry **out, r
   s = rv_store_stmt(e->st,
     "SELECT path, kind, content FROM deployment_files WHERE deployment_id=? ORDER BY kind DESC, path");
   rv_store_bind(s, "i", id);
-  while (rc == RV_OK && sqlite3_step(s) == SQLITE_ROW) {
+  while (rc == RV_OK && (step = sqlite3_step(s)) == SQLITE_ROW) {
     const char *path = (const char *)sqlite3_column_text(s, 0);
     const char *kind = (const char *)sqlite3_column_text(s, 1);
     const char *body = (const char *)sqlite3_column_blob(s, 2);
@@ -129,6 +130,10 @@ static rv_status dep_load(rv_engine *e, int64_t id, rv_deployment_entry **out, r
       }
     }
   }
+  /* a read that failed (an I/O error) must not leave a deployment with
+  ** files missing in the cache: every later command would find it so */
+  if (rc == RV_OK && step != SQLITE_DONE)
+    rc = rv_fail(err, RV_IO, "deployment %lld: %s", (long long)id, sqlite3_errmsg(rv_store_db(e->st)));
   sqlite3_reset(s);
   if (rc != RV_OK) { dep_free(d); return rc; }
   if (e->n_deps == e->cap_deps) {
@@ -147,6 +152,7 @@ rv_status rv__def_get(rv_engine *e, int64_t def_id, rv_def **out, rv_err *err){
   int64_t dep_id = 0;
   rv_deployment_entry *dep;
   rv_status rc;
+  int step;
   rv_def *d;
 
   *out = NULL;
@@ -158,11 +164,15 @@ rv_status rv__def_get(rv_engine *e, int64_t def_id, rv_def **out, rv_err *err){
   }
   s = rv_store_stmt(e->st, "SELECT process_id, version, deployment_id, file FROM definitions WHERE id=?");
   rv_store_bind(s, "i", def_id);
-  if (sqlite3_step(s) == SQLITE_ROW) {
+  if ((step = sqlite3_step(s)) == SQLITE_ROW) {
     process = rv_strdup((const char *)sqlite3_column_text(s, 0));
     version = sqlite3_column_int(s, 1);
     dep_id = sqlite3_column_int64(s, 2);
     file = rv_strdup((const char *)sqlite3_column_text(s, 3));
+  } else if (step != SQLITE_DONE) {
+    rc = rv_fail(err, RV_IO, "definition %lld: %s", (long long)def_id, sqlite3_errmsg(rv_store_db(e->st)));
+    sqlite3_reset(s);
+    return rc;
   }
   sqlite3_reset(s);
   if (process == NULL) return rv_fail(err, RV_NOTFOUND, "no definition %lld", (long long)def_id);
@@ -182,7 +192,7 @@ rv_status rv__def_get(rv_engine *e, int64_t def_id, rv_def **out, rv_err *err){
       d->proc = rv_model_process_index(d->model, process);
     }
     if (d->proc < 0) {
-      rv_free(d->process_id); rv_free(d);
+      rv_free(d);                      /* process_id is still `process`, freed below */
       rc = rv_fail(err, RV_CORRUPT, "definition %lld: process '%s' missing from its deployment",
                    (long long)def_id, process);
     } else {

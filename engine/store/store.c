@@ -29,6 +29,7 @@
 #define STMT_SLOTS 1024          /* open addressing over the cache, by SQL pointer */
 #define MAX_SP     32            /* savepoint levels with prepared statements */
 static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames);
+static int commit_hook(void *arg);
 #define STR_(x) #x
 #define RV_STR(x) STR_(x)
 
@@ -41,6 +42,7 @@ struct rv_store {
   unsigned gen;                  /* new per outermost BEGIN and per rollback (gen_serial) */
   unsigned commits, rollbacks;   /* outermost COMMITs; rollbacks (of savepoints too) */
   uint64_t wrote;                /* commits that wrote WAL frames (the WAL hook counts them) */
+  bool     committing;           /* our own COMMIT runs (commit_hook lets it through) */
   struct rv_sync *sync;          /* pipelined WAL sync (rv_store_defer_sync), or NULL */
 };
 
@@ -536,6 +538,7 @@ rv_status rv_store_open(const char *path, const rv_store_opts *opts,
   /* counts the commits that wrote (rv_store_commit_seq) and checkpoints at
   ** 1,000 frames, as SQLite's own hook, which this one replaces, did */
   if (rc == RV_OK) sqlite3_wal_hook(st->db, wal_hook, st);
+  if (rc == RV_OK) sqlite3_commit_hook(st->db, commit_hook, st);
   if (rc == RV_OK) rc = migrate(st, err);
   if (rc == RV_OK) rc = exec_plain(st, "CREATE TEMP VIEW history" HISTORY_VIEW, err);
   /* Self-check (RELIABILITY A6): refuse to run on a store that would not
@@ -603,7 +606,9 @@ rv_status rv_store_commit(rv_store *st, rv_err *err){
   rv_status rc;
   if (st->depth <= 0) return rv_fail(err, RV_CONFLICT, "commit without a transaction");
   if (st->depth == 1) {
+    st->committing = true;
     rc = exec_cached(st, sql_commit, err);
+    st->committing = false;
     if (rc != RV_OK) { exec_plain(st, "ROLLBACK", NULL); st->depth = 0; st->gen = ++gen_serial; st->rollbacks++; return rc; }
     st->commits++;
   } else if (st->depth - 1 < MAX_SP) {
@@ -810,6 +815,18 @@ static void *sync_main(void *arg){
 
 /* After every commit that wrote frames: count it, and checkpoint as the
 ** default hook would (a WAL hook replaces SQLite's autocheckpoint). */
+/* A transaction commits only through rv_store_commit while one is open.
+** After an I/O error (or SQLITE_FULL, BUSY, NOMEM) SQLite may roll the whole
+** transaction back by itself; the caller, not knowing, would go on and every
+** later write would commit on its own -- half a command in the database
+** (tests/unit/test_ioerr.c found it in deploy). Such a commit is refused: the
+** statement fails (SQLITE_CONSTRAINT_COMMITHOOK), its write is undone, and
+** the command fails whole. */
+static int commit_hook(void *arg){
+  const rv_store *st = arg;
+  return st->depth > 0 && !st->committing;
+}
+
 static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames){
   rv_store *st = arg;
   st->wrote++;

@@ -120,6 +120,11 @@ void rv__reply_err(rv_req *r, rv_status s, const rv_err *err){
   case RV_ADAPTER:  rv__problem(r, 502, "an adapter call failed"); break;
   case RV_BUSY:
   case RV_NOMEM:    rv__problem(r, 503, "the store is busy; retry"); r->retry_after = 1; break;
+  case RV_FULL:
+    fprintf(stderr, "ravand: request %s: %s\n", r->id, msg);
+    rv__problem(r, 507, "the server's disk is full; retry later");
+    r->retry_after = 30;
+    break;
   default:
     /* Store or engine failure: no SQL, paths or internals in the reply;
     ** the log has the message under the request id. */

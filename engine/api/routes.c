@@ -262,6 +262,7 @@ void rv__dispatch(rv_req *r){
   rv_err err;
   bool sp, opt;
   int64_t changes0 = 0;
+  unsigned long faults0 = rv_store_faults();
 
   if (!route(r)) return;
   /* A call that changes state runs in its own savepoint, so that its audit
@@ -297,6 +298,15 @@ void rv__dispatch(rv_req *r){
   r->route->fn(r);
 done:
   if (r->status == 0) rv__problem(r, 500, "the handler gave no reply");
+  if (r->status >= 400 && r->status < 500 && rv_store_faults() != faults0) {
+    /* the store failed under the handler (an I/O error, a full disk): a 404
+    ** or 409 it concluded from a read that failed is not the answer */
+    char was[sizeof r->detail + 16];
+    snprintf(was, sizeof was, "%d: %s", r->status, r->detail);
+    rv__reply_err(r, rv_store_fault_status(), &(rv_err){ RV_IO, "" });
+    fprintf(stderr, "ravand: request %s: the store failed (the handler's answer was %s)\n", r->id, was);
+    r->rollback = true;
+  }
   if (opt) {
     if (r->rollback) undo_optimistic(r, changes0);
     if (rv_engine_batch_spoiled(a->e)) return;     /* the batch runs again: no audit row now */

@@ -517,6 +517,10 @@ static bool run_batch(rv_api *a, rv_req *list){
     if (pass == 0 && rv_engine_batch_spoiled(a->e)) { a->batch_reruns++; continue; }
     fprintf(stderr, "ravand: API batch commit failed: %s\n", err.msg);
     for (r = list; r; r = r->next) {
+      if (err.code == RV_FULL) {            /* 507, Retry-After: not in a second */
+        rv__reply_err(r, RV_FULL, &err);
+        continue;
+      }
       rv__problem(r, 503, "the change could not be committed; retry");
       r->retry_after = 1;
     }

@@ -18,7 +18,8 @@
   X(SCRIPT,   422, "rule script failed")                          \
   X(ADAPTER,  502, "adapter call failed")                         \
   X(CORRUPT,  500, "stored state is inconsistent")                \
-  X(DENIED,   403, "not allowed")
+  X(DENIED,   403, "not allowed")                                 \
+  X(FULL,     507, "the store's disk is full")
 
 typedef enum rv_status {
 #define X(name, http, text) RV_##name,

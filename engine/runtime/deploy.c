@@ -347,6 +347,7 @@ rv_status rv_engine_deploy(rv_engine *e, const char *const *files, int n_files,
   rv_buf diag_text;
   int64_t now = rv_clock_now(e->clock), dep_id = 0;
   bool any_new = false;
+  unsigned long faults0 = rv_store_faults();
 
   if (out_report) *out_report = NULL;
   rv_buf_init(&diag_text, 16384);
@@ -476,6 +477,7 @@ rv_status rv_engine_deploy(rv_engine *e, const char *const *files, int n_files,
     }
     if (rc == RV_OK) rc = rv_store_commit(e->st, err);
     else rv_store_rollback(e->st);
+    rc = rv__store_fault(rc, faults0, err);
   }
   if (dep_id) cJSON_AddNumberToObject(report, "deployment", (double)dep_id);
   cJSON_AddBoolToObject(report, "changed", any_new);

@@ -119,6 +119,7 @@ typedef struct rv_ctx {
   int64_t   now;
   int       depth;     /* signal/call recursion guard */
   int64_t   hist_mark; /* max(history.id) when the command began: journal.mark */
+  unsigned long faults0; /* rv_store_faults() when the command began */
   /* history rows of this command, written together before it commits
   ** (engine.c: rv__history, hist_flush); strings in hist_text */
   struct rv_hrow *hist; int n_hist, cap_hist;
@@ -344,5 +345,9 @@ void      rv__defs_free(rv_engine *e);
 
 /*--- small JSON helpers (core/json.c) ---*/
 #include "core/json.h"
+
+/* rc, or RV_IO (RV_FULL: a full disk) when the store reported a fault
+** since faults0 (engine.c) */
+rv_status rv__store_fault(rv_status rc, unsigned long faults0, rv_err *err);
 
 #endif

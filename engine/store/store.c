@@ -392,6 +392,7 @@ static rv_status sqlfail(rv_store *st, rv_err *err, const char *what){
   rv_status s = (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) ? RV_BUSY
               : (rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB) ? RV_CORRUPT
               : (rc == SQLITE_NOMEM) ? RV_NOMEM
+              : (rc == SQLITE_FULL) ? RV_FULL
               : (rc == SQLITE_CONSTRAINT) ? RV_CONFLICT : RV_IO;
   return rv_fail(err, s, "%s: %s", what, sqlite3_errmsg(st->db));
 }
@@ -474,6 +475,30 @@ static void sqlite_memory_setup(void){
 static void sqlite_memory_setup(void){ }
 #endif
 
+/* Faults SQLite reported (its error log, SQLITE_CONFIG_LOG): an I/O error,
+** a full disk, no memory, a corrupt file. A command that failed after one
+** failed because of the store, whatever it made of the reads that failed
+** ("no such task" from a read that could not read): the engine reports it
+** so (rv_store_faults; engine.c cmd_end). Logged to stderr for operators. */
+static _Atomic unsigned long store_faults;
+static _Atomic int last_fault;          /* its primary result code */
+
+static void sqlite_log(void *arg, int code, const char *msg){
+  int primary = code & 0xff;
+  (void)arg;
+  if (primary == SQLITE_IOERR || primary == SQLITE_FULL || primary == SQLITE_NOMEM ||
+      primary == SQLITE_CORRUPT || primary == SQLITE_NOTADB) {
+    atomic_store(&last_fault, primary);
+    atomic_fetch_add(&store_faults, 1);
+    fprintf(stderr, "ravand: sqlite: %s (code %d)\n", msg, code);
+  }
+}
+
+unsigned long rv_store_faults(void){ return atomic_load(&store_faults); }
+rv_status rv_store_fault_status(void){
+  return atomic_load(&last_fault) == SQLITE_FULL ? RV_FULL : RV_IO;
+}
+
 rv_status rv_store_open(const char *path, const rv_store_opts *opts,
                         rv_store **out, rv_err *err){
   rv_store *st;
@@ -484,13 +509,15 @@ rv_status rv_store_open(const char *path, const rv_store_opts *opts,
   *out = NULL;
   /* Process-wide, before SQLite initialises (refused afterwards, which is
   ** harmless): no memory statistics -- they take a global mutex on every
-  ** allocation, and we never read them -- and the pooled small blocks. */
+  ** allocation, and we never read them -- the pooled small blocks, and the
+  ** error log that counts the store's faults. */
   {
     static bool configured;
     if (!configured) {
       configured = true;
       sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
       sqlite_memory_setup();
+      sqlite3_config(SQLITE_CONFIG_LOG, sqlite_log, NULL);
     }
   }
   st = rv_calloc(1, sizeof *st);
@@ -591,6 +618,10 @@ static rv_status exec_cached(rv_store *st, const char *sql, rv_err *err){
 rv_status rv_store_begin(rv_store *st, rv_err *err){
   char sql[48];
   rv_status rc;
+  /* our transaction is gone (SQLite rolled it back after an error): a
+  ** SAVEPOINT now would begin another one, holding only what comes next */
+  if (st->depth > 0 && sqlite3_get_autocommit(st->db))
+    return rv_fail(err, RV_IO, "the transaction was rolled back by an earlier error");
   if (st->depth == 0) rc = exec_cached(st, sql_begin, err);
   else if (st->depth < MAX_SP) rc = exec_cached(st, sp_sql[st->depth], err);
   else {

@@ -38,6 +38,11 @@ rv_status rv_store_open(const char *path, const rv_store_opts *opts,
                         rv_store **out /* OUT */, rv_err *err);
 void      rv_store_close(rv_store *st);     /* NULL is a no-op */
 sqlite3  *rv_store_db(rv_store *st);        /* borrowed */
+/* Faults SQLite reported in this process so far (I/O errors, a full disk,
+** no memory, corruption): a caller compares before and after its work. */
+unsigned long rv_store_faults(void);
+/* What the last fault means for a caller: RV_FULL (a full disk) or RV_IO. */
+rv_status rv_store_fault_status(void);
 
 /* Transactions. begin is BEGIN IMMEDIATE, or a SAVEPOINT when a
 ** transaction is already open (nesting depth tracked). commit of the

@@ -21,12 +21,14 @@
 ** The test SIGKILLs the process and replaces the tracked files with the
 ** image: that is the disk after a power loss. LOSTWRITES_LIE=1 makes syncs
 ** do nothing (a disk that lies): the harness's canary, which must then see
-** acknowledged commits lost.
+** acknowledged commits lost. LOSTWRITES_FULL=PATH: while that file exists,
+** writes to tracked files fail with ENOSPC (a full disk, RELIABILITY A5).
 **
 ** Environment: LOSTWRITES_PREFIX (tracked files: paths that start with it,
 ** as the process spells them), LOSTWRITES_IMAGE (a directory: the image, one
 ** file per tracked file under its base name; the files existing at start
-** are copied into it), LOSTWRITES_EARLY, LOSTWRITES_SEED, LOSTWRITES_LIE.
+** are copied into it), LOSTWRITES_EARLY, LOSTWRITES_SEED, LOSTWRITES_LIE,
+** LOSTWRITES_FULL.
 ** Without LOSTWRITES_PREFIX the library does nothing. Test code only.
 */
 #ifndef _GNU_SOURCE
@@ -77,6 +79,7 @@ static const char *prefix, *image_dir;
 static size_t prefix_len;
 static int early_permille;
 static bool lie;
+static const char *full_flag;    /* LOSTWRITES_FULL: while this file exists the disk is full */
 static uint64_t rng = 88172645463325252ull;
 static lw_file files[MAX_FILE];
 static int nfiles;
@@ -227,6 +230,7 @@ __attribute__((constructor)) static void lw_init(void){
   prefix_len = strlen(prefix);
   early_permille = (e = getenv("LOSTWRITES_EARLY")) ? atoi(e) : 0;
   lie = (e = getenv("LOSTWRITES_LIE")) && strcmp(e, "1") == 0;
+  full_flag = getenv("LOSTWRITES_FULL");
   if ((e = getenv("LOSTWRITES_SEED")) && strtoull(e, NULL, 10) != 0) rng = strtoull(e, NULL, 10);
   {   /* what is on disk now is durable: it is where the image starts */
     char *copy = strdup(prefix), *dir = dirname(copy);
@@ -310,15 +314,26 @@ int close(int fd){
   return REAL(close)(fd);
 }
 
+/* a write to a tracked file while the disk is "full" */
+static bool full(int fd){
+  if (full_flag == NULL || file_at(fd) == NULL || access(full_flag, F_OK) != 0) return false;
+  errno = ENOSPC;
+  return true;
+}
+
 ssize_t write(int fd, const void *buf, size_t n){
   off_t at = file_at(fd) ? lseek(fd, 0, SEEK_CUR) : 0;
-  ssize_t r = REAL(write)(fd, buf, n);
+  ssize_t r;
+  if (full(fd)) return -1;
+  r = REAL(write)(fd, buf, n);
   written(fd, at, r);
   return r;
 }
 
 ssize_t pwrite(int fd, const void *buf, size_t n, off_t at){
-  ssize_t r = REAL(pwrite)(fd, buf, n, at);
+  ssize_t r;
+  if (full(fd)) return -1;
+  r = REAL(pwrite)(fd, buf, n, at);
   written(fd, at, r);
   return r;
 }

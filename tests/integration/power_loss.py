@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""power_loss.py -- power loss under load, 20 cycles (RELIABILITY A2).
+"""power_loss.py -- power loss under load, 20 cycles (RELIABILITY A2), and
+a full disk (A5).
 
 `ravand serve` runs with lostwrites.so preloaded (tests/integration/
 lostwrites.c): beside the real files it keeps the image of what a disk would
@@ -20,6 +21,12 @@ whose start event sends an SMS through the fake gateway; after each power
 loss every SMS the gateway got must be of an instance the disk kept, and
 SMS must have left during every cycle (a job waited for *every* commit to be
 durable once, and starved while the clients kept committing).
+
+A full disk: under load the library fails every write to the database's
+files with ENOSPC for 1.5 s. The server keeps running, refuses what comes
+meanwhile with 503/507 at once (the first within 1 s, none waits 2 s), and
+takes starts again as soon as there is space, without a restart (10 s);
+after the power loss that ends it every answered start is there.
 
 That the harness is not blind: one more cycle sends a single start with the
 sync thread slowed to 3 s and cuts the power 0.3 s later -- written, not
@@ -110,10 +117,12 @@ def one_start(s, acked):
         pass                # the server is gone before it answered
 
 
-def cycle(s, lib, image, mode, early, seed, delay=0, lie=False, one=False, client=load, extra=None):
+def cycle(s, lib, image, mode, early, seed, delay=0, lie=False, one=False, client=load, extra=None,
+          drive=None):
     """one run of the server up to its power loss; returns (acked, whole, after).
     one: a single start instead of the clients, the power lost 0.3 s after
-    it was sent (with a sync delay longer than that: committed, not synced)"""
+    it was sent (with a sync delay longer than that: committed, not synced).
+    drive: what happens while the clients run, instead of a random wait"""
     shutil.rmtree(image, ignore_errors=True)
     os.mkdir(image)
     env = {'LD_PRELOAD': lib, 'LOSTWRITES_PREFIX': s.db, 'LOSTWRITES_IMAGE': image,
@@ -144,7 +153,9 @@ def cycle(s, lib, image, mode, early, seed, delay=0, lie=False, one=False, clien
     for x in th:
         x.start()
     rnd = random.Random(seed)
-    if one:
+    if drive:
+        drive()
+    elif one:
         time.sleep(0.3)
     else:
         want = rnd.randint(10, 60)
@@ -210,6 +221,62 @@ def sms_part(t, s, lib, image, fake):
         gw.stop()
 
 
+def disk_full(t, s, lib, image):
+    """RELIABILITY A5: the disk fills under load (LOSTWRITES_FULL: writes to
+    the database's files fail with ENOSPC) for 1.5 s and is freed again."""
+    flag = os.path.join(s.dir, 'disk-full')
+    log, marks = [], {}
+
+    def client(s_, acked, stop):
+        while not stop.is_set():
+            t0 = time.monotonic()
+            try:
+                r = s_.req('POST', '/v1/instances', who='op', body=START, timeout=10)
+            except (OSError, ValueError):
+                return
+            log.append((t0, time.monotonic(), r.status))
+            if r.status == 201:
+                acked['start'].add(r.json['id'])
+            else:
+                time.sleep(0.05)        # a client that waits a little before it retries
+
+    def drive():
+        time.sleep(0.5)
+        marks['full'] = time.monotonic()
+        open(flag, 'w').close()
+        time.sleep(1.5)
+        marks['freed'] = time.monotonic()
+        os.remove(flag)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not any(
+                t0 >= marks['freed'] and st == 201 for t0, _, st in list(log)):
+            time.sleep(0.05)
+        time.sleep(0.2)
+        marks['alive'] = s.proc.poll() is None
+
+    acked, whole, after = cycle(s, lib, image, 'pipelined', 0, 3000, client=client,
+                                extra={'LOSTWRITES_FULL': flag}, drive=drive)
+    full, freed = marks['full'], marks['freed']
+    during = [(t0, t1, st) for t0, t1, st in log if full + 0.05 <= t0 and t1 <= freed]
+    refused = [t1 for t0, t1, st in log if t1 >= full and st != 201]
+    resumed = [t1 for t0, t1, st in log if t0 >= freed and st == 201]
+    t.diag('disk full: %d requests while full, statuses %s; first refusal %.2f s after it filled, '
+           'first start %.2f s after it was freed' % (
+               len(during), sorted({st for _, _, st in during}),
+               min(refused) - full if refused else -1, min(resumed) - freed if resumed else -1))
+    t.ok(marks.get('alive'), 'disk full: the server kept running')
+    t.ok(refused and min(refused) - full <= 1.0, 'disk full: refused within 1 s of the disk filling')
+    t.ok(during and all(st in (503, 507) for _, _, st in during),
+         'disk full: every request while full is refused with 503 or 507',
+         sorted({st for _, _, st in during}))
+    t.ok(during and max(t1 - t0 for t0, t1, _ in during) <= 2.0,
+         'disk full: no request waits more than 2 s for its refusal')
+    t.ok(resumed and min(resumed) - freed <= 10.0, 'disk full: starts succeed again within 10 s, '
+         'without a restart')
+    t.eq(after[0], 'ok', 'disk full: integrity_check after the power loss that ended it')
+    t.eq(sorted(acked['start'] - set(after[1])), [], 'disk full: every start answered 201 survives')
+
+
 def main():
     ravand, lib, fake = sys.argv[1], os.path.abspath(sys.argv[2]), sys.argv[3]
     cycles = int(sys.argv[4]) if len(sys.argv) > 4 else 20
@@ -246,6 +313,7 @@ def main():
         t.diag('the power losses took %d unanswered journal/audit rows away' % lost_unacked)
 
         sms_part(t, s, lib, image, fake)
+        disk_full(t, s, lib, image)
 
         # the harness sees a loss: a start committed and waiting for its sync
         acked, whole, after = cycle(s, lib, image, 'pipelined', 0, 998, delay=3000, one=True)

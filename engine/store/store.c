@@ -844,8 +844,6 @@ static void *sync_main(void *arg){
   return NULL;
 }
 
-/* After every commit that wrote frames: count it, and checkpoint as the
-** default hook would (a WAL hook replaces SQLite's autocheckpoint). */
 /* A transaction commits only through rv_store_commit while one is open.
 ** After an I/O error (or SQLITE_FULL, BUSY, NOMEM) SQLite may roll the whole
 ** transaction back by itself; the caller, not knowing, would go on and every
@@ -858,6 +856,8 @@ static int commit_hook(void *arg){
   return st->depth > 0 && !st->committing;
 }
 
+/* After every commit that wrote frames: count it, and checkpoint as the
+** default hook would (a WAL hook replaces SQLite's autocheckpoint). */
 static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames){
   rv_store *st = arg;
   st->wrote++;

@@ -22,13 +22,14 @@
 ** image: that is the disk after a power loss. LOSTWRITES_LIE=1 makes syncs
 ** do nothing (a disk that lies): the harness's canary, which must then see
 ** acknowledged commits lost. LOSTWRITES_FULL=PATH: while that file exists,
-** writes to tracked files fail with ENOSPC (a full disk, RELIABILITY A5).
+** writes to tracked files fail with ENOSPC (a full disk, RELIABILITY A5);
+** LOSTWRITES_EIO=PATH: while that file exists, reads of them fail with EIO.
 **
 ** Environment: LOSTWRITES_PREFIX (tracked files: paths that start with it,
 ** as the process spells them), LOSTWRITES_IMAGE (a directory: the image, one
 ** file per tracked file under its base name; the files existing at start
 ** are copied into it), LOSTWRITES_EARLY, LOSTWRITES_SEED, LOSTWRITES_LIE,
-** LOSTWRITES_FULL.
+** LOSTWRITES_FULL, LOSTWRITES_EIO.
 ** Without LOSTWRITES_PREFIX the library does nothing. Test code only.
 */
 #ifndef _GNU_SOURCE
@@ -68,6 +69,8 @@ static int (*real_openat)(int, const char *, int, ...);
 static int (*real_close)(int);
 static ssize_t (*real_write)(int, const void *, size_t);
 static ssize_t (*real_pwrite)(int, const void *, size_t, off_t);
+static ssize_t (*real_pread)(int, void *, size_t, off_t);
+static ssize_t (*real_read)(int, void *, size_t);
 static int (*real_ftruncate)(int, off_t);
 static int (*real_fsync)(int);
 static int (*real_fdatasync)(int);
@@ -80,6 +83,7 @@ static size_t prefix_len;
 static int early_permille;
 static bool lie;
 static const char *full_flag;    /* LOSTWRITES_FULL: while this file exists the disk is full */
+static const char *eio_flag;     /* LOSTWRITES_EIO: while this file exists reads fail */
 static uint64_t rng = 88172645463325252ull;
 static lw_file files[MAX_FILE];
 static int nfiles;
@@ -160,7 +164,7 @@ static void copy_page(int src, int dst, uint64_t p, off_t size){
   off_t at = (off_t)(p * PAGE);
   ssize_t n;
   if (at >= size) return;
-  n = pread(src, buf, (size_t)(size - at < PAGE ? size - at : PAGE), at);
+  n = REAL(pread)(src, buf, (size_t)(size - at < PAGE ? size - at : PAGE), at);
   if (n < 0) die("pread");
   if (n > 0 && REAL(pwrite)(dst, buf, (size_t)n, at) != n) die("pwrite image");
 }
@@ -215,7 +219,7 @@ static void copy_file(const char *from, const char *to){
   if (a < 0) return;
   b = REAL(open)(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (b < 0) die("open image");
-  while ((n = read(a, buf, sizeof buf)) > 0)
+  while ((n = REAL(read)(a, buf, sizeof buf)) > 0)
     if (REAL(write)(b, buf, (size_t)n) != n) die("write image");
   REAL(close)(a);
   REAL(close)(b);
@@ -231,6 +235,7 @@ __attribute__((constructor)) static void lw_init(void){
   early_permille = (e = getenv("LOSTWRITES_EARLY")) ? atoi(e) : 0;
   lie = (e = getenv("LOSTWRITES_LIE")) && strcmp(e, "1") == 0;
   full_flag = getenv("LOSTWRITES_FULL");
+  eio_flag = getenv("LOSTWRITES_EIO");
   if ((e = getenv("LOSTWRITES_SEED")) && strtoull(e, NULL, 10) != 0) rng = strtoull(e, NULL, 10);
   {   /* what is on disk now is durable: it is where the image starts */
     char *copy = strdup(prefix), *dir = dirname(copy);
@@ -320,6 +325,22 @@ static bool full(int fd){
   errno = ENOSPC;
   return true;
 }
+
+/* a read of a tracked file while the disk "fails" */
+static bool failing(int fd){
+  if (eio_flag == NULL || file_at(fd) == NULL || access(eio_flag, F_OK) != 0) return false;
+  errno = EIO;
+  return true;
+}
+
+ssize_t read(int fd, void *buf, size_t n){
+  return failing(fd) ? -1 : REAL(read)(fd, buf, n);
+}
+
+ssize_t pread(int fd, void *buf, size_t n, off_t at){
+  return failing(fd) ? -1 : REAL(pread)(fd, buf, n, at);
+}
+ssize_t pread64(int fd, void *buf, size_t n, off_t at) __attribute__((alias("pread")));
 
 ssize_t write(int fd, const void *buf, size_t n){
   off_t at = file_at(fd) ? lseek(fd, 0, SEEK_CUR) : 0;

@@ -28,6 +28,11 @@ meanwhile with 503/507 at once (the first within 1 s, none waits 2 s), and
 takes starts again as soon as there is space, without a restart (10 s);
 after the power loss that ends it every answered start is there.
 
+Read errors (A3 from outside): on a server just started, reads of the
+database fail with EIO: every call is refused with a 5xx (never the 401 or
+404 a handler could conclude from a read that failed), and once reads work
+again the same server answers.
+
 That the harness is not blind: one more cycle sends a single start with the
 sync thread slowed to 3 s and cuts the power 0.3 s later -- written, not
 synced, not answered, the start must be gone from the disk; and the canary,
@@ -277,6 +282,35 @@ def disk_full(t, s, lib, image):
     t.eq(sorted(acked['start'] - set(after[1])), [], 'disk full: every start answered 201 survives')
 
 
+def read_errors(t, s, lib, image):
+    """Reads of the database failing (LOSTWRITES_EIO: EIO from read/pread),
+    on a server that just started (nothing cached): every call is refused
+    with a 5xx -- never the 401 or 404 a handler could conclude from a read
+    that failed -- and once reads work again the same server answers."""
+    flag = os.path.join(s.dir, 'eio')
+    acked, whole, after = {}, None, None
+
+    def drive():
+        open(flag, 'w').close()
+        got = [s.req('GET', '/v1/tasks?process=api-bench&limit=5', who='clerk').status,
+               s.req('GET', '/v1/instances/1', who='op').status,
+               s.req('POST', '/v1/instances', who='op', body=START).status]
+        t.ok(all(500 <= g < 600 for g in got), 'read errors: every call refused with a 5xx', got)
+        t.eq(s.req('GET', '/healthz').status, 200, 'read errors: the server is up (healthz)')
+        os.remove(flag)
+        r = s.req('POST', '/v1/instances', who='op', body=START)
+        t.eq(r.status, 201, 'read errors: a start succeeds once reads work again, without a restart')
+        if r.status == 201:
+            acked['start'] = {r.json['id']}
+        t.eq(s.req('GET', '/v1/tasks?process=api-bench&limit=5', who='clerk').status, 200,
+             'read errors: the task list answers again')
+
+    acked0, whole, after = cycle(s, lib, image, 'pipelined', 0, 4000, client=lambda *a: None,
+                                 extra={'LOSTWRITES_EIO': flag}, drive=drive)
+    t.eq(after[0], 'ok', 'read errors: integrity_check afterwards')
+    t.eq(sorted(acked.get('start', set()) - set(after[1])), [], 'read errors: the answered start survives')
+
+
 def main():
     ravand, lib, fake = sys.argv[1], os.path.abspath(sys.argv[2]), sys.argv[3]
     cycles = int(sys.argv[4]) if len(sys.argv) > 4 else 20
@@ -314,6 +348,7 @@ def main():
 
         sms_part(t, s, lib, image, fake)
         disk_full(t, s, lib, image)
+        read_errors(t, s, lib, image)
 
         # the harness sees a loss: a start committed and waiting for its sync
         acked, whole, after = cycle(s, lib, image, 'pipelined', 0, 998, delay=3000, one=True)

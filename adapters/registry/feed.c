@@ -129,6 +129,7 @@ typedef struct imp {
   rv_feed_done_fn done;
   void           *arg;
   double          t0, max_chunk_ms;
+  unsigned long   faults0;         /* rv_store_faults() when the import began */
   int             chunks;
   bool            already;         /* the same bytes were imported before */
   cJSON          *rep;             /* the final report, once finish() made it */
@@ -384,21 +385,27 @@ static rv_status apply_record(imp *im, const rv_csv_rec *r, bool opt, rv_err *er
 }
 
 /* The import done: its state, and its report stored without the issues
-** (they are rows of their own). The report is kept for end_import: each
-** one counts every record of the import again. */
+** (they are rows of their own), in one transaction -- an import marked done
+** without its report would keep none (tests/unit/test_ioerr.c: an I/O error
+** between the two). The report is kept for end_import: each one counts
+** every record of the import again. */
 static rv_status finish(imp *im, rv_err *err){
   cJSON *rep = NULL, *issues;
   char *text;
-  rv_status rc;
+  rv_status rc = rv_store_begin(im->st, err);
+  if (rc != RV_OK) return rc;
   rc = rv_store_exec(im->st, err, "UPDATE feed_imports SET state='done', finished=? WHERE id=?",
                      "ii", rv_clock_now(rv_engine_clock(im->e)), im->id);
   if (rc == RV_OK) rc = rv_feed_report(im->st, im->id, true, &rep, err);
-  if (rc != RV_OK) return rc;
-  issues = cJSON_DetachItemFromObjectCaseSensitive(rep, "issues");
-  text = rv_json_print(rep);
-  cJSON_AddItemToObject(rep, "issues", issues);     /* last, where rv_feed_report puts it */
-  rc = rv_store_exec(im->st, err, "UPDATE feed_imports SET report=? WHERE id=?", "ti", text, im->id);
-  rv_free(text);
+  if (rc == RV_OK) {
+    issues = cJSON_DetachItemFromObjectCaseSensitive(rep, "issues");
+    text = rv_json_print(rep);
+    cJSON_AddItemToObject(rep, "issues", issues);     /* last, where rv_feed_report puts it */
+    rc = rv_store_exec(im->st, err, "UPDATE feed_imports SET report=? WHERE id=?", "ti", text, im->id);
+    rv_free(text);
+  }
+  if (rc == RV_OK) rc = rv_store_commit(im->st, err);
+  else rv_store_rollback(im->st);
   if (rc == RV_OK) im->rep = rep;
   else cJSON_Delete(rep);
   return rc;
@@ -407,6 +414,7 @@ static rv_status finish(imp *im, rv_err *err){
 static void end_import(imp *im, rv_status rc, rv_err *err){
   cJSON *rep = NULL;
   rv_err e2;
+  rc = rv_store_failed(rc, im->faults0, err);     /* an I/O error, not what a failed read suggested */
   if (im->rep != NULL) {
     rep = im->rep;                                  /* finish() made it */
     im->rep = NULL;
@@ -544,6 +552,7 @@ rv_status rv_feed_import_start(rv_engine *e, const char *path, const rv_feed_opt
   im->done = done;
   im->arg = arg;
   im->t0 = mono_ms();
+  im->faults0 = rv_store_faults();
   im->path = rv_strdup(path);
   rv_jalali_today(rv_clock_now(rv_engine_clock(e)), &im->ty, &im->tm, &im->td);
   rc = rv_file_read(path, MAX_FILE, &im->buf, &im->len, err);

@@ -477,7 +477,7 @@ rv_status rv_engine_deploy(rv_engine *e, const char *const *files, int n_files,
     }
     if (rc == RV_OK) rc = rv_store_commit(e->st, err);
     else rv_store_rollback(e->st);
-    rc = rv__store_fault(rc, faults0, err);
+    rc = rv_store_failed(rc, faults0, err);
   }
   if (dep_id) cJSON_AddNumberToObject(report, "deployment", (double)dep_id);
   cJSON_AddBoolToObject(report, "changed", any_new);

@@ -908,20 +908,6 @@ static void cmd_abort(rv_ctx *c){
     c->e->spoiled = true;
 }
 
-/* A failed operation during which the store reported a fault (an I/O error,
-** a full disk) failed because of the store: that is the answer, not what
-** the operation made of a read that failed -- "no such task", or the refusal
-** of a write after SQLite had rolled the transaction back -- which would
-** tell the caller something false. Called after the rollback. */
-rv_status rv__store_fault(rv_status rc, unsigned long faults0, rv_err *err){
-  char why[sizeof err->msg];
-  rv_status s;
-  if (rc == RV_OK || rv_store_faults() == faults0) return rc;
-  if ((s = rv_store_fault_status()) == rc) return rc;
-  snprintf(why, sizeof why, "%s", err ? err->msg : rv_status_name(rc));
-  return rv_fail(err, s, "the store failed, nothing of the operation was kept (%s)", why);
-}
-
 static rv_status cmd_end(rv_ctx *c, rv_status rc){
   rv_engine *e = c->e;
   if (rc == RV_OK) rc = rv__run_queue(c);
@@ -941,7 +927,7 @@ static rv_status cmd_end(rv_ctx *c, rv_status rc){
   } else {
     rv_store_rollback(e->st);
   }
-  rc = rv__store_fault(rc, c->faults0, c->err);
+  rc = rv_store_failed(rc, c->faults0, c->err);
   c->ok = rc == RV_OK;
   if (e->batch > 0 && rc == RV_OK) e->batch_count++;
   ctx_free(c);

@@ -346,8 +346,4 @@ void      rv__defs_free(rv_engine *e);
 /*--- small JSON helpers (core/json.c) ---*/
 #include "core/json.h"
 
-/* rc, or RV_IO (RV_FULL: a full disk) when the store reported a fault
-** since faults0 (engine.c) */
-rv_status rv__store_fault(rv_status rc, unsigned long faults0, rv_err *err);
-
 #endif

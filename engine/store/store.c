@@ -478,8 +478,8 @@ static void sqlite_memory_setup(void){ }
 /* Faults SQLite reported (its error log, SQLITE_CONFIG_LOG): an I/O error,
 ** a full disk, no memory, a corrupt file. A command that failed after one
 ** failed because of the store, whatever it made of the reads that failed
-** ("no such task" from a read that could not read): the engine reports it
-** so (rv_store_faults; engine.c cmd_end). Logged to stderr for operators. */
+** ("no such task" from a read that could not read): rv_store_failed says
+** so. Logged to stderr for operators. */
 static _Atomic unsigned long store_faults;
 static _Atomic int last_fault;          /* its primary result code */
 
@@ -497,6 +497,15 @@ static void sqlite_log(void *arg, int code, const char *msg){
 unsigned long rv_store_faults(void){ return atomic_load(&store_faults); }
 rv_status rv_store_fault_status(void){
   return atomic_load(&last_fault) == SQLITE_FULL ? RV_FULL : RV_IO;
+}
+
+rv_status rv_store_failed(rv_status rc, unsigned long faults0, rv_err *err){
+  char why[sizeof err->msg];
+  rv_status s;
+  if (rc == RV_OK || rv_store_faults() == faults0) return rc;
+  if ((s = rv_store_fault_status()) == rc) return rc;
+  snprintf(why, sizeof why, "%s", err ? err->msg : rv_status_name(rc));
+  return rv_fail(err, s, "the store failed during the operation (%s)", why);
 }
 
 rv_status rv_store_open(const char *path, const rv_store_opts *opts,

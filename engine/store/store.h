@@ -43,6 +43,13 @@ sqlite3  *rv_store_db(rv_store *st);        /* borrowed */
 unsigned long rv_store_faults(void);
 /* What the last fault means for a caller: RV_FULL (a full disk) or RV_IO. */
 rv_status rv_store_fault_status(void);
+/* A failed operation during which the store reported a fault (faults were
+** faults0 when it began) failed because of the store: rc becomes that
+** failure (RV_IO or RV_FULL, err says so), not what the operation made of
+** a read that failed ("no such task") or of a write refused after SQLite
+** rolled its transaction back. rc when it succeeded or nothing failed.
+** Call it after the rollback. */
+rv_status rv_store_failed(rv_status rc, unsigned long faults0, rv_err *err);
 
 /* Transactions. begin is BEGIN IMMEDIATE, or a SAVEPOINT when a
 ** transaction is already open (nesting depth tracked). commit of the

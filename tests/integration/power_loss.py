@@ -288,7 +288,7 @@ def read_errors(t, s, lib, image):
     with a 5xx -- never the 401 or 404 a handler could conclude from a read
     that failed -- and once reads work again the same server answers."""
     flag = os.path.join(s.dir, 'eio')
-    acked, whole, after = {}, None, None
+    acked = {}
 
     def drive():
         open(flag, 'w').close()
@@ -305,8 +305,8 @@ def read_errors(t, s, lib, image):
         t.eq(s.req('GET', '/v1/tasks?process=api-bench&limit=5', who='clerk').status, 200,
              'read errors: the task list answers again')
 
-    acked0, whole, after = cycle(s, lib, image, 'pipelined', 0, 4000, client=lambda *a: None,
-                                 extra={'LOSTWRITES_EIO': flag}, drive=drive)
+    _, _, after = cycle(s, lib, image, 'pipelined', 0, 4000, client=lambda *a: None,
+                        extra={'LOSTWRITES_EIO': flag}, drive=drive)
     t.eq(after[0], 'ok', 'read errors: integrity_check afterwards')
     t.eq(sorted(acked.get('start', set()) - set(after[1])), [], 'read errors: the answered start survives')
 

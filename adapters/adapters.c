@@ -14,13 +14,13 @@
 extern const rv_adapter_ops rv_adapter_test_echo, rv_adapter_test_fail,
   rv_adapter_test_flaky, rv_adapter_test_error, rv_adapter_test_sms;
 extern const rv_adapter_ops rv_adapter_payroll, rv_adapter_finance, rv_adapter_records;
-extern const rv_adapter_ops rv_adapter_inquiry;
+extern const rv_adapter_ops rv_adapter_inquiry, rv_adapter_message;
 
 static const rv_adapter_ops *const builtin[] = {
   &rv_adapter_test_echo, &rv_adapter_test_fail, &rv_adapter_test_flaky,
   &rv_adapter_test_error, &rv_adapter_test_sms,
   &rv_adapter_payroll, &rv_adapter_finance, &rv_adapter_records,
-  &rv_adapter_inquiry,
+  &rv_adapter_inquiry, &rv_adapter_message,
 };
 
 #define MAX_EXTRA 32

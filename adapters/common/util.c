@@ -309,3 +309,28 @@ void rv_cli_print_json(const cJSON *v){
   puts(s ? s : "null");
   cJSON_free(s);
 }
+
+/*--- jobs done later on the loop -------------------------------------------*/
+
+rv_status rv_job_defer(struct event_base *base, const rv_job_info *job, rv_adapter_done_fn done,
+                       void *arg, event_callback_fn run){
+  rv_job_copy *j = rv_calloc(1, sizeof *j);
+  struct timeval tv = {0, 0};
+  j->base = base;
+  j->done = done;
+  j->arg = arg;
+  j->input = job->input ? cJSON_Duplicate(job->input, 1) : cJSON_CreateObject();
+  j->key = rv_strdup(job->key ? job->key : "");
+  if (event_base_once(base, -1, EV_TIMEOUT, run, j, &tv) != 0) {
+    rv_job_copy_free(j);
+    return RV_IO;
+  }
+  return RV_OK;
+}
+
+void rv_job_copy_free(rv_job_copy *j){
+  if (j == NULL) return;
+  cJSON_Delete(j->input);
+  rv_free(j->key);
+  rv_free(j);
+}

@@ -13,6 +13,7 @@
 #include "core/err.h"
 #include "core/clock.h"
 #include "core/sha256.h"          /* rv_sha256_hex, for the adapters */
+#include "adapter.h"
 
 struct rv_engine;
 
@@ -96,6 +97,22 @@ bool        rv_cli_no_unknown(int argc, char **argv);
 /* Print JSON (pretty) to stdout. */
 struct cJSON;
 void        rv_cli_print_json(const struct cJSON *v);
+
+/* A job whose work runs on the loop after invoke() returned (invoke must
+** not block or re-enter the engine): rv_job_defer copies what the work
+** needs and schedules run(fd, what, j) on a zero-delay event; run answers
+** through j->done and ends with rv_job_copy_free(j). RV_IO if it could not
+** be scheduled (nothing kept). Used by `records` and `message`. */
+typedef struct rv_job_copy {
+  struct event_base *base;
+  rv_adapter_done_fn done;
+  void  *arg;
+  cJSON *input;              /* a copy of the job's input ({} when it had none) */
+  char  *key;                /* the job's idempotency key */
+} rv_job_copy;
+rv_status rv_job_defer(struct event_base *base, const rv_job_info *job, rv_adapter_done_fn done,
+                       void *arg, event_callback_fn run);
+void      rv_job_copy_free(rv_job_copy *j);
 
 /* Unbind and close. NULL is a no-op. */
 void rv_cli_close(struct rv_engine *e);

@@ -453,13 +453,6 @@ static const rv_records *backend;      /* NULL: built-in over the engine's store
 
 void rv_records_set_backend(const rv_records *r){ backend = r; }
 
-typedef struct rec_job {
-  struct event_base *base;
-  rv_adapter_done_fn done;
-  void  *arg;
-  cJSON *input;
-} rec_job;
-
 /* One answer: OK, a BPMN error for a bad request (the model may catch
 ** INVALID_INPUT), or false for a technical failure (retried). */
 static bool answer(rv_engine *e, const cJSON *input, rv_answer *a){
@@ -477,7 +470,7 @@ static bool answer(rv_engine *e, const cJSON *input, rv_answer *a){
 }
 
 static void rec_run(evutil_socket_t fd, short what, void *p){
-  rec_job *j = p;
+  rv_job_copy *j = p;
   rv_engine *e = rv_adapters_engine(j->base);
   rv_answer a;
   (void)fd; (void)what;
@@ -488,8 +481,7 @@ static void rec_run(evutil_socket_t fd, short what, void *p){
     j->done(j->arg, a.outcome, a.result, a.code[0] ? a.code : NULL, a.message[0] ? a.message : NULL);
   else
     j->done(j->arg, RV_JOB_FAILED, NULL, NULL, a.message);
-  cJSON_Delete(j->input);
-  rv_free(j);
+  rv_job_copy_free(j);
 }
 
 /* In the command that created the job (the engine's own store, read in
@@ -507,19 +499,8 @@ static bool records_answer_now(void *self, rv_engine *e, const rv_job_info *job,
 
 static rv_status records_invoke(void *self, struct event_base *base, const rv_job_info *job,
                                 rv_adapter_done_fn done, void *arg){
-  rec_job *j = rv_calloc(1, sizeof *j);
-  struct timeval tv = {0, 0};
   (void)self;
-  j->base = base;
-  j->done = done;
-  j->arg = arg;
-  j->input = job->input ? cJSON_Duplicate(job->input, 1) : cJSON_CreateObject();
-  if (event_base_once(base, -1, EV_TIMEOUT, rec_run, j, &tv) != 0) {
-    cJSON_Delete(j->input);
-    rv_free(j);
-    return RV_IO;
-  }
-  return RV_OK;
+  return rv_job_defer(base, job, done, arg, rec_run);
 }
 
 const rv_adapter_ops rv_adapter_records = { .name = "records", .invoke = records_invoke,

@@ -124,6 +124,8 @@ typedef struct rv_node {
   char *adapter;               /* rv:adapter, zeebe:taskDefinition type, camunda:type/topic */
   int   retries;               /* default 3 */
   char *retry_backoff;         /* ISO 8601 duration, default "PT10S" */
+  char *message_ttl;           /* rv:messageTtl (a message throw or end event delivered by
+                                  `message`): ISO 8601 duration; NULL: the engine's */
 
   /* user task */
   char *candidate_groups;      /* comma-separated */

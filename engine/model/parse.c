@@ -397,7 +397,9 @@ static int new_node(parser *P, rv_elem_type t, int proc, int scope, int line){
   n->attached_to = -1;
   n->interrupting = true;
   n->sms_retries = -1;
-  if (t == RV_ELEM_SERVICE_TASK || t == RV_ELEM_SEND_TASK) {
+  /* also throw and end events: a message one is a job (elements.c) */
+  if (t == RV_ELEM_SERVICE_TASK || t == RV_ELEM_SEND_TASK ||
+      t == RV_ELEM_INTERMEDIATE_THROW || t == RV_ELEM_END_EVENT) {
     n->retries = 3;
     n->retry_backoff = rv_strdup("PT10S");
   }
@@ -419,6 +421,7 @@ static const struct { const char *name; size_t off; } rv_str_attrs[] = {
   { "status",         offsetof(rv_node, status) },
   { "sms",            offsetof(rv_node, sms) },
   { "smsRetryBackoff", offsetof(rv_node, sms_retry_backoff) },
+  { "messageTtl",     offsetof(rv_node, message_ttl) },
   { "startableBy",    offsetof(rv_node, startable_by) },
   { "display",        offsetof(rv_node, display) },
 };
@@ -1303,6 +1306,7 @@ static void free_node(rv_node *n){
   rv_free(n->mi_output_collection); rv_free(n->mi_output_element);
   rv_free(n->mi_completion); rv_free(n->mi_cardinality);
   rv_free(n->status); rv_free(n->sms); rv_free(n->sms_retry_backoff);
+  rv_free(n->message_ttl);
   rv_free(n->startable_by); rv_free(n->display);
 }
 

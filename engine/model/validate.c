@@ -85,13 +85,13 @@ static void check_event_kind(vctx *V, const rv_node *n){
     break;
   case RV_ELEM_END_EVENT:
     ok = B(RV_EV_NONE) | B(RV_EV_ERROR) | B(RV_EV_TERMINATE) | B(RV_EV_SIGNAL) |
-         B(RV_EV_ESCALATION);
+         B(RV_EV_ESCALATION) | B(RV_EV_MESSAGE);
     break;
   case RV_ELEM_INTERMEDIATE_CATCH:
     ok = B(RV_EV_TIMER) | B(RV_EV_MESSAGE) | B(RV_EV_SIGNAL);
     break;
   case RV_ELEM_INTERMEDIATE_THROW:
-    ok = B(RV_EV_NONE) | B(RV_EV_SIGNAL) | B(RV_EV_ESCALATION);
+    ok = B(RV_EV_NONE) | B(RV_EV_SIGNAL) | B(RV_EV_ESCALATION) | B(RV_EV_MESSAGE);
     break;
   case RV_ELEM_BOUNDARY_EVENT:
     ok = B(RV_EV_TIMER) | B(RV_EV_MESSAGE) | B(RV_EV_SIGNAL) | B(RV_EV_ERROR) |
@@ -158,6 +158,14 @@ static void check_due(vctx *V, const rv_node *n){
   if (n->sms_retry_backoff != NULL && rv_duration_parse(n->sms_retry_backoff, &d, &e) != RV_OK)
     verr(V, n->line, "rv:smsRetryBackoff of '%s': '%s' is not an ISO 8601 duration",
          n->id, n->sms_retry_backoff);
+  memset(&e, 0, sizeof e);
+  if (n->message_ttl != NULL && rv_duration_parse(n->message_ttl, &d, &e) != RV_OK)
+    verr(V, n->line, "rv:messageTtl of '%s': '%s' is not an ISO 8601 duration",
+         n->id, n->message_ttl);
+  else if (n->message_ttl != NULL && (n->ev != RV_EV_MESSAGE || n->adapter != NULL ||
+           (n->type != RV_ELEM_INTERMEDIATE_THROW && n->type != RV_ELEM_END_EVENT)))
+    vwarn(V, n->line, "rv:messageTtl of '%s' does nothing: only a message throw or end event "
+          "without rv:adapter has one", n->id);
   if ((n->sms_retry_backoff != NULL || n->sms_retries >= 0) && n->sms == NULL)
     vwarn(V, n->line, "'%s' has rv:smsRetries or rv:smsRetryBackoff but no rv:sms: they do nothing",
           n->id);

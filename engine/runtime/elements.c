@@ -60,6 +60,47 @@ rv_status rv__apply_result_owned(rv_ctx *c, rv_inst *in, rv_ei *ei, const rv_nod
 
 /*--- Events ----------------------------------------------------------------------*/
 
+static char *eval_text(rv_ctx *c, rv_inst *in, rv_ei *ei, const char *expr, rv_status *rc);
+
+/* A message thrown by an intermediate throw or end event (or a none event
+** with rv:adapter) is a job, written in this command's transaction like a
+** service task's (the outbox) and delivered after the commit: by the
+** element's rv:adapter, whose input is the rv:input mappings; without one
+** by the built-in `message` adapter (adapters/message/message.c), which
+** correlates it in this engine as a command of its own -- the receiver's
+** journal gets a "message" input like any other, and the job's key, the
+** message's id, makes a redelivery after a crash a duplicate. Its input:
+** {message: name, key: rv:correlationKey evaluated here (absent if none or
+** null), payload: the rv:input mappings, ttl: rv:messageTtl in ms (absent:
+** the engine's)}. The token waits for the answer. */
+static rv_status send_message(rv_ctx *c, rv_inst *in, rv_ei *ei, const rv_node *n){
+  int64_t key = ei->key;
+  cJSON *payload = NULL, *input;
+  rv_status rc = rv__map(c, in, ei, n->inputs, n->n_inputs, NULL, &payload);
+  if (rc != RV_OK) return rc;
+  if (n->adapter) {
+    input = payload;
+  } else {
+    char *k = eval_text(c, in, rv__ei_find(in, key), n->correlation_key, &rc);
+    if (rc != RV_OK) { cJSON_Delete(payload); return rc; }
+    input = cJSON_CreateObject();
+    cJSON_AddStringToObject(input, "message", n->ref_name ? n->ref_name : n->id);
+    if (k) cJSON_AddStringToObject(input, "key", k);
+    cJSON_AddItemToObject(input, "payload", payload);
+    if (n->message_ttl) {      /* checked by validate */
+      rv_duration d;
+      if (rv_duration_parse(n->message_ttl, &d, NULL) == RV_OK)
+        cJSON_AddNumberToObject(input, "ttl", (double)rv_duration_ms(&d));
+    }
+    rv_free(k);
+  }
+  rc = rv__create_job(c, in, rv__ei_find(in, key), n->adapter ? n->adapter : "message", input,
+                      n->retries, n->retry_backoff, false, NULL);
+  cJSON_Delete(input);
+  if (rc != RV_OK) return rc;
+  return wait_here(in, rv__ei_find(in, key));
+}
+
 static rv_status end_event(rv_ctx *c, rv_inst *in, rv_ei *ei, const rv_node *n){
   int64_t key = ei->key, scope = ei->parent;
   bool caught = false;
@@ -105,15 +146,7 @@ static rv_status end_event(rv_ctx *c, rv_inst *in, rv_ei *ei, const rv_node *n){
     if (rc == RV_OK && rv__ei_find(in, key)) rv__push(c, ACT_COMPLETE, in, key);
     return rc;
   default:
-    if (n->adapter) {
-      cJSON *input = NULL;
-      rc = rv__map(c, in, ei, n->inputs, n->n_inputs, NULL, &input);
-      if (rc != RV_OK) return rc;
-      rc = rv__create_job(c, in, rv__ei_find(in, key), n->adapter, input, n->retries,
-                          n->retry_backoff, false, NULL);
-      cJSON_Delete(input);
-      return rc == RV_OK ? wait_here(in, rv__ei_find(in, key)) : RV_IO;
-    }
+    if (n->adapter || n->ev == RV_EV_MESSAGE) return send_message(c, in, ei, n);
     return done_now(c, in, ei, n);
   }
 }
@@ -144,7 +177,7 @@ static rv_status throw_event(rv_ctx *c, rv_inst *in, rv_ei *ei, const rv_node *n
   rv_status rc = RV_OK;
   if (n->ev == RV_EV_SIGNAL) rc = rv__signal(c, n->ref_name ? n->ref_name : n->id, NULL, NULL);
   else if (n->ev == RV_EV_ESCALATION) rc = rv__throw_error(c, in, ei, false, n->ref_name, NULL, true, &caught);
-  else if (n->adapter) return end_event(c, in, ei, n);   /* message throw through an adapter */
+  else if (n->adapter || n->ev == RV_EV_MESSAGE) return send_message(c, in, ei, n);
   if (rc == RV_OK && rv__ei_find(in, key)) rv__push(c, ACT_COMPLETE, in, key);
   return rc;
 }

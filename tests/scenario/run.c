@@ -28,12 +28,16 @@
 **   status-text TEXT...             the applicant-facing status
 **   var NAME JSON                   a process variable equals JSON ("text" or a
 **                                   word that is not JSON: that string)
+**   no-var NAME                     the instance has no variable NAME
 **   tasks N [ELEMENT]               open tasks of the current instance
 **   waiting ELEMENT...              the elements where tokens rest (sorted), or '-' for none
 **   incidents N [TEXT]              open incidents of the current instance (first contains TEXT)
 **   jobs STATE N                    jobs of the current instance in STATE
 **   job ELEMENT COLUMN VALUE        the latest job of ELEMENT has COLUMN (of the jobs
 **                                   table) = VALUE; $inst/$ei in VALUE: instance, job ei
+**   redeliver ELEMENT               hand the latest job of ELEMENT (current instance) to its
+**                                   adapter once more, as after a crash between the adapter's
+**                                   effect and its answer; the adapter must answer OK
 **   sms N                           messages the test SMS adapter has recorded
 **   sms-last TO TEXT...             the last recorded SMS went to TO with TEXT
 **   instances PROCESS N             instances of PROCESS
@@ -214,6 +218,18 @@ static int split(char *line, char **w, int max){
 
 static void drain(void){ rv_engine_drain(E); }
 
+/* `redeliver`: what the adapter answered */
+struct redo { bool done; rv_job_outcome outcome; char message[256]; };
+static void redo_done(void *arg, rv_job_outcome outcome, cJSON *result, const char *code,
+                      const char *message){
+  struct redo *r = arg;
+  (void)code;
+  r->done = true;
+  r->outcome = outcome;
+  snprintf(r->message, sizeof r->message, "%s", message ? message : "ok");
+  cJSON_Delete(result);
+}
+
 static int64_t task_of(const char *element){
   return scalar("SELECT id FROM tasks WHERE instance_id=? AND element_id=? AND state='open' ORDER BY id LIMIT 1",
                 "it", cur, element);
@@ -357,6 +373,12 @@ static void cmd(char **w, int n){
     }
     cJSON_Delete(inst);
     cJSON_Delete(want);
+  } else if (strcmp(c, "no-var") == 0) {
+    cJSON *inst = NULL;
+    rv_engine_instance_json(E, cur, &inst, &err);
+    okf(inst && !cJSON_HasObjectItem(cJSON_GetObjectItemCaseSensitive(inst, "variables"), w[1]),
+        "no variable %s", w[1]);
+    cJSON_Delete(inst);
   } else if (strcmp(c, "tasks") == 0) {
     int64_t k = scalar("SELECT count(*) FROM tasks WHERE instance_id=? AND state='open' AND (?2 IS NULL OR element_id=?2)",
                        n > 2 ? "it" : "i", cur, n > 2 ? w[2] : NULL);
@@ -424,6 +446,31 @@ static void cmd(char **w, int n){
       want[k] = 0;
     }
     okf(col_ok && strcmp(got, want) == 0, "job %s %s = %s (got %s)", w[1], w[2], want, got);
+  } else if (strcmp(c, "redeliver") == 0) {
+    sqlite3_stmt *s;
+    char adapter[64] = "", key[256] = "";
+    cJSON *input = NULL;
+    int64_t id = 0;
+    struct redo r = { false, RV_JOB_FAILED, "" };
+    sqlite3_prepare_v2(db(), "SELECT id, adapter, input, key FROM jobs WHERE instance_id=? AND element_id=?"
+                       " ORDER BY id DESC LIMIT 1", -1, &s, NULL);
+    sqlite3_bind_int64(s, 1, cur);
+    sqlite3_bind_text(s, 2, w[1], -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(s) == SQLITE_ROW) {
+      id = sqlite3_column_int64(s, 0);
+      snprintf(adapter, sizeof adapter, "%s", (const char *)sqlite3_column_text(s, 1));
+      input = rv_json_parse((const char *)sqlite3_column_text(s, 2));
+      snprintf(key, sizeof key, "%s", (const char *)sqlite3_column_text(s, 3));
+    }
+    sqlite3_finalize(s);
+    const rv_adapter_ops *ops = id ? rv_adapter_find(adapter) : NULL;
+    rv_job_info ji = { id, cur, w[1], key, input, 2 };
+    if (ops && ops->invoke(ops->self, rv_engine_base(E), &ji, redo_done, &r) == RV_OK)
+      while (!r.done) event_base_loop(rv_engine_base(E), EVLOOP_ONCE);
+    okf(ops && r.done && r.outcome == RV_JOB_OK, "redeliver %s through '%s': %s", w[1], adapter,
+        r.done ? r.message : "not invoked");
+    cJSON_Delete(input);
+    drain();
   } else if (strcmp(c, "sms") == 0) {
     okf(rv_test_sms_count() == atoi(w[1]), "sms %s (got %d)", w[1], rv_test_sms_count());
   } else if (strcmp(c, "instances") == 0) {

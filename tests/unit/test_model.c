@@ -650,6 +650,51 @@ static void test_loop_cardinality(void **state){
   rv_diags_fini(&d);
 }
 
+/* Message throw and end events are jobs (the element's rv:adapter, else
+** the built-in `message` adapter): valid with their message, and retried
+** like a service task by default; without a messageRef an error; other
+** definitions a throw event cannot have are still refused. */
+static void test_message_throw(void **state){
+  const char *xml = HEAD
+    "<message id=\"m\" name=\"case-ready\"/>\n"
+    "<process id=\"p\" isExecutable=\"true\">\n"
+    "<startEvent id=\"s\"/><sequenceFlow id=\"f1\" sourceRef=\"s\" targetRef=\"t\"/>\n"
+    "<intermediateThrowEvent id=\"t\"><messageEventDefinition messageRef=\"m\"/></intermediateThrowEvent>\n"
+    "<sequenceFlow id=\"f2\" sourceRef=\"t\" targetRef=\"u\"/>\n"
+    "<intermediateThrowEvent id=\"u\"><messageEventDefinition/></intermediateThrowEvent>\n"
+    "<sequenceFlow id=\"f3\" sourceRef=\"u\" targetRef=\"v\"/>\n"
+    "<intermediateThrowEvent id=\"v\"><timerEventDefinition><timeDuration>PT1H</timeDuration></timerEventDefinition></intermediateThrowEvent>\n"
+    "<sequenceFlow id=\"f4\" sourceRef=\"v\" targetRef=\"e\"/>\n"
+    "<sequenceFlow id=\"f5\" sourceRef=\"s\" targetRef=\"w\"/>\n"
+    "<intermediateThrowEvent id=\"w\" rv:messageTtl=\"soon\"><messageEventDefinition messageRef=\"m\"/></intermediateThrowEvent>\n"
+    "<sequenceFlow id=\"f6\" sourceRef=\"w\" targetRef=\"x\"/>\n"
+    "<intermediateThrowEvent id=\"x\" rv:messageTtl=\"P1D\" rv:adapter=\"echo\"><messageEventDefinition messageRef=\"m\"/></intermediateThrowEvent>\n"
+    "<sequenceFlow id=\"f7\" sourceRef=\"x\" targetRef=\"e\"/>\n"
+    "<endEvent id=\"e\" rv:retries=\"5\" rv:messageTtl=\"P7D\"><messageEventDefinition messageRef=\"m\"/></endEvent>\n"
+    "</process></definitions>";
+  rv_diags d;
+  rv_model *m;
+  (void)state;
+  rv_diags_init(&d);
+  m = parse_ok(xml, &d);
+  assert_int_equal(node(m, "t")->ev, RV_EV_MESSAGE);
+  assert_string_equal(node(m, "t")->ref_name, "case-ready");
+  assert_int_equal(node(m, "t")->retries, 3);
+  assert_string_equal(node(m, "t")->retry_backoff, "PT10S");
+  assert_int_equal(node(m, "e")->ev, RV_EV_MESSAGE);
+  assert_int_equal(node(m, "e")->retries, 5);
+  assert_string_equal(node(m, "e")->message_ttl, "P7D");
+  rv_model_validate(m, &d);
+  expect_diag(&d, RV_DIAG_ERROR, 6, "intermediateThrowEvent 'u' has a message event definition without messageRef");
+  expect_diag(&d, RV_DIAG_ERROR, 8, "intermediateThrowEvent 'v': timer event definition not supported here");
+  expect_diag(&d, RV_DIAG_ERROR, 11, "rv:messageTtl of 'w': 'soon' is not an ISO 8601 duration");
+  expect_diag(&d, RV_DIAG_WARNING, 13, "rv:messageTtl of 'x' does nothing");
+  assert_int_equal(d.n_errors, 3);
+  assert_int_equal(d.n - d.n_errors, 1);   /* the one warning */
+  rv_model_free(m);
+  rv_diags_fini(&d);
+}
+
 /* rv:startableBy (process and start event), start forms, rv:display. */
 static void test_portal_attributes(void **state){
   const char *xml = HEAD
@@ -769,6 +814,7 @@ int main(void){
     cmocka_unit_test(test_portal_attributes),
     cmocka_unit_test(test_sms_policy),
     cmocka_unit_test(test_loop_cardinality),
+    cmocka_unit_test(test_message_throw),
     cmocka_unit_test(test_entities_rejected),
     cmocka_unit_test(test_missing_file),
     cmocka_unit_test(test_elem_names),

@@ -32,6 +32,7 @@
 ** Exit codes: 0 ok, 1 the command failed, 2 bad usage.
 */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +52,8 @@
 #include "sms/sms.h"
 #include "bank/bank.h"
 #include "journal/journal.h"
+#include "store/store.h"
+#include "core/mem.h"
 
 typedef struct args {
   int    n;
@@ -77,6 +80,7 @@ static int usage(const char *msg){
     "  cancel ID\n"
     "  incidents [list|retry ID] [--all]\n"
     "  tick                                  fire due timers and run due jobs once\n"
+    "  backup DEST [--pepper FILE]           a consistent copy of the database (also while serving)\n"
     "  record ID... [--process P] [-o FILE | --dir DIR]   write recordings of instances\n"
     "  replay FILE... [--against FILE.bpmn [--scripts DIR]] [--emit FILE]\n"
     "                                        replay recordings, or the impact of a change\n"
@@ -463,6 +467,75 @@ static int cmd_tick(args *a){
   return 0;
 }
 
+/*--- backup ---*/
+
+/* Copy the token pepper (at most 64 bytes) to a new file dest, 0600, synced.
+** 1: copied; 0: there is none at src; -1: failed (err). */
+static int copy_pepper(const char *src, const char *dest, rv_err *err){
+  unsigned char key[64];
+  ssize_t n;
+  int fd = open(src, O_RDONLY | O_CLOEXEC);
+  if (fd < 0 && errno == ENOENT) return 0;
+  if (fd < 0) { rv_fail(err, RV_IO, "cannot read the token pepper '%s': %s", src, strerror(errno)); return -1; }
+  n = read(fd, key, sizeof key);
+  close(fd);
+  if (n != 32) { rv_fail(err, RV_IO, "the token pepper '%s' is not 32 bytes", src); return -1; }
+  fd = open(dest, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) { rv_fail(err, RV_IO, "cannot create '%s': %s", dest, strerror(errno)); return -1; }
+  if (write(fd, key, (size_t)n) != n || fsync(fd) != 0) {
+    rv_fail(err, RV_IO, "cannot write '%s': %s", dest, strerror(errno));
+    close(fd);
+    unlink(dest);
+    return -1;
+  }
+  close(fd);
+  return 1;
+}
+
+/* ravand backup DEST [--pepper FILE]: the database as of one commit, while
+** `serve` may be writing it (store/backup.c), and its token pepper beside
+** it as DEST.pepper (without it no token or access code of the copy could
+** be checked). The pepper is copied first: a DEST that exists is a whole
+** backup. */
+static int cmd_backup(args *a){
+  bool bad = false;
+  const char *pepper = take_opt(a, "--pepper", &bad);
+  char *src_pepper, *dest_pepper;
+  rv_backup_info info;
+  rv_err err;
+  int had;
+  double t0;
+  if (bad || !no_unknown_opts(a)) return 2;
+  if (a->n != 1 || !*a->v[0]) return usage("backup needs DEST, a file that does not exist");
+  src_pepper = pepper ? rv_strdup(pepper) : rv_asprintf("%s.pepper", a->db);
+  dest_pepper = rv_asprintf("%s.pepper", a->v[0]);
+  t0 = rv_mono_ms();
+  had = access(a->v[0], F_OK) == 0 ? -1 : copy_pepper(src_pepper, dest_pepper, &err);
+  if (had == -1 && access(a->v[0], F_OK) == 0)
+    rv_fail(&err, RV_CONFLICT, "'%s' exists: a backup never overwrites a file", a->v[0]);
+  if (had >= 0 && rv_store_backup(a->db, a->v[0], &info, &err) != RV_OK) {
+    if (had == 1) unlink(dest_pepper);
+    had = -1;
+  }
+  if (had >= 0 && a->json) {
+    printf("{\"backup\": \"%s\", \"bytes\": %lld, \"schema\": %d, \"instances\": %lld, "
+           "\"last_command\": %lld, \"integrity\": \"ok\", \"pepper\": %s, \"ms\": %.0f}\n",
+           a->v[0], (long long)info.bytes, info.schema, (long long)info.instances,
+           (long long)info.last_command, had ? "true" : "false", rv_mono_ms() - t0);
+  } else if (had >= 0) {
+    printf("backup %s: %lld bytes, schema %d, %lld instances, journal through command %lld, "
+           "integrity ok, %.1f s\n", a->v[0], (long long)info.bytes, info.schema,
+           (long long)info.instances, (long long)info.last_command, (rv_mono_ms() - t0) / 1000);
+    if (had) printf("token pepper copied to %s (keep it with the backup, as secret as the original)\n", dest_pepper);
+    else printf("no token pepper at %s: none copied (no API tokens were ever made)\n", src_pepper);
+  } else {
+    fprintf(stderr, "ravand: %s\n", err.msg);
+  }
+  rv_free(src_pepper);
+  rv_free(dest_pepper);
+  return had >= 0 ? 0 : 1;
+}
+
 /*--- record / replay / test (journal/) ---*/
 
 static int cmd_record(args *a){
@@ -704,6 +777,7 @@ int main(int argc, char **argv){
     rc = cmd[0] == 's' ? rv_sms_cli(&env, a.n, a.v) : rv_bank_cli(&env, a.n, a.v);
   }
   else if (strcmp(cmd, "record") == 0) rc = cmd_record(&a);
+  else if (strcmp(cmd, "backup") == 0) rc = cmd_backup(&a);
   else if (strcmp(cmd, "replay") == 0) rc = cmd_replay(&a);
   else if (strcmp(cmd, "test") == 0) rc = cmd_test(&a);
   else if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0) { usage(NULL); rc = 0; }

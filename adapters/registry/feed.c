@@ -37,12 +37,6 @@ static const char *const COLS[6] = {
   "certificate_no", "registry_office", "marriage_type",
 };
 
-static double mono_ms(void){
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
-}
-
 /*--- record validation -----------------------------------------------------*/
 
 static const char *nid_check(const char *v){
@@ -422,7 +416,7 @@ static void end_import(imp *im, rv_status rc, rv_err *err){
     rep = NULL;
   }
   if (rep != NULL) {
-    cJSON_AddNumberToObject(rep, "time_ms", mono_ms() - im->t0);
+    cJSON_AddNumberToObject(rep, "time_ms", rv_mono_ms() - im->t0);
     cJSON_AddNumberToObject(rep, "chunks", im->chunks);
     cJSON_AddNumberToObject(rep, "max_chunk_ms", im->max_chunk_ms);
     cJSON_AddBoolToObject(rep, "already_imported", im->already);
@@ -440,7 +434,7 @@ static void end_import(imp *im, rv_status rc, rv_err *err){
 static rv_status run_chunk(imp *im, bool opt, bool *finished, rv_err *err){
   rv_status rc;
   int n = 0, limit = im->o.chunk > 0 ? im->o.chunk : 1000;
-  double t = mono_ms(), budget = im->o.chunk_ms > 0 ? im->o.chunk_ms : 100;
+  double t = rv_mono_ms(), budget = im->o.chunk_ms > 0 ? im->o.chunk_ms : 100;
 
   *finished = false;
   rc = opt ? rv_engine_batch_begin_optimistic(im->e, err) : rv_engine_batch_begin(im->e, err);
@@ -461,7 +455,7 @@ static rv_status run_chunk(imp *im, bool opt, bool *finished, rv_err *err){
     rc = apply_record(im, &r, opt, err);
     if (rc != RV_OK) { rv_csv_seek(&im->csv, pos, line); break; }
     n++;
-    if ((n & 15) == 0 && mono_ms() - t >= budget) break;   /* let the loop breathe */
+    if ((n & 15) == 0 && rv_mono_ms() - t >= budget) break;   /* let the loop breathe */
   }
   {
     rv_err e2, e3;
@@ -487,7 +481,7 @@ static void chunk_cb(evutil_socket_t fd, short what, void *arg){
   bool finished = false;
   size_t pos0;
   int64_t line0;
-  double t = mono_ms();
+  double t = rv_mono_ms();
   (void)fd; (void)what;
 
   memset(&err, 0, sizeof err);
@@ -504,7 +498,7 @@ static void chunk_cb(evutil_socket_t fd, short what, void *arg){
     rc = run_chunk(im, false, &finished, &err);
   }
   im->chunks++;
-  t = mono_ms() - t;
+  t = rv_mono_ms() - t;
   if (t > im->max_chunk_ms) im->max_chunk_ms = t;
   if (rc != RV_OK) { end_import(im, rc, &err); return; }
   rv_crash_point("feed-chunk");
@@ -551,7 +545,7 @@ rv_status rv_feed_import_start(rv_engine *e, const char *path, const rv_feed_opt
   im->o.message = NULL;
   im->done = done;
   im->arg = arg;
-  im->t0 = mono_ms();
+  im->t0 = rv_mono_ms();
   im->faults0 = rv_store_faults();
   im->path = rv_strdup(path);
   rv_jalali_today(rv_clock_now(rv_engine_clock(e)), &im->ty, &im->tm, &im->td);

@@ -11,6 +11,12 @@ static int64_t sys_now(rv_clock *c){
 }
 static int64_t virt_now(rv_clock *c){ return c->virtual_ms; }
 
+double rv_mono_ms(void){
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
 void rv_clock_init_system(rv_clock *c){
   c->now = sys_now; c->virtual_ms = 0; c->is_virtual = false;
 }

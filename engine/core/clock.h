@@ -23,4 +23,7 @@ void    rv_clock_advance(rv_clock *c, int64_t delta_ms);  /* virtual only */
 void    rv_clock_set(rv_clock *c, int64_t ms);            /* virtual only */
 static inline int64_t rv_clock_now(rv_clock *c){ return c->now(c); }
 
+/* Milliseconds of CLOCK_MONOTONIC: for measuring how long something took. */
+double  rv_mono_ms(void);
+
 #endif

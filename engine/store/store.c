@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
 #include "store/store.h"
@@ -508,6 +509,44 @@ rv_status rv_store_failed(rv_status rc, unsigned long faults0, rv_err *err){
   return rv_fail(err, s, "the store failed during the operation (%s)", why);
 }
 
+/* Filesystems a WAL database cannot be trusted on: SQLite's locks and the
+** -shm mapping need one kernel to see every access ("WAL does not work over
+** a network filesystem", sqlite.org/wal.html), and what a FUSE server does
+** with fsync is its own affair. By statfs's f_type. */
+const char *rv_store_fs_refused(uint32_t magic){
+  static const struct { uint32_t magic; const char *name; } bad[] = {
+    { 0x6969, "NFS" }, { 0x517B, "SMB" }, { 0xFF534D42, "CIFS" }, { 0xFE534D42, "SMB2" },
+    { 0x65735546, "FUSE" }, { 0x01021997, "9P" }, { 0x00C36400, "Ceph" },
+    { 0x5346414F, "AFS" }, { 0x73757245, "Coda" },
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    if (bad[i].magic == magic) return bad[i].name;
+  return NULL;
+}
+
+/* Refuse a database on such a filesystem, unless RAVAND_ALLOW_FS=1 (the
+** operator's decision, e.g. a FUSE volume known to be local and honest).
+** RV_TEST_FS_MAGIC (hex, tests only) stands for statfs's answer. A
+** directory statfs cannot read is not refused here (open fails later if
+** it matters). */
+static rv_status fs_check(const char *path, rv_err *err){
+  char *copy = rv_strdup(path);
+  const char *dir = dirname(copy), *fake = getenv("RV_TEST_FS_MAGIC"), *allow = getenv("RAVAND_ALLOW_FS");
+  struct statfs sf;
+  uint32_t magic = 0;
+  bool known = false;
+  const char *name;
+  rv_status rc = RV_OK;
+  if (fake && *fake) { magic = (uint32_t)strtoul(fake, NULL, 16); known = true; }
+  else if (statfs(dir, &sf) == 0) { magic = (uint32_t)sf.f_type; known = true; }
+  if (known && (name = rv_store_fs_refused(magic)) != NULL && !(allow && strcmp(allow, "1") == 0))
+    rc = rv_fail(err, RV_INVALID, "database '%s' is on a %s filesystem: SQLite's WAL needs local "
+                 "locks and shared memory, and a sync the disk keeps; put it on a local disk, or "
+                 "set RAVAND_ALLOW_FS=1 to run there anyway", path, name);
+  rv_free(copy);
+  return rc;
+}
+
 rv_status rv_store_open(const char *path, const rv_store_opts *opts,
                         rv_store **out, rv_err *err){
   rv_store *st;
@@ -516,6 +555,7 @@ rv_status rv_store_open(const char *path, const rv_store_opts *opts,
   bool relaxed = opts && opts->relaxed_sync;
 
   *out = NULL;
+  if (strcmp(path, ":memory:") != 0 && (rc = fs_check(path, err)) != RV_OK) return rc;
   /* Process-wide, before SQLite initialises (refused afterwards, which is
   ** harmless): no memory statistics -- they take a global mutex on every
   ** allocation, and we never read them -- the pooled small blocks, and the
@@ -591,6 +631,10 @@ rv_status rv_store_open(const char *path, const rv_store_opts *opts,
       rc = rv_fail(err, RV_IO, "synchronous=FULL could not be set");
     if (rc == RV_OK && pragma_int(st, "PRAGMA foreign_keys") != 1)
       rc = rv_fail(err, RV_IO, "foreign_keys could not be enabled");
+    if (rc == RV_OK && pragma_int(st, "PRAGMA trusted_schema") != 0)
+      rc = rv_fail(err, RV_IO, "trusted_schema could not be turned off");
+    if (rc == RV_OK && pragma_int(st, "PRAGMA busy_timeout") < 5000)
+      rc = rv_fail(err, RV_IO, "the busy timeout could not be set");
   }
   if (rc != RV_OK) { rv_store_close(st); return rc; }
   *out = st;

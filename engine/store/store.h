@@ -107,7 +107,25 @@ uint64_t  rv_store_sync_count(const rv_store *st);
 /* "ok" check; RV_CORRUPT otherwise with SQLite's first message. */
 rv_status rv_store_integrity(rv_store *st, rv_err *err);
 
+/* The name of a filesystem a database is refused on (statfs f_type: NFS,
+** SMB/CIFS, FUSE, 9P, Ceph, AFS, Coda), or NULL. rv_store_open refuses
+** such a directory (RV_INVALID) unless RAVAND_ALLOW_FS=1. */
+const char *rv_store_fs_refused(uint32_t magic);
+
 /* Schema version number this build migrates to. */
 int rv_store_schema_version(void);
+
+/* A consistent copy of the database at src, taken while another process
+** may be writing it (store/backup.c): dest is created complete and checked,
+** or not at all; an existing dest is refused (RV_CONFLICT). src must be of
+** this build's schema (RV_INVALID otherwise). */
+typedef struct rv_backup_info {
+  int64_t bytes;           /* of the copy */
+  int     schema;          /* its schema version */
+  int64_t instances;       /* instances in it */
+  int64_t last_command;    /* the journal's last sequence number in it */
+} rv_backup_info;
+rv_status rv_store_backup(const char *src, const char *dest, rv_backup_info *info /* OUT */,
+                          rv_err *err);
 
 #endif

@@ -15,6 +15,9 @@
 ** it counts, that nothing counts as durable before the sync thread synced
 ** it, and that the engine hands no job to an adapter before the commit
 ** that created it is durable.
+**
+** And the self-check at open (RELIABILITY A6): the pragmas it promises, a
+** store that cannot be WAL refused, network and FUSE filesystems refused.
 */
 #include <stdarg.h>
 #include <stddef.h>
@@ -25,6 +28,7 @@
 #include <string.h>
 #include <poll.h>
 #include <unistd.h>
+#include <sys/wait.h>
 #include <cmocka.h>
 #include <event2/event.h>
 #include <sqlite3.h>
@@ -495,6 +499,121 @@ static void jobs_go_out_under_steady_commits(void **state){
   senv_close(&t);
 }
 
+/*--- the self-check at open (RELIABILITY A6) ------------------------------*/
+
+/* What the store promises of every connection it opens. */
+static void pragmas_as_promised(void **state){
+  senv t;
+  rv_store *st;
+  rv_err err;
+  char mode[16] = "";
+  sqlite3_stmt *s;
+  (void)state;
+  senv_dir(&t);
+  assert_int_equal(rv_store_open(t.db, NULL, &st, &err), RV_OK);
+  assert_int_equal(sqlite3_prepare_v2(rv_store_db(st), "PRAGMA journal_mode", -1, &s, NULL), SQLITE_OK);
+  assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+  snprintf(mode, sizeof mode, "%s", (const char *)sqlite3_column_text(s, 0));
+  sqlite3_finalize(s);
+  assert_string_equal(mode, "wal");
+  assert_int_equal(pragma_int(rv_store_db(st), "PRAGMA synchronous"), 2);
+  assert_int_equal(pragma_int(rv_store_db(st), "PRAGMA foreign_keys"), 1);
+  assert_int_equal(pragma_int(rv_store_db(st), "PRAGMA trusted_schema"), 0);
+  assert_true(pragma_int(rv_store_db(st), "PRAGMA busy_timeout") >= 5000);
+  rv_store_close(st);
+  senv_close(&t);
+}
+
+/* Files without shared memory (io methods of version 1: no xShmMap, as on
+** a filesystem that cannot map the -shm) cannot hold a WAL: SQLite quietly
+** keeps a rollback journal, and the store refuses. */
+static sqlite3_vfs *nowal_base;
+static sqlite3_io_methods nowal_methods;
+static int nowal_open(sqlite3_vfs *v, const char *name, sqlite3_file *f, int flags, int *out){
+  int rc = nowal_base->xOpen(v, name, f, flags, out);
+  if (rc == SQLITE_OK && f->pMethods != NULL) {
+    nowal_methods = *f->pMethods;
+    nowal_methods.iVersion = 1;
+    f->pMethods = &nowal_methods;
+  }
+  return rc;
+}
+
+/* In a child process: SQLite's unix VFS keeps what it knows of a file's
+** locks per inode, process-wide, and the shim's connection leaves some
+** behind; the parent stays clean. Exit 0: refused as expected. */
+static int nowal_child(const char *db){
+  static sqlite3_vfs nowal;
+  rv_store *st = NULL;
+  rv_err err;
+  rv_status rc;
+  sqlite3_initialize();
+  nowal_base = sqlite3_vfs_find(NULL);
+  nowal = *nowal_base;
+  nowal.zName = "rv-test-nowal";
+  nowal.pNext = NULL;
+  nowal.xOpen = nowal_open;
+  if (sqlite3_vfs_register(&nowal, 1) != SQLITE_OK) return 2;
+  rc = rv_store_open(db, NULL, &st, &err);
+  if (rc != RV_IO || st != NULL || strstr(err.msg, "cannot use WAL mode") == NULL) {
+    fprintf(stderr, "no-WAL store: %s (%s)\n", rv_status_name(rc), err.msg);
+    return 1;
+  }
+  return 0;
+}
+
+static void refuses_a_store_without_wal(void **state){
+  senv t;
+  pid_t pid;
+  int status = -1;
+  (void)state;
+  senv_dir(&t);
+  fflush(NULL);
+  pid = fork();
+  if (pid == 0) _exit(nowal_child(t.db));
+  assert_true(pid > 0);
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  assert_true(WIFEXITED(status));
+  assert_int_equal(WEXITSTATUS(status), 0);
+  senv_close(&t);
+}
+
+/* Network and FUSE filesystems are refused, by statfs's f_type (faked
+** here with RV_TEST_FS_MAGIC), unless the operator says RAVAND_ALLOW_FS=1;
+** the disk the test runs on is local and opens. */
+static void refuses_network_filesystems(void **state){
+  static const struct { const char *magic, *name; } bad[] = {
+    { "6969", "NFS" }, { "FF534D42", "CIFS" }, { "FE534D42", "SMB2" }, { "517B", "SMB" },
+    { "65735546", "FUSE" }, { "01021997", "9P" },
+  };
+  senv t;
+  rv_store *st = NULL;
+  rv_err err;
+  (void)state;
+  assert_null(rv_store_fs_refused(0xEF53));       /* ext2/3/4 */
+  assert_null(rv_store_fs_refused(0x58465342));   /* XFS */
+  assert_null(rv_store_fs_refused(0x01021994));   /* tmpfs */
+  senv_dir(&t);
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    char want[64];
+    setenv("RV_TEST_FS_MAGIC", bad[i].magic, 1);
+    assert_int_equal(rv_store_open(t.db, NULL, &st, &err), RV_INVALID);
+    assert_null(st);
+    snprintf(want, sizeof want, "on a %s filesystem", bad[i].name);
+    if (strstr(err.msg, want) == NULL || strstr(err.msg, "RAVAND_ALLOW_FS=1") == NULL)
+      fail_msg("%s: %s", bad[i].name, err.msg);
+    assert_int_equal(access(t.db, F_OK), -1);      /* refused before anything was made */
+  }
+  setenv("RAVAND_ALLOW_FS", "1", 1);
+  assert_int_equal(rv_store_open(t.db, NULL, &st, &err), RV_OK);
+  rv_store_close(st);
+  unsetenv("RAVAND_ALLOW_FS");
+  unsetenv("RV_TEST_FS_MAGIC");
+  assert_int_equal(rv_store_open(t.db, NULL, &st, &err), RV_OK);   /* the real disk */
+  rv_store_close(st);
+  senv_close(&t);
+}
+
 int main(void){
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(schema_has_no_full_index_on_state),
@@ -506,6 +625,9 @@ int main(void){
     cmocka_unit_test(pipelined_sync_counts_and_syncs),
     cmocka_unit_test(jobs_wait_for_the_sync),
     cmocka_unit_test(jobs_go_out_under_steady_commits),
+    cmocka_unit_test(pragmas_as_promised),
+    cmocka_unit_test(refuses_a_store_without_wal),
+    cmocka_unit_test(refuses_network_filesystems),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -134,6 +134,10 @@ void      rv_engine_batch_spoil(rv_engine *e);
 ** drain loops timers, jobs and the event loop until nothing is due or
 ** in flight (tests, `ravand tick`). */
 int       rv_engine_fire_due(rv_engine *e);
+/* The same, but the batch ends (and commits) once budget_ms have passed,
+** the timers not reached staying due: `serve` keeps a burst of timers from
+** holding the loop (and requests) for long. budget_ms <= 0: no limit. */
+int       rv_engine_fire_due_within(rv_engine *e, double budget_ms);
 int       rv_engine_dispatch_jobs(rv_engine *e);
 /* Pipelined commit (store.h, rv_store_defer_sync; docs/architecture.md,
 ** "Pipelined WAL sync"): commits no longer wait for fdatasync; a thread

@@ -258,3 +258,16 @@ def serve_main(ravand, run, args=()):
     finally:
         s.cleanup()
     return t.done()
+
+
+def tap_main(run):
+    """The main of a test that runs servers itself: run(tap, ravand) with
+    ravand from argv[1]; an exception is a failed test with its traceback.
+    Returns the exit code."""
+    t = Tap()
+    try:
+        run(t, sys.argv[1])
+    except Exception as e:
+        import traceback
+        t.ok(False, 'harness: %s' % e, traceback.format_exc())
+    return t.done()

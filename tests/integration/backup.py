@@ -30,7 +30,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from api_common import Server, Tap  # noqa: E402
+from api_common import Server, tap_main  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..')
 START = {'process': 'api-bench', 'business_key': '0013542419',
@@ -163,15 +163,5 @@ def run(t, ravand):
             s2.cleanup()
 
 
-def main():
-    t = Tap()
-    try:
-        run(t, sys.argv[1])
-    except Exception as e:
-        import traceback
-        t.ok(False, 'harness: %s' % e, traceback.format_exc())
-    return t.done()
-
-
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(tap_main(run))

@@ -195,8 +195,26 @@ void rv__h_task_unclaim(rv_req *r){ claim(r, false); }
 ** The row comes from the visibility query itself (rv__scope_tasks, the
 ** same scope every lookup uses), so one indexed statement, kept prepared,
 ** both decides "yours or 404" and reads the row; it was two.
+** A completion sent again -- the same user, the same data, as a client
+** does whose reply was lost -- is answered as it was the first time, 200,
+** with "duplicate": true, and changes nothing (*dup); the same data sent by
+** another user, or other data, is 409 as before.
 ** False means the reply is set. */
-static bool completable(rv_req *r, const cJSON *data, int64_t *inst){
+static bool same_completion(sqlite3_stmt *s, const rv_req *r, const cJSON *data){
+  const char *by = (const char *)sqlite3_column_text(s, 4), *was = (const char *)sqlite3_column_text(s, 5);
+  cJSON *old;
+  bool same;
+  if (strcmp((const char *)sqlite3_column_text(s, 1), "completed") != 0 || by == NULL ||
+      strcmp(by, r->p.name) != 0)
+    return false;
+  if (was == NULL) return data == NULL || cJSON_GetArraySize(data) == 0;
+  old = rv_json_parse(was);
+  same = old != NULL && (data ? cJSON_Compare(old, data, 1) : cJSON_GetArraySize(old) == 0);
+  cJSON_Delete(old);
+  return same;
+}
+
+static bool completable(rv_req *r, const cJSON *data, int64_t *inst, bool *dup){
   sqlite3_stmt *s;
   const char *form;
   bool ok = false;
@@ -204,7 +222,8 @@ static bool completable(rv_req *r, const cJSON *data, int64_t *inst){
   rv_err err;
   int rc;
   snprintf(r->object, sizeof r->object, "task:%lld", (long long)r->ids[0]);
-  rv__sql_init(&q, "SELECT t.instance_id, t.state, t.assignee, t.form"
+  *dup = false;
+  rv__sql_init(&q, "SELECT t.instance_id, t.state, t.assignee, t.form, t.completed_by, t.data"
                    " FROM tasks t JOIN instances i ON i.id=t.instance_id WHERE ");
   rv__sql_i(&q, "t.id=?", r->ids[0]);
   rv__scope_tasks(&q, &r->p);
@@ -217,6 +236,9 @@ static bool completable(rv_req *r, const cJSON *data, int64_t *inst){
       rv_fail(&err, rc == SQLITE_BUSY ? RV_BUSY : RV_IO, "task: %s", sqlite3_errmsg(rv_store_db(r->api->st)));
       rv__reply_err(r, err.code, &err);
     }
+  } else if (same_completion(s, r, data)) {
+    *inst = sqlite3_column_int64(s, 0);
+    *dup = ok = true;
   } else if (strcmp((const char *)sqlite3_column_text(s, 1), "open") != 0) {
     rv__problem(r, 409, "the task is %s", (const char *)sqlite3_column_text(s, 1));
   } else if (sqlite3_column_type(s, 2) != SQLITE_NULL &&
@@ -243,19 +265,23 @@ void rv__h_task_complete(rv_req *r){
   rv_err err;
   rv_status rc;
   int64_t inst = 0;
+  bool dup;
 
   if (!rv__q_parse(r, NULL)) return;
   if (r->body && (!rv__body_fields(r, r->body, NULL, fields) ||
                   !rv__body_obj(r, r->body, "data", false, &data))) return;
-  if (!completable(r, data, &inst)) return;
-  if (!rv__doc_refs_check(r, data)) return;           /* doc:sha256-... must be the caller's */
-  rc = rv_engine_complete_task(r->api->e, r->ids[0], data, r->p.name, &err);
-  if (rc == RV_OK) rc = rv__doc_refs_link(r, data, inst, &err);
-  if (rc != RV_OK) { rv__reply_err(r, rc, &err); return; }
+  if (!completable(r, data, &inst, &dup)) return;
+  if (!dup) {
+    if (!rv__doc_refs_check(r, data)) return;         /* doc:sha256-... must be the caller's */
+    rc = rv_engine_complete_task(r->api->e, r->ids[0], data, r->p.name, &err);
+    if (rc == RV_OK) rc = rv__doc_refs_link(r, data, inst, &err);
+    if (rc != RV_OK) { rv__reply_err(r, rc, &err); return; }
+  }
   o = cJSON_CreateObject();
   cJSON_AddNumberToObject(o, "id", (double)r->ids[0]);
   cJSON_AddStringToObject(o, "state", "completed");
   cJSON_AddNumberToObject(o, "instance", (double)inst);
+  if (dup) cJSON_AddTrueToObject(o, "duplicate");
   {
     sqlite3_stmt *s = rv_store_stmt(r->api->st, "SELECT status, status_text FROM instances WHERE id=?");
     rv_store_bind(s, "i", inst);

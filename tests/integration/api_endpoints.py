@@ -29,6 +29,7 @@ def run(t, s):
     toks['brA'] = s.principal('brA', 'branch', branch='B1')
     toks['brA2'] = s.principal('brA2', 'branch', branch='B1')
     toks['brB'] = s.principal('brB', 'branch', branch='B2')
+    toks['brB2'] = s.principal('brB2', 'branch', branch='B2')
     toks['sup'] = s.principal('sup', 'branch', branch='B1', groups='supervisor')
     toks['com'] = s.principal('com', 'committee')
     toks['orgA'] = s.principal('orgA', 'organisation', organisation='O1', agreement='AG1')
@@ -180,6 +181,16 @@ def run(t, s):
          'applicant completes their step; status moves to the association', r)
     r = s.req('POST', '/v1/tasks/%d/complete' % ta, who='appA', body={'data': {'confirm': True}})
     t.ok(problem_ok(r, 409), 'completing a completed task: 409', r)
+    # the same completion again (a client whose reply was lost retries): answered as before,
+    # marked, and nothing happens twice
+    r = s.req('POST', '/v1/tasks/%d/complete' % ta, who='appA', body={'data': {'mobile': '09121234567', 'confirm': True}})
+    t.ok(r.status == 200 and r.json.get('duplicate') is True and r.json['state'] == 'completed'
+         and r.json['instance'] == ia, 'the same completion sent again: 200, duplicate', r)
+    con = sqlite3.connect(s.db, timeout=30)
+    n = con.execute("SELECT count(*) FROM journal WHERE command='complete' AND instance_id=?"
+                    " AND json_extract(payload, '$.task')=?", (ia, ta)).fetchone()[0]
+    con.close()
+    t.eq(n, 1, '... and the task was completed once (one journaled completion)')
 
     # --- association ---
     r = s.req('GET', '/v1/tasks?process=api-request&element=association_review', who='asA')
@@ -248,7 +259,11 @@ def run(t, s):
     r = s.req('POST', '/v1/tasks/%d/complete' % tb, who='brB', body={'data': {'accepted': True, 'reason': 'other'}})
     t.ok(problem_ok(r, 400), 'enum value not in the list: 400', r)
     r = s.req('POST', '/v1/tasks/%d/complete' % tb, who='brB', body={'data': {'accepted': True}})
-    t.ok(r.status == 200, 'branch B2 completes', r)
+    t.ok(r.status == 200 and 'duplicate' not in r.json, 'branch B2 completes', r)
+    r = s.req('POST', '/v1/tasks/%d/complete' % tb, who='brB2', body={'data': {'accepted': True}})
+    t.ok(problem_ok(r, 409), 'the same data from another user of the branch: 409', r)
+    r = s.req('POST', '/v1/tasks/%d/complete' % tb, who='brB', body={'data': {'accepted': True}})
+    t.ok(r.status == 200 and r.json.get('duplicate') is True, 'the completing user sends it again: 200, duplicate', r)
 
     # --- committee: a task without form fields ---
     r = s.req('GET', '/v1/tasks', who='com')
@@ -258,6 +273,9 @@ def run(t, s):
     t.ok(problem_ok(r, 400), 'a task without form fields takes no data (no mass assignment)', r)
     r = s.req('POST', '/v1/tasks/%d/complete' % tc[0], who='com')
     t.ok(r.status == 200 and r.json['instance_status'] == 'completed', 'complete with no body', r)
+    r = s.req('POST', '/v1/tasks/%d/complete' % tc[0], who='com')
+    t.ok(r.status == 200 and r.json.get('duplicate') is True and r.json['instance_status'] == 'completed',
+         'complete with no body again: 200, duplicate', r)
 
     # --- my requests ---
     r = s.req('GET', '/v1/my/requests', who='appA')

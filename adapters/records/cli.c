@@ -26,6 +26,8 @@ static int usage(const char *msg){
   return 2;
 }
 
+static double now_s(void){ return rv_mono_ms() / 1000.0; }
+
 static int query(const rv_cli_env *env, cJSON *req){
   rv_clock clk;
   rv_engine *e;
@@ -63,17 +65,17 @@ int rv_records_cli(const rv_cli_env *env, int argc, char **argv){
     long long n = argc == 3 ? strtoll(argv[1], &end, 10) : -1;
     unsigned long long s = seed ? strtoull(seed, NULL, 10) : 1;
     long long m = feed ? atoll(feed) : 0;
-    double t0 = (rv_mono_ms() / 1000.0);
+    double t0 = now_s();
     if (argc != 3 || *end || n < 0) return usage("records generate needs N and DIR");
     if (rv_records_generate_feed(n, m, s, argv[2], &rep, &err) != RV_OK) {
       fprintf(stderr, "ravand: %s\n", err.msg);
       return 1;
     }
-    cJSON_AddNumberToObject(rep, "seconds", (rv_mono_ms() / 1000.0) - t0);
+    cJSON_AddNumberToObject(rep, "seconds", now_s() - t0);
     if (env->json) rv_cli_print_json(rep);
     else printf("generated %lld persons in %s (seed %llu) in %.1f s: %lld contribution spans,"
                 " %lld dependents, %lld statement months, %lld benefits%s\n", n, argv[2], s,
-                (rv_mono_ms() / 1000.0) - t0, (long long)rv_json_int(rep, "contributions.csv", 0),
+                now_s() - t0, (long long)rv_json_int(rep, "contributions.csv", 0),
                 (long long)rv_json_int(rep, "dependents.csv", 0),
                 (long long)rv_json_int(rep, "statements.csv", 0),
                 (long long)rv_json_int(rep, "benefits.csv", 0), m ? ", and marriages.csv" : "");
@@ -83,7 +85,7 @@ int rv_records_cli(const rv_cli_env *env, int argc, char **argv){
   if (strcmp(sub, "load") == 0) {
     rv_clock clk;
     rv_engine *e;
-    double t0 = (rv_mono_ms() / 1000.0);
+    double t0 = now_s();
     if (argc != 2) return usage("records load needs DIR");
     if ((rc = rv_cli_open(env, &clk, &e)) != 0) return rc;
     if (rv_records_load(rv_engine_store(e), argv[1], replace, rv_clock_now(rv_engine_clock(e)),
@@ -93,11 +95,11 @@ int rv_records_cli(const rv_cli_env *env, int argc, char **argv){
       return 1;
     }
     rv_cli_close(e);
-    cJSON_AddNumberToObject(rep, "seconds", (rv_mono_ms() / 1000.0) - t0);
+    cJSON_AddNumberToObject(rep, "seconds", now_s() - t0);
     if (env->json) rv_cli_print_json(rep);
     else {
       const cJSON *f, *x;
-      printf("loaded %s in %.1f s\n", argv[1], (rv_mono_ms() / 1000.0) - t0);
+      printf("loaded %s in %.1f s\n", argv[1], now_s() - t0);
       cJSON_ArrayForEach(f, cJSON_GetObjectItemCaseSensitive(rep, "files"))
         printf("  %-18s %10lld rows loaded, %lld rejected\n", f->string,
                (long long)rv_json_int(f, "loaded", 0), (long long)rv_json_int(f, "rejected", 0));

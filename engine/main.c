@@ -87,7 +87,7 @@ static int usage(const char *msg){
     "  test DIR...                           run process tests and recordings, with coverage\n"
     "  serve [--listen HOST:PORT] [LIMITS]   serve the HTTP API, timers and jobs (default 127.0.0.1:8080)\n"
     "  principal add|list|token|tokens|revoke|disable|enable ...   API principals and tokens\n"
-    "  audit [list [--limit N] | verify]     the API audit log\n"
+    "  audit [list [--limit N] | verify [--anchor ID:HASH]]   the API audit log\n"
     "  export payroll|finance [--period YYYY-MM] [--dir DIR] | again BATCH | list | report BATCH\n"
     "  feed import FILE [--all-spouses] [--chunk N] | list | report ID\n"
     "  records load DIR [--replace] | generate N DIR [--seed S] [--feed M] | show NID | query JSON\n"

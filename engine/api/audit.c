@@ -6,7 +6,9 @@
 **
 ** Rows are append-only (triggers refuse UPDATE and DELETE) and chained:
 ** hash = SHA-256(previous hash, the row's fields), so `ravand audit
-** verify` finds any row that was changed, removed or inserted afterwards.
+** verify` finds any row that was changed, removed or inserted afterwards,
+** and with `--anchor ID:HASH` (a head written down earlier) rows cut off
+** the end too.
 ** Text is stored with control characters replaced (no log injection) and
 ** never holds a token or an access code: query strings that may carry one
 ** are masked.
@@ -14,7 +16,9 @@
 ** change they record, and before the reply is sent.
 */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sodium.h>
 #include "core/sha256.h"
 #include "api/api_int.h"
@@ -171,10 +175,26 @@ void rv__audit_list(rv_req *r){
 
 /*--- `ravand audit` ------------------------------------------------------------*/
 
-static int verify(rv_store *st, bool json){
+/* A chain shows a row changed, removed or inserted in the middle, not rows
+** cut off its end: a shorter chain is a chain too. The head verify prints
+** (ID:HASH), written down elsewhere -- an operator's log, a ticket -- is an
+** anchor: `verify --anchor ID:HASH` also requires that row, with that hash,
+** to be there, so the rows up to it cannot have been removed or replaced. */
+static int verify(rv_store *st, bool json, const char *anchor){
   sqlite3_stmt *s;
-  char prev[65] = "";
-  int64_t n = 0, bad = 0, first_bad = 0;
+  char prev[65] = "", want[65] = "", found[65] = "";
+  int64_t n = 0, bad = 0, first_bad = 0, head_id = 0, anchor_id = 0;
+  const char *anchor_state = NULL;
+  if (anchor) {
+    char *end;
+    const char *colon = strchr(anchor, ':');
+    anchor_id = colon ? strtoll(anchor, &end, 10) : 0;
+    if (colon == NULL || end != colon || anchor_id <= 0 || strlen(colon + 1) != 64) {
+      fprintf(stderr, "ravand: --anchor takes ID:HASH, as `ravand audit verify` prints the head\n");
+      return 2;
+    }
+    snprintf(want, sizeof want, "%s", colon + 1);
+  }
   s = rv_store_stmt(st, "SELECT id, at, request_id, principal, role, scope, address, method, path,"
                         " action, object, outcome, detail, hash FROM audit ORDER BY id");
   while (sqlite3_step(s) == SQLITE_ROW) {
@@ -193,21 +213,39 @@ static int verify(rv_store *st, bool json){
       bad++;
     }
     snprintf(prev, sizeof prev, "%s", (const char *)sqlite3_column_text(s, 13));
+    head_id = sqlite3_column_int64(s, 0);
+    if (anchor && head_id == anchor_id) snprintf(found, sizeof found, "%s", prev);
     n++;
   }
   sqlite3_reset(s);
-  if (json) printf("{\"rows\": %lld, \"broken\": %lld, \"first_broken\": %lld, \"head\": \"%s\"}\n",
-                   (long long)n, (long long)bad, (long long)first_bad, prev);
-  else if (bad) printf("audit log BROKEN: %lld of %lld rows do not chain; first at id %lld\n",
-                       (long long)bad, (long long)n, (long long)first_bad);
-  else printf("audit log intact: %lld rows, head %s\n", (long long)n, prev);
-  return bad ? 1 : 0;
+  if (anchor)
+    anchor_state = !found[0] ? "missing" : strcasecmp(found, want) != 0 ? "different" : "ok";
+  if (json) {
+    printf("{\"rows\": %lld, \"broken\": %lld, \"first_broken\": %lld, \"head\": \"%lld:%s\"",
+           (long long)n, (long long)bad, (long long)first_bad, (long long)head_id, prev);
+    if (anchor) printf(", \"anchor\": \"%s\"", anchor_state);
+    printf("}\n");
+  } else if (bad) {
+    printf("audit log BROKEN: %lld of %lld rows do not chain; first at id %lld\n",
+           (long long)bad, (long long)n, (long long)first_bad);
+  } else if (anchor && strcmp(anchor_state, "ok") != 0) {
+    printf("audit log BROKEN: the anchor row %lld is %s (rows up to it removed or replaced); "
+           "%lld rows chain, head %lld:%s\n", (long long)anchor_id,
+           strcmp(anchor_state, "missing") == 0 ? "gone" : "not the one anchored",
+           (long long)n, (long long)head_id, prev);
+  } else {
+    printf("audit log intact: %lld rows, head %lld:%s%s\n", (long long)n, (long long)head_id, prev,
+           anchor ? " (anchor found)" : "");
+  }
+  return bad || (anchor && strcmp(anchor_state, "ok") != 0) ? 1 : 0;
 }
 
 int rv_api_audit_cli(rv_engine *e, int argc, char **argv, bool json){
   rv_store *st = rv_engine_store(e);
   const char *sub = argc > 0 ? argv[0] : "list";
-  if (strcmp(sub, "verify") == 0 && argc == 1) return verify(st, json);
+  if (strcmp(sub, "verify") == 0 && argc == 1) return verify(st, json, NULL);
+  if (strcmp(sub, "verify") == 0 && argc == 3 && strcmp(argv[1], "--anchor") == 0)
+    return verify(st, json, argv[2]);
   if (strcmp(sub, "list") == 0 && argc <= 3) {
     int limit = 50;
     sqlite3_stmt *s;
@@ -249,6 +287,6 @@ int rv_api_audit_cli(rv_engine *e, int argc, char **argv, bool json){
     return 0;
   }
 usage:
-  fprintf(stderr, "usage: ravand audit [list [--limit N] | verify]\n");
+  fprintf(stderr, "usage: ravand audit [list [--limit N] | verify [--anchor ID:HASH]]\n");
   return 2;
 }

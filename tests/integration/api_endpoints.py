@@ -4,6 +4,7 @@ against the real `ravand serve` on loopback. Prints TAP.
 
 usage: api_endpoints.py PATH/TO/ravand
 """
+import json
 import os
 import sqlite3
 import sys
@@ -414,6 +415,27 @@ def run(t, s):
             pass
     leaked = [n for n, tk in s.tokens.items() if tk.encode() in raw or tk[4:].encode() in raw]
     t.eq(leaked, [], 'no token appears in the database files')
+
+    # --- the audit log's tail cut off: a shorter chain is a chain; only an anchor shows it ---
+    p = s.cli('--json', 'audit', 'verify')
+    head = json.loads(p.stdout)['head']
+    for _ in range(3):
+        s.req('GET', '/v1/instances?limit=1', who='op')          # audited reads after the anchor
+    p = s.cli('audit', 'verify', '--anchor', head, check=False)
+    t.ok(p.returncode == 0 and 'anchor found' in p.stdout, 'audit verify --anchor: the anchored head is there', p.stdout)
+    db = sqlite3.connect(s.db)
+    db.execute('DROP TRIGGER audit_no_delete')
+    db.execute('DELETE FROM audit WHERE id >= ?', (int(head.split(':')[0]),))
+    db.commit()
+    db.close()
+    p = s.cli('audit', 'verify', check=False)
+    t.ok(p.returncode == 0 and 'intact' in p.stdout, 'the cut-off chain alone still verifies (what the anchor is for)',
+         p.stdout)
+    p = s.cli('audit', 'verify', '--anchor', head, check=False)
+    t.ok(p.returncode == 1 and 'BROKEN' in p.stdout and 'gone' in p.stdout,
+         'audit verify --anchor: the rows cut off are found missing', p.stdout)
+    p = s.cli('audit', 'verify', '--anchor', 'nonsense', check=False)
+    t.eq(p.returncode, 2, 'audit verify --anchor: a malformed anchor is a usage error')
 
     # --- audit tampering is detected ---
     db = sqlite3.connect(s.db)

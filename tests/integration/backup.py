@@ -37,20 +37,20 @@ START = {'process': 'api-bench', 'business_key': '0013542419',
          'variables': {'branch': 'B1', 'amount': 1200000}}
 
 
-def ids_of(db):
+def rows(db, sql):
     con = sqlite3.connect(db, timeout=30)
     try:
-        return sorted(r[0] for r in con.execute('SELECT id FROM instances'))
+        return con.execute(sql).fetchall()
     finally:
         con.close()
+
+
+def ids_of(db):
+    return sorted(r[0] for r in rows(db, 'SELECT id FROM instances'))
 
 
 def integrity(db):
-    con = sqlite3.connect(db, timeout=30)
-    try:
-        return con.execute('PRAGMA integrity_check').fetchone()[0]
-    finally:
-        con.close()
+    return rows(db, 'PRAGMA integrity_check')[0][0]
 
 
 def writer(s, acked, stop, errors):
